@@ -1,0 +1,98 @@
+/**
+ * SDK clients from Config. Credentials come only from the SDK's default chain — on EC2 the
+ * instance role through IMDSv2 — resolved once and shared by every client. There is deliberately
+ * no setting for keys: the worker has nothing to leak.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@aws-sdk/types';
+
+export interface AwsTarget {
+  readonly region: string;
+  /** An emulator's endpoint (AWS_ENDPOINT_URL), or undefined for real AWS. */
+  readonly endpoint: string | undefined;
+}
+
+/**
+ * IMDSv2 only (no silent fall-back to v1 on a token timeout), with a timeout and retries that
+ * survive a busy metadata service: the SDK's defaults are 1 s and no retry.
+ */
+export function defaultCredentials(): AwsCredentialIdentityProvider {
+  return fromNodeProviderChain({ timeout: 2_000, maxRetries: 3, ec2MetadataV1Disabled: true });
+}
+
+function common(target: AwsTarget, credentials: AwsCredentialIdentityProvider) {
+  return {
+    region: target.region,
+    credentials,
+    ...(target.endpoint !== undefined ? { endpoint: target.endpoint } : {}),
+  };
+}
+
+/**
+ * The handler's socket pool is sized to the concurrency (the SDK caps it at 50 by default, and
+ * requests beyond that queue inside the client). The SQS request timeout outlasts a 20 s long poll.
+ */
+export function sqsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider, sockets = 50): SQSClient {
+  return new SQSClient({
+    ...common(target, credentials),
+    // With an emulator every call must go to it, not to whatever host the queue URL names.
+    useQueueUrlAsEndpoint: target.endpoint === undefined,
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, httpsAgent: { maxSockets: sockets, keepAlive: true }, httpAgent: { maxSockets: sockets, keepAlive: true } },
+  });
+}
+
+export function s3Client(target: AwsTarget, credentials: AwsCredentialIdentityProvider, sockets = 50): S3Client {
+  return new S3Client({
+    ...common(target, credentials),
+    // Emulators serve buckets by path, not by virtual host.
+    forcePathStyle: target.endpoint !== undefined,
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000, httpsAgent: { maxSockets: sockets, keepAlive: true }, httpAgent: { maxSockets: sockets, keepAlive: true } },
+  });
+}
+
+export function secretsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider): SecretsManagerClient {
+  return new SecretsManagerClient(common(target, credentials));
+}
+
+export function stsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider): STSClient {
+  return new STSClient(common(target, credentials));
+}
+
+// The SDK marks resolved credentials with the provider that produced them (feature ids).
+const CREDENTIAL_SOURCES: ReadonlyArray<[string, string]> = [
+  ['CREDENTIALS_IMDS', 'EC2 instance metadata (IMDSv2, instance role)'],
+  ['CREDENTIALS_HTTP', 'container credentials endpoint (ECS task role)'],
+  ['CREDENTIALS_ENV_VARS_STS_WEB_ID_TOKEN', 'web identity token (environment)'],
+  ['CREDENTIALS_STS_ASSUME_ROLE_WEB_ID', 'web identity token'],
+  ['CREDENTIALS_ENV_VARS', 'environment variables'],
+  ['CREDENTIALS_SSO', 'SSO'],
+  ['CREDENTIALS_PROFILE_SSO', 'SSO profile'],
+  ['CREDENTIALS_PROCESS', 'credential_process'],
+  ['CREDENTIALS_PROFILE', 'shared config/credentials file profile'],
+];
+
+export function credentialSource(credentials: AwsCredentialIdentity, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const marks = (credentials as { $source?: Record<string, unknown> }).$source ?? {};
+  for (const [mark, description] of CREDENTIAL_SOURCES) if (mark in marks) return description;
+  // Every provider of the chain marks its credentials except the last, the remote one: unmarked
+  // credentials came from the container endpoint when one is configured, else from IMDS.
+  const container = env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ?? env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
+  return container ? 'container credentials endpoint (ECS task role)' : 'EC2 instance metadata (IMDSv2, instance role)';
+}
+
+export interface Identity {
+  readonly arn: string;
+  readonly account: string;
+  readonly credentialSource: string;
+}
+
+/** Resolves credentials and asks STS who they belong to: proof the chain works, for the log. */
+export async function whoAmI(credentials: AwsCredentialIdentityProvider, sts: STSClient): Promise<Identity> {
+  const resolved = await credentials();
+  const identity = await sts.send(new GetCallerIdentityCommand({}));
+  return { arn: identity.Arn ?? 'unknown', account: identity.Account ?? 'unknown', credentialSource: credentialSource(resolved) };
+}

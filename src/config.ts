@@ -1,0 +1,297 @@
+/**
+ * Configuration: the environment (systemd EnvironmentFile) plus, optionally, one JSON secret in
+ * Secrets Manager, parsed once at start into one typed, frozen Config. No IO at import; the secret
+ * is fetched by a function passed in, so this module stays pure and testable.
+ *
+ * Precedence, lowest first: built-in defaults < environment < the secret's keys. The secret wins,
+ * as it did in the original Python service (which copied its keys over os.environ), so a rotated
+ * value takes effect without editing every instance's env file.
+ */
+import { z } from 'zod';
+
+export const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h: systemd is told not to restart on it
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.problems = problems;
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const MiB = 1024 * 1024;
+
+// An empty value in an env file (`X=`) means "not set", never "zero" or "empty string".
+const unsetIfBlank = (v: unknown): unknown => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+const requiredText = z.string({ error: (i) => (i.input === undefined ? 'is required' : 'must be text') }).trim();
+
+const required = <T extends z.ZodType>(schema: T) => z.preprocess(unsetIfBlank, schema);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(unsetIfBlank, schema.optional());
+
+const wholeNumber = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z
+    .string()
+    .trim()
+    .regex(/^\d{1,15}$/, { error: message })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error: message }).max(max, { error: message }));
+};
+
+const withDefault = (min: number, max: number, fallback: number) =>
+  z.preprocess(unsetIfBlank, wholeNumber(min, max).optional()).transform((v) => v ?? fallback);
+
+const httpUrl = (what: string) =>
+  requiredText.refine(
+    (v) => {
+      try {
+        const u = new URL(v);
+        return u.protocol === 'https:' || u.protocol === 'http:';
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be an http(s) URL of ${what}` },
+  );
+
+const queueUrl = httpUrl('an SQS queue (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)').refine(
+  (v) => new URL(v).pathname.split('/').filter(Boolean).length >= 2,
+  { error: 'must be an SQS queue URL ending in /ACCOUNT/NAME' },
+);
+
+// S3's bucket naming rules, minus the legacy ones: 3-63 of a-z 0-9 . -, alphanumeric at both ends.
+const bucketName = requiredText.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+  error: 'must be an S3 bucket name (3-63 characters of a-z 0-9 . -)',
+});
+
+const region = requiredText.regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as us-east-1' });
+
+const settingsShape = z.object({
+    SQS_QUEUE_URL: required(queueUrl),
+    S3_BUCKET: required(bucketName),
+    AWS_REGION: required(region),
+    AWS_ENDPOINT_URL: optional(httpUrl('an AWS API endpoint')),
+    STAGING_BUCKET: optional(bucketName),
+    STAGING_PREFIX: optional(z.string().max(1024, { error: 'must be at most 1024 characters' })),
+    RESULT_QUEUE_URL: optional(queueUrl),
+    DEAD_LETTER_QUEUE_URL: optional(queueUrl),
+    MAX_IMAGES_PER_JOB: withDefault(1, 100, 10),
+    MAX_IMAGE_BYTES: withDefault(1024, 100 * MiB, 10 * MiB),
+    CONCURRENCY: withDefault(1, 1024, 16),
+    DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
+    VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
+    HEARTBEAT_INTERVAL_SECONDS: optional(wholeNumber(1, 43_199)),
+    RETRY_BASE_SECONDS: withDefault(0, 43_200, 10),
+    RETRY_MAX_SECONDS: withDefault(0, 43_200, 900),
+    STARTUP_TIMEOUT_SECONDS: withDefault(1, 3600, 60),
+    LOG_LEVEL: z.preprocess(
+      unsetIfBlank,
+      z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    ),
+  });
+
+const settingsSchema = settingsShape.superRefine((s, ctx) => {
+    if (s.STAGING_BUCKET !== undefined && s.STAGING_BUCKET === s.S3_BUCKET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STAGING_BUCKET'],
+        message: 'must differ from S3_BUCKET (references are never read back as sources)',
+      });
+    }
+    if (s.STAGING_PREFIX !== undefined && s.STAGING_BUCKET === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['STAGING_PREFIX'], message: 'needs STAGING_BUCKET' });
+    }
+    const heartbeat = s.HEARTBEAT_INTERVAL_SECONDS;
+    if (heartbeat !== undefined && heartbeat >= s.VISIBILITY_TIMEOUT_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HEARTBEAT_INTERVAL_SECONDS'],
+        message: 'must be less than VISIBILITY_TIMEOUT_SECONDS',
+      });
+    }
+    if (s.RETRY_BASE_SECONDS > s.RETRY_MAX_SECONDS) {
+      ctx.addIssue({ code: 'custom', path: ['RETRY_BASE_SECONDS'], message: 'must not exceed RETRY_MAX_SECONDS' });
+    }
+  });
+
+/** Every setting the worker reads, by its environment name. */
+export const SETTING_NAMES = Object.keys(settingsShape.shape) as readonly string[];
+
+/** Settings needed before the secret can be fetched: these come from the environment only. */
+const BOOTSTRAP_NAMES: ReadonlySet<string> = new Set(['AWS_REGION', 'AWS_ENDPOINT_URL', 'LOG_LEVEL', 'STARTUP_TIMEOUT_SECONDS']);
+
+export interface Config {
+  readonly queueUrl: string;
+  readonly bucket: string;
+  readonly region: string;
+  readonly endpoint: string | undefined;
+  readonly stagingBucket: string | undefined;
+  readonly stagingPrefix: string;
+  readonly resultQueueUrl: string | undefined;
+  readonly deadLetterQueueUrl: string | undefined;
+  readonly maxImagesPerJob: number;
+  readonly maxImageBytes: number;
+  readonly concurrency: number;
+  readonly drainTimeoutSeconds: number;
+  readonly visibilityTimeoutSeconds: number;
+  readonly heartbeatIntervalSeconds: number;
+  readonly retryBaseSeconds: number;
+  readonly retryMaxSeconds: number;
+  readonly startupTimeoutSeconds: number;
+  readonly logLevel: LogLevel;
+  readonly secretName: string | undefined;
+  /** Names (never values) of the settings the secret supplied, for the start-up log. */
+  readonly fromSecret: readonly string[];
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Turns zod issues into one line per variable: `NAME message`. */
+function problemsOf(error: z.ZodError, fromSecret: ReadonlySet<string>): string[] {
+  return error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'configuration');
+    const origin = fromSecret.has(name) ? ' (from the secret)' : '';
+    return `${name}${origin} ${issue.message}`;
+  });
+}
+
+export function secretNameOf(env: Env): string | undefined {
+  const name = unsetIfBlank(env.SECRETS_MANAGER_SECRET_NAME) ?? unsetIfBlank(env.SECRETS_NAME);
+  return typeof name === 'string' ? name.trim() : undefined;
+}
+
+/**
+ * Reads the settings a secret may supply from its JSON text. Keys that are not worker settings are
+ * ignored (the secret may be shared with other services); bootstrap settings cannot come from it.
+ */
+export function settingsFromSecret(
+  secretText: string,
+  secretName: string,
+): { settings: Record<string, string>; ignored: string[] } {
+  let data: unknown;
+  try {
+    data = JSON.parse(secretText);
+  } catch {
+    throw new ConfigError([`SECRETS_MANAGER_SECRET_NAME secret "${secretName}" is not valid JSON`]);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError([`SECRETS_MANAGER_SECRET_NAME secret "${secretName}" must be a JSON object`]);
+  }
+  const settings: Record<string, string> = {};
+  const ignored: string[] = [];
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    if (!SETTING_NAMES.includes(key) || BOOTSTRAP_NAMES.has(key)) {
+      ignored.push(key);
+    } else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      settings[key] = String(value);
+    } else {
+      problems.push(`${key} (from the secret) must be a string or a number`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { settings, ignored };
+}
+
+/** Parses the merged settings into a Config, or throws ConfigError naming each bad variable. */
+export function parseConfig(env: Env, secretSettings: Readonly<Record<string, string>> = {}): Config {
+  const fromSecret = new Set(Object.keys(secretSettings));
+  const merged = { ...env, ...secretSettings };
+  const result = settingsSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(problemsOf(result.error, fromSecret));
+  const s = result.data;
+  return Object.freeze({
+    queueUrl: s.SQS_QUEUE_URL,
+    bucket: s.S3_BUCKET,
+    region: s.AWS_REGION,
+    endpoint: s.AWS_ENDPOINT_URL,
+    stagingBucket: s.STAGING_BUCKET,
+    stagingPrefix: s.STAGING_PREFIX ?? '',
+    resultQueueUrl: s.RESULT_QUEUE_URL,
+    deadLetterQueueUrl: s.DEAD_LETTER_QUEUE_URL,
+    maxImagesPerJob: s.MAX_IMAGES_PER_JOB,
+    maxImageBytes: s.MAX_IMAGE_BYTES,
+    concurrency: s.CONCURRENCY,
+    drainTimeoutSeconds: s.DRAIN_TIMEOUT_SECONDS,
+    visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,
+    // A third of the visibility timeout leaves two chances for a heartbeat to land before expiry.
+    heartbeatIntervalSeconds: s.HEARTBEAT_INTERVAL_SECONDS ?? Math.max(1, Math.floor(s.VISIBILITY_TIMEOUT_SECONDS / 3)),
+    retryBaseSeconds: s.RETRY_BASE_SECONDS,
+    retryMaxSeconds: s.RETRY_MAX_SECONDS,
+    startupTimeoutSeconds: s.STARTUP_TIMEOUT_SECONDS,
+    logLevel: s.LOG_LEVEL,
+    secretName: secretNameOf(env),
+    fromSecret: [...fromSecret].sort(),
+  });
+}
+
+/** What the secret fetcher needs: only the bootstrap settings, checked before any IO. */
+export interface Bootstrap {
+  readonly region: string;
+  readonly endpoint: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly startupTimeoutSeconds: number;
+}
+
+export function parseBootstrap(env: Env): Bootstrap {
+  const schema = settingsShape.pick({ AWS_REGION: true, AWS_ENDPOINT_URL: true, LOG_LEVEL: true, STARTUP_TIMEOUT_SECONDS: true });
+  const result = schema.safeParse(env);
+  if (!result.success) throw new ConfigError(problemsOf(result.error, new Set()));
+  const s = result.data;
+  return { region: s.AWS_REGION, endpoint: s.AWS_ENDPOINT_URL, logLevel: s.LOG_LEVEL, startupTimeoutSeconds: s.STARTUP_TIMEOUT_SECONDS };
+}
+
+/** What `enqueue` needs: a producer's view (no reference bucket, no worker tuning). */
+export interface ProducerConfig {
+  readonly queueUrl: string;
+  readonly region: string;
+  readonly endpoint: string | undefined;
+  readonly stagingBucket: string | undefined;
+  readonly stagingPrefix: string;
+  readonly resultQueueUrl: string | undefined;
+}
+
+export function parseProducerConfig(env: Env): ProducerConfig {
+  const schema = settingsShape.pick({
+    SQS_QUEUE_URL: true,
+    AWS_REGION: true,
+    AWS_ENDPOINT_URL: true,
+    STAGING_BUCKET: true,
+    STAGING_PREFIX: true,
+    RESULT_QUEUE_URL: true,
+  });
+  const result = schema.safeParse(env);
+  if (!result.success) throw new ConfigError(problemsOf(result.error, new Set()));
+  const s = result.data;
+  return {
+    queueUrl: s.SQS_QUEUE_URL,
+    region: s.AWS_REGION,
+    endpoint: s.AWS_ENDPOINT_URL,
+    stagingBucket: s.STAGING_BUCKET,
+    stagingPrefix: s.STAGING_PREFIX ?? '',
+    resultQueueUrl: s.RESULT_QUEUE_URL,
+  };
+}
+
+export type SecretFetcher = (secretName: string) => Promise<string>;
+
+/**
+ * The whole start-up configuration step: environment, then the secret if one is named. A secret
+ * that is configured but cannot be read is a start-up failure (the fetcher throws).
+ */
+export async function loadConfig(
+  env: Env,
+  fetchSecret: SecretFetcher,
+): Promise<{ config: Config; ignoredSecretKeys: string[] }> {
+  const secretName = secretNameOf(env);
+  if (secretName === undefined) return { config: parseConfig(env), ignoredSecretKeys: [] };
+  parseBootstrap(env);
+  const { settings, ignored } = settingsFromSecret(await fetchSecret(secretName), secretName);
+  return { config: parseConfig(env, settings), ignoredSecretKeys: ignored };
+}

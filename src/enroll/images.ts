@@ -1,0 +1,74 @@
+/**
+ * Bytes → a checked image. The type is decided by the bytes themselves, never by a name or a
+ * claimed content type, and the header must be structurally sound for its type.
+ */
+import { JobError } from '../job/errors.ts';
+
+export type ImageType = { readonly ext: 'jpg'; readonly contentType: 'image/jpeg' } | { readonly ext: 'png'; readonly contentType: 'image/png' };
+
+export const JPEG: ImageType = { ext: 'jpg', contentType: 'image/jpeg' };
+export const PNG: ImageType = { ext: 'png', contentType: 'image/png' };
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+export interface ImageInfo {
+  readonly type: ImageType;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** PNG: the signature, then an IHDR chunk of 13 bytes with non-zero dimensions. */
+function readPng(bytes: Buffer): ImageInfo | undefined {
+  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return undefined;
+  if (bytes.readUInt32BE(8) !== 13 || bytes.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  if (width === 0 || height === 0) return undefined;
+  return { type: PNG, width, height };
+}
+
+// Start-of-frame markers carry the dimensions: SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+const isStartOfFrame = (marker: number) =>
+  marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+
+/** JPEG: SOI, then well-formed marker segments up to a start-of-frame with non-zero dimensions. */
+function readJpeg(bytes: Buffer): ImageInfo | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return undefined;
+  let offset = 2;
+  while (offset + 4 <= bytes.length) {
+    if (bytes[offset] !== 0xff) return undefined;
+    const marker = bytes[offset + 1] ?? 0;
+    if (marker === 0xff) {
+      offset += 1; // fill byte
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return undefined; // end or scan before any frame header
+    const length = bytes.readUInt16BE(offset + 2);
+    if (length < 2) return undefined;
+    if (isStartOfFrame(marker)) {
+      if (offset + 9 > bytes.length) return undefined;
+      const height = bytes.readUInt16BE(offset + 5);
+      const width = bytes.readUInt16BE(offset + 7);
+      if (width === 0 || height === 0) return undefined;
+      return { type: JPEG, width, height };
+    }
+    offset += 2 + length;
+  }
+  return undefined;
+}
+
+/** Identifies a JPEG or PNG by its bytes; anything else is undefined. */
+export function sniffImage(bytes: Buffer): ImageInfo | undefined {
+  return readPng(bytes) ?? readJpeg(bytes);
+}
+
+/** Throws the job's error for bytes that cannot become a reference; returns what they are. */
+export function checkImage(bytes: Buffer, label: string, maxBytes: number): ImageInfo {
+  if (bytes.length === 0) throw new JobError('INVALID_IMAGE', `${label} is empty`);
+  if (bytes.length > maxBytes) {
+    throw new JobError('IMAGE_TOO_LARGE', `${label} is ${bytes.length} bytes; the limit is ${maxBytes}`);
+  }
+  const info = sniffImage(bytes);
+  if (!info) throw new JobError('INVALID_IMAGE', `${label} is not a JPEG or PNG image`);
+  return info;
+}

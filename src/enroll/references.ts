@@ -1,0 +1,73 @@
+/**
+ * Reference naming and the idempotent write. The key is a function of the user and the image
+ * bytes alone, and the write is conditional, so redelivery, duplicates and racing workers all end
+ * with exactly one object per (user, photo).
+ */
+import { createHash } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { UserId } from '../job/user-id.ts';
+import type { ImageType } from './images.ts';
+
+export const REFERENCE_HASH_LENGTH = 12;
+
+/** `users/<id>/ref_<first 12 hex of sha256>.<ext>` — the shape the existing Python readers list. */
+export function referenceKey(userId: UserId, sha256Hex: string, ext: ImageType['ext']): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256Hex)) throw new TypeError('sha256Hex must be 64 lower-case hex characters');
+  return `users/${userId}/ref_${sha256Hex.slice(0, REFERENCE_HASH_LENGTH)}.${ext}`;
+}
+
+export function userPrefix(userId: UserId): string {
+  return `users/${userId}/`;
+}
+
+export interface ReferenceObject {
+  readonly key: string;
+  readonly body: Buffer;
+  readonly contentType: ImageType['contentType'];
+  readonly sha256: Buffer;
+  readonly jobId: string;
+}
+
+/** 'created' when this call wrote the object, 'existed' when it was already there. */
+export type PutResult = 'created' | 'existed';
+
+export type ReferenceWriter = (object: ReferenceObject) => Promise<PutResult>;
+
+export function sha256Of(bytes: Buffer): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+function isPreconditionFailed(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const { name, $metadata } = e as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  return name === 'PreconditionFailed' || $metadata?.httpStatusCode === 412;
+}
+
+/**
+ * The S3 adapter. `If-None-Match: *` makes "already there" a 412, which counts as stored. A 409
+ * (a concurrent conditional write in progress) is left to propagate: it is transient, and the
+ * retry sees the 412. The SHA-256 computed for the key doubles as ChecksumSHA256, so S3 verifies
+ * the bytes end to end and the SDK computes no second checksum.
+ */
+export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter {
+  return async (object) => {
+    try {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: object.key,
+          Body: object.body,
+          ContentLength: object.body.length,
+          ContentType: object.contentType,
+          ChecksumSHA256: object.sha256.toString('base64'),
+          IfNoneMatch: '*',
+          Metadata: { 'job-id': object.jobId, sha256: object.sha256.toString('hex') },
+        }),
+      );
+      return 'created';
+    } catch (e: unknown) {
+      if (isPreconditionFailed(e)) return 'existed';
+      throw e;
+    }
+  };
+}

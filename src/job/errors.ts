@@ -1,0 +1,118 @@
+/**
+ * The error model, decided in one place. A failure is either permanent (the job itself is wrong:
+ * retrying cannot help) or transient (the world is wrong for now). Only the job's own faults are
+ * permanent; everything else — throttling, 5xx, network, credentials, even our own bugs — is
+ * retried and finally ended by the queue's redrive policy, so nothing is ever dropped.
+ */
+
+/** The permanent error codes of the job contract, v1. Upstream services depend on these strings. */
+export const JOB_ERROR_CODES = [
+  'INVALID_MESSAGE',
+  'UNSUPPORTED_VERSION',
+  'INVALID_USER_ID',
+  'TOO_MANY_IMAGES',
+  'INVALID_IMAGE',
+  'IMAGE_TOO_LARGE',
+  'SOURCE_NOT_ALLOWED',
+  'SOURCE_NOT_FOUND',
+] as const;
+
+export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
+
+/** Codes that only appear in outcomes and logs, never on a dead-letter entry written by us. */
+export const RETRIES_EXHAUSTED = 'RETRIES_EXHAUSTED';
+
+/** A permanent failure: the job is wrong. Carries a stable code and a message safe to log. */
+export class JobError extends Error {
+  override readonly name = 'JobError';
+  readonly code: JobErrorCode;
+
+  constructor(code: JobErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isJobError(e: unknown): e is JobError {
+  return e instanceof JobError;
+}
+
+export type FailureKind = 'permanent' | 'transient';
+
+export function failureKind(e: unknown): FailureKind {
+  return isJobError(e) ? 'permanent' : 'transient';
+}
+
+/**
+ * Why a transient failure happened, for logs and metrics: a table of the SDK's error names and
+ * Node's network codes, not string matching on messages.
+ */
+export type TransientReason = 'throttled' | 'server' | 'network' | 'credentials' | 'timeout' | 'other';
+
+const THROTTLING_NAMES: ReadonlySet<string> = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+  'RequestLimitExceeded',
+  'KMS.ThrottlingException',
+  'AWS.SimpleQueueService.RequestThrottled',
+]);
+
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
+
+const TIMEOUT_NAMES: ReadonlySet<string> = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+
+const CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
+  'CredentialsProviderError',
+  'ProviderError',
+  'TokenProviderError',
+  'ExpiredToken',
+  'ExpiredTokenException',
+]);
+
+interface ErrorShape {
+  name?: unknown;
+  code?: unknown;
+  cause?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+// Wrappers that carry the SDK's error as their cause (sqs-consumer's SQSError and StandardError).
+const WRAPPER_NAMES: ReadonlySet<string> = new Set(['SQSError', 'StandardError']);
+
+export function transientReason(e: unknown): TransientReason {
+  if (typeof e !== 'object' || e === null) return 'other';
+  const { name, code, cause, $metadata } = e as ErrorShape;
+  if (typeof name === 'string' && WRAPPER_NAMES.has(name) && cause !== undefined) return transientReason(cause);
+  const status = typeof $metadata?.httpStatusCode === 'number' ? $metadata.httpStatusCode : undefined;
+  if (typeof name === 'string') {
+    if (THROTTLING_NAMES.has(name)) return 'throttled';
+    if (CREDENTIAL_NAMES.has(name)) return 'credentials';
+    if (TIMEOUT_NAMES.has(name)) return 'timeout';
+  }
+  if (status === 429) return 'throttled';
+  if (status !== undefined && status >= 500) return 'server';
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'network';
+  return 'other';
+}
+
+/** A short, log-safe description of any thrown value (never its payload). */
+export function describeError(e: unknown): { name: string; message: string } {
+  if (e instanceof Error) return { name: e.name, message: e.message };
+  return { name: typeof e, message: String(e) };
+}

@@ -1,0 +1,124 @@
+/**
+ * The producer's side of the contract: build a job, send it, and (when a result queue is known)
+ * wait for its outcome. Used by `enrollment-worker enqueue`, and exported for Node producers.
+ */
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { CONTRACT_VERSION, type Outcome } from '../job/contract.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../worker/dead-letter.ts';
+
+export type JobImage = { data: string } | { s3: { bucket: string; key: string } };
+
+export interface JobMessage {
+  version: 1;
+  jobId: string;
+  userId: string;
+  images: JobImage[];
+}
+
+/** Builds a v1 job body. Images given as bytes are inlined as base64. */
+export function buildJob(input: { jobId?: string; userId: string; images: ReadonlyArray<Buffer | { bucket: string; key: string }> }): JobMessage {
+  return {
+    version: CONTRACT_VERSION,
+    jobId: input.jobId ?? randomUUID(),
+    userId: input.userId,
+    images: input.images.map((image) =>
+      Buffer.isBuffer(image) ? { data: image.toString('base64') } : { s3: { bucket: image.bucket, key: image.key } },
+    ),
+  };
+}
+
+// Headroom under the 1 MiB SQS limit for the JSON around the images.
+const INLINE_BUDGET = SQS_MAX_MESSAGE_BYTES - 4096;
+
+/**
+ * Which images must be staged so the message fits: the largest first, until the inline rest fits.
+ * Returns the indexes to stage.
+ */
+export function planStaging(sizes: readonly number[]): Set<number> {
+  const base64 = (n: number) => Math.ceil(n / 3) * 4;
+  let total = sizes.reduce((sum, n) => sum + base64(n), 0);
+  const staged = new Set<number>();
+  const bySize = sizes.map((n, i) => [n, i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [n, i] of bySize) {
+    if (total <= INLINE_BUDGET) break;
+    staged.add(i);
+    total -= base64(n);
+  }
+  return staged;
+}
+
+export interface EnqueueDeps {
+  readonly sqs: SQSClient;
+  readonly s3: S3Client;
+  readonly queueUrl: string;
+  readonly stagingBucket: string | undefined;
+  readonly stagingPrefix: string;
+}
+
+export interface Enqueued {
+  readonly jobId: string;
+  readonly messageId: string;
+  readonly staged: readonly string[];
+}
+
+export async function enqueueJob(
+  input: { jobId?: string; userId: string; images: readonly Buffer[] },
+  deps: EnqueueDeps,
+): Promise<Enqueued> {
+  const jobId = input.jobId ?? randomUUID();
+  const toStage = planStaging(input.images.map((b) => b.length));
+  if (toStage.size > 0 && deps.stagingBucket === undefined) {
+    throw new Error('the images are too large to send inline (1 MiB per message): set STAGING_BUCKET to stage them in S3');
+  }
+  const staged: string[] = [];
+  const images = await Promise.all(
+    input.images.map(async (bytes, index) => {
+      if (!toStage.has(index) || deps.stagingBucket === undefined) return bytes;
+      const key = `${deps.stagingPrefix}${jobId}/${index}`;
+      await deps.s3.send(new PutObjectCommand({ Bucket: deps.stagingBucket, Key: key, Body: bytes }));
+      staged.push(key);
+      return { bucket: deps.stagingBucket, key };
+    }),
+  );
+  const job = buildJob({ jobId, userId: input.userId, images });
+  const sent = await deps.sqs.send(new SendMessageCommand({ QueueUrl: deps.queueUrl, MessageBody: JSON.stringify(job) }));
+  return { jobId, messageId: sent.MessageId ?? '', staged };
+}
+
+/**
+ * Waits for the outcome of one job on the result queue and deletes it. Other outcomes stay in the
+ * queue (hidden for a few seconds, so that a busy queue is still searched past its head).
+ */
+export async function waitForOutcome(
+  sqs: SQSClient,
+  resultQueueUrl: string,
+  jobId: string,
+  timeoutMs: number,
+): Promise<Outcome | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const waitSeconds = Math.max(1, Math.min(5, Math.floor((deadline - Date.now()) / 1000)));
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: resultQueueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: waitSeconds,
+        VisibilityTimeout: 5,
+        MessageAttributeNames: ['jobId'],
+      }),
+    );
+    for (const message of Messages) {
+      if (message.MessageAttributes?.jobId?.StringValue !== jobId) continue;
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: resultQueueUrl, ReceiptHandle: message.ReceiptHandle }));
+      return JSON.parse(message.Body ?? 'null') as Outcome;
+    }
+  }
+  return undefined;
+}

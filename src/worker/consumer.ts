@@ -1,0 +1,194 @@
+/**
+ * The sqs-consumer wiring: concurrency, heartbeat, ack / retry / release.
+ *
+ * sqs-consumer processes a received batch in lock-step: its next receive waits for the whole
+ * batch, so one slow job would hold up nine others. The pool therefore runs CONCURRENCY consumers
+ * of batch size 1 over one shared SQS client: each slot receives, runs and acknowledges its own
+ * job, so a slow job only ever occupies its own slot. sqs-consumer keeps doing what it does well —
+ * the long-poll loop, the heartbeat that keeps a running job invisible, the delete on success and
+ * the visibility change on failure.
+ */
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from 'pino';
+import { Consumer } from 'sqs-consumer';
+import { describeError, transientReason } from '../job/errors.ts';
+import type { MessageVerdict } from './job-message.ts';
+
+export interface PoolOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly concurrency: number;
+  readonly visibilityTimeoutSeconds: number;
+  readonly heartbeatIntervalSeconds: number;
+  /** Decides one message's fate; must not throw. */
+  readonly process: (message: Message) => Promise<MessageVerdict>;
+  /** Visibility for a message whose delete failed after it was processed (it will run again). */
+  readonly redeliveryDelaySeconds: (message: Message) => number;
+  readonly log: Logger;
+}
+
+export interface PoolStats {
+  inFlight: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  released: number;
+  lastSuccessAt: number | undefined;
+}
+
+export interface ConsumerPool {
+  start(): void;
+  readonly stats: Readonly<PoolStats>;
+  /** Stops receiving and waits for the jobs in flight, at most until `deadline` (epoch ms). */
+  drain(deadline: number): Promise<{ unfinished: number }>;
+}
+
+/** Thrown from the handler to make sqs-consumer set the message's visibility (and not delete it). */
+class ReturnToQueue extends Error {
+  override readonly name = 'ReturnToQueue';
+}
+
+const RECEIVE_BACKOFF_MIN_MS = 1_000;
+const RECEIVE_BACKOFF_MAX_MS = 30_000;
+const LONG_POLL_SECONDS = 20;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export function createConsumerPool(options: PoolOptions): ConsumerPool {
+  const { log } = options;
+  const stats: PoolStats = { inFlight: 0, succeeded: 0, failed: 0, retried: 0, released: 0, lastSuccessAt: undefined };
+  const stopping = new AbortController();
+  // One log line when receiving starts failing and one when it recovers, not one per slot per try.
+  let receiveFailing = false;
+  const idle = new Set<() => void>();
+
+  const returnAfter = new WeakMap<Message, number>();
+
+  const slots = Array.from({ length: options.concurrency }, (_, index) => {
+    let busy = false;
+    let backoffMs = 0;
+
+    const receiveSucceeded = () => {
+      backoffMs = 0;
+      if (receiveFailing) {
+        receiveFailing = false;
+        log.info('receiving from the jobs queue works again');
+      }
+    };
+
+    const consumer = Consumer.create({
+      queueUrl: options.queueUrl,
+      sqs: options.sqs,
+      batchSize: 1,
+      waitTimeSeconds: LONG_POLL_SECONDS,
+      visibilityTimeout: options.visibilityTimeoutSeconds,
+      heartbeatInterval: options.heartbeatIntervalSeconds,
+      messageAttributeNames: ['All'],
+      messageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+      strictReturn: true,
+      // sqs-consumer retries a failed receive at once; back off instead, so an outage is no busy loop.
+      preReceiveMessageCallback: () => sleep(backoffMs, stopping.signal),
+      handleMessage: async (message) => {
+        if (stopping.signal.aborted) {
+          // Received as the stop began: hand it straight back rather than hold it until it times out.
+          returnAfter.set(message, 0);
+          stats.released += 1;
+          log.info({ messageId: message.MessageId }, 'message received during shutdown; returned to the queue');
+          throw new ReturnToQueue('released at shutdown');
+        }
+        const verdict = await options.process(message);
+        if (verdict.action === 'delete') {
+          if (verdict.status === 'succeeded') {
+            stats.succeeded += 1;
+            stats.lastSuccessAt = Date.now();
+          } else {
+            stats.failed += 1;
+          }
+          return message;
+        }
+        stats.retried += 1;
+        returnAfter.set(message, verdict.delaySeconds);
+        throw new ReturnToQueue('retry later');
+      },
+      terminateVisibilityTimeout: (messages) => {
+        const [message] = messages;
+        if (!message) return 0;
+        return returnAfter.get(message) ?? options.redeliveryDelaySeconds(message);
+      },
+    });
+
+    consumer.on('message_received', () => {
+      busy = true;
+      stats.inFlight += 1;
+      receiveSucceeded();
+    });
+    consumer.on('response_processed', () => {
+      busy = false;
+      stats.inFlight -= 1;
+      for (const wake of idle) wake();
+    });
+    consumer.on('empty', receiveSucceeded);
+    consumer.on('processing_error', (err) => {
+      // ReturnToQueue is our own signal and was logged where it was decided.
+      const cause = (err as { cause?: unknown }).cause;
+      if (cause instanceof ReturnToQueue) return;
+      log.error({ slot: index, err: describeError(cause ?? err) }, 'unexpected failure while processing a message');
+    });
+    consumer.on('error', (err, message) => {
+      if (stopping.signal.aborted && !message) return; // the aborted long poll of an idle slot
+      const fields = { slot: index, reason: transientReason(err), err: describeError(err) };
+      if (message) {
+        log.warn(fields, 'a queue call for a received message failed; the message may be received again');
+        return;
+      }
+      backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
+      backoffMs = Math.round(backoffMs * (0.75 + Math.random() * 0.5));
+      if (!receiveFailing) {
+        receiveFailing = true;
+        log.warn({ ...fields, retryInMs: backoffMs }, 'receiving from the jobs queue failed; backing off');
+      } else {
+        log.debug({ ...fields, retryInMs: backoffMs }, 'receiving from the jobs queue still fails');
+      }
+    });
+
+    return { consumer, isBusy: () => busy };
+  });
+
+  return {
+    stats,
+    start() {
+      for (const slot of slots) slot.consumer.start();
+    },
+    async drain(deadline) {
+      stopping.abort();
+      for (const slot of slots) {
+        // An idle slot is only waiting in a long poll: abort it. A busy one finishes its job first;
+        // its SDK calls (delete, heartbeat) must not be aborted.
+        slot.consumer.stop(slot.isBusy() ? undefined : { abort: true });
+      }
+      while (stats.inFlight > 0 && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            clearTimeout(timer);
+            idle.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, Math.max(0, Math.min(1_000, deadline - Date.now())));
+          idle.add(wake);
+        });
+      }
+      return { unfinished: stats.inFlight };
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Dead-lettering a permanently failed job: the original body and attributes, unchanged, plus
+ * `ErrorCode` and `ErrorMessage`. SQS allows 10 attributes and 1 MiB per message, and the job may
+ * already use most of both, so the entry is fitted to those limits rather than failing to send.
+ */
+import { SendMessageCommand, type Message, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
+
+export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
+export const SQS_MAX_ATTRIBUTES = 10;
+const ERROR_MESSAGE_MAX_CHARS = 1024;
+const ERROR_ATTRIBUTES = ['ErrorCode', 'ErrorMessage'] as const;
+
+export interface DeadLetterEntry {
+  readonly body: string;
+  readonly attributes: Record<string, MessageAttributeValue>;
+  /** Original attributes left out to make room for the error attributes (names only). */
+  readonly droppedAttributes: readonly string[];
+  /** True when even the error attributes did not fit beside a body of nearly 1 MiB. */
+  readonly errorOmitted: boolean;
+}
+
+function attributeSize(name: string, value: MessageAttributeValue): number {
+  const data = value.StringValue !== undefined ? Buffer.byteLength(value.StringValue) : (value.BinaryValue?.length ?? 0);
+  return Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + data;
+}
+
+function totalSize(body: string, attributes: Record<string, MessageAttributeValue>): number {
+  return Object.entries(attributes).reduce((sum, [n, v]) => sum + attributeSize(n, v), Buffer.byteLength(body));
+}
+
+/** Keeps only the fields SendMessage accepts, so a received attribute can be sent again as is. */
+function copyAttribute(value: MessageAttributeValue): MessageAttributeValue {
+  return value.BinaryValue !== undefined
+    ? { DataType: value.DataType, BinaryValue: value.BinaryValue }
+    : { DataType: value.DataType, StringValue: value.StringValue };
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let cut = Buffer.from(text).subarray(0, Math.max(0, maxBytes - 3)).toString();
+  // A cut through a multi-byte character leaves U+FFFD at the end: drop it.
+  cut = cut.replace(/\uFFFD+$/, '');
+  return `${cut}…`;
+}
+
+export function deadLetterEntry(message: Message, error: { code: string; message: string }): DeadLetterEntry {
+  const body = message.Body ?? '';
+  const original = Object.entries(message.MessageAttributes ?? {})
+    .filter(([name]) => !(ERROR_ATTRIBUTES as readonly string[]).includes(name))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const room = SQS_MAX_ATTRIBUTES - ERROR_ATTRIBUTES.length;
+  const kept = Object.fromEntries(original.slice(0, room).map(([n, v]) => [n, copyAttribute(v)]));
+  const droppedAttributes = original.slice(room).map(([n]) => n);
+
+  const code: MessageAttributeValue = { DataType: 'String', StringValue: error.code };
+  const withCode = { ...kept, ErrorCode: code };
+  const spare = SQS_MAX_MESSAGE_BYTES - totalSize(body, withCode) - Buffer.byteLength('ErrorMessage') - Buffer.byteLength('String');
+  if (spare < 0) return { body, attributes: kept, droppedAttributes, errorOmitted: true };
+  const text = truncateUtf8(error.message.slice(0, ERROR_MESSAGE_MAX_CHARS), spare);
+  const attributes = text.length > 0 ? { ...withCode, ErrorMessage: { DataType: 'String', StringValue: text } } : withCode;
+  return { body, attributes, droppedAttributes, errorOmitted: false };
+}
+
+export type DeadLetterSender = (entry: DeadLetterEntry) => Promise<void>;
+
+export function sqsDeadLetterSender(sqs: SQSClient, queueUrl: string): DeadLetterSender {
+  return async (entry) => {
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: entry.body,
+        MessageAttributes: Object.keys(entry.attributes).length > 0 ? entry.attributes : undefined,
+      }),
+    );
+  };
+}

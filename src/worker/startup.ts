@@ -1,0 +1,158 @@
+/**
+ * The start-up checks: configuration (with the secret), credentials and caller identity, the jobs
+ * queue and its dead-letter queue. What the world gets wrong for now (no credentials yet, network)
+ * is retried with backoff until STARTUP_TIMEOUT_SECONDS; what the configuration gets wrong fails
+ * at once with a ConfigError (exit 78), naming the variable to fix.
+ */
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { STSClient } from '@aws-sdk/client-sts';
+import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
+import type { Logger } from 'pino';
+import { whoAmI, type Identity } from '../aws.ts';
+import { ConfigError, type Env } from '../config.ts';
+import { describeError, transientReason } from '../job/errors.ts';
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+const RETRYABLE = new Set(['network', 'server', 'throttled', 'timeout', 'credentials']);
+
+const errorName = (e: unknown): string => (e instanceof Error ? e.name : '');
+
+/**
+ * Runs `attempt` until it succeeds, a non-transient error occurs (rethrown, after `explain` may
+ * turn it into a ConfigError), or the deadline passes. Logs the first failure and the recovery.
+ */
+export async function untilReady<T>(
+  what: string,
+  attempt: () => Promise<T>,
+  options: { deadline: number; log: Logger; explain?: (e: unknown) => Error | undefined; sleep?: (ms: number) => Promise<void> },
+): Promise<T> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let tries = 1; ; tries += 1) {
+    try {
+      const result = await attempt();
+      if (tries > 1) options.log.info({ tries }, `${what}: ready`);
+      return result;
+    } catch (e: unknown) {
+      const explained = options.explain?.(e);
+      if (explained) throw explained;
+      const reason = transientReason(e);
+      if (!RETRYABLE.has(reason)) throw e;
+      const wait = Math.min(10_000, 500 * 2 ** tries);
+      if (Date.now() + wait > options.deadline) {
+        throw new StartupError(`${what} did not succeed before the start-up timeout: ${describeError(e).message}`, { cause: e });
+      }
+      const fields = { tries, reason, err: describeError(e), retryInMs: wait };
+      if (tries === 1) options.log.warn(fields, `${what}: not ready yet, retrying`);
+      else options.log.debug(fields, `${what}: still not ready`);
+      await sleep(wait);
+    }
+  }
+}
+
+export function secretVariable(env: Env): string {
+  return env.SECRETS_MANAGER_SECRET_NAME?.trim() ? 'SECRETS_MANAGER_SECRET_NAME' : 'SECRETS_NAME';
+}
+
+const SECRET_CONFIG_ERRORS = new Set([
+  'ResourceNotFoundException',
+  'AccessDeniedException',
+  'DecryptionFailure',
+  'InvalidRequestException',
+  'InvalidParameterException',
+]);
+
+export async function fetchSecretText(secrets: SecretsManagerClient, secretName: string, variable: string): Promise<string> {
+  try {
+    const result = await secrets.send(new GetSecretValueCommand({ SecretId: secretName }));
+    if (result.SecretString === undefined) throw new ConfigError([`${variable} secret "${secretName}" has no string value (binary secrets are not supported)`]);
+    return result.SecretString;
+  } catch (e: unknown) {
+    if (SECRET_CONFIG_ERRORS.has(errorName(e))) {
+      throw new ConfigError([`${variable} secret "${secretName}" cannot be read: ${errorName(e)}: ${describeError(e).message}`]);
+    }
+    throw e;
+  }
+}
+
+export function identityOf(credentials: AwsCredentialIdentityProvider, sts: STSClient, deadline: number, log: Logger): Promise<Identity> {
+  return untilReady('AWS credentials', () => whoAmI(credentials, sts), {
+    deadline,
+    log,
+    explain: (e) =>
+      ['InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException'].includes(errorName(e))
+        ? new StartupError(`the credentials from the default chain were refused: ${errorName(e)}`, { cause: e })
+        : undefined,
+  });
+}
+
+const QUEUE_CONFIG_ERRORS = new Set([
+  'QueueDoesNotExist',
+  'AWS.SimpleQueueService.NonExistentQueue',
+  'AccessDenied',
+  'AccessDeniedException',
+  'InvalidAddress',
+  'InvalidSecurity',
+]);
+
+export interface QueueFacts {
+  readonly deadLetterQueueUrl: string | undefined;
+  /** Where the dead-letter queue came from, for the start-up log. */
+  readonly deadLetterSource: 'DEAD_LETTER_QUEUE_URL' | 'redrive policy' | 'none';
+  readonly maxReceiveCount: number | undefined;
+}
+
+function queueError(variable: string, what: string) {
+  return (e: unknown) =>
+    QUEUE_CONFIG_ERRORS.has(errorName(e))
+      ? new ConfigError([`${variable}: ${what} cannot be used: ${errorName(e)}: ${describeError(e).message}`])
+      : undefined;
+}
+
+/** arn:aws:sqs:REGION:ACCOUNT:NAME → its parts. */
+export function parseQueueArn(arn: string): { account: string; name: string } | undefined {
+  const parts = arn.split(':');
+  if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs') return undefined;
+  const [, , , , account, name] = parts;
+  return account && name ? { account, name } : undefined;
+}
+
+/** Confirms the jobs queue answers and finds its dead-letter queue. */
+export async function inspectJobsQueue(
+  sqs: SQSClient,
+  queueUrl: string,
+  deadLetterQueueUrl: string | undefined,
+  deadline: number,
+  log: Logger,
+): Promise<QueueFacts> {
+  const attributes = await untilReady(
+    'the jobs queue',
+    async () =>
+      (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['RedrivePolicy', 'QueueArn'] })))
+        .Attributes ?? {},
+    { deadline, log, explain: queueError('SQS_QUEUE_URL', `the queue ${queueUrl}`) },
+  );
+  let redrive: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } = {};
+  try {
+    redrive = attributes.RedrivePolicy ? JSON.parse(attributes.RedrivePolicy) : {};
+  } catch {
+    log.warn('the jobs queue has a redrive policy that is not JSON; ignoring it');
+  }
+  const max = Number(redrive.maxReceiveCount);
+  const maxReceiveCount = Number.isInteger(max) && max > 0 ? max : undefined;
+
+  if (deadLetterQueueUrl !== undefined) {
+    return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  }
+  const target = typeof redrive.deadLetterTargetArn === 'string' ? parseQueueArn(redrive.deadLetterTargetArn) : undefined;
+  if (!target) return { deadLetterQueueUrl: undefined, deadLetterSource: 'none', maxReceiveCount };
+  const url = await untilReady(
+    'the dead-letter queue',
+    async () => (await sqs.send(new GetQueueUrlCommand({ QueueName: target.name, QueueOwnerAWSAccountId: target.account }))).QueueUrl,
+    { deadline, log, explain: queueError('SQS_QUEUE_URL', `the dead-letter queue "${target.name}" named by its redrive policy`) },
+  );
+  return { deadLetterQueueUrl: url, deadLetterSource: url ? 'redrive policy' : 'none', maxReceiveCount };
+}
