@@ -88,6 +88,7 @@ async function run(env: Env): Promise<number> {
       concurrency: config.concurrency,
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
       heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
+      pollWaitSeconds: config.pollWaitSeconds,
       redeliveryDelaySeconds: (message) => retryDelaySeconds(receiveCountOf(message), retryPolicy),
       log,
       process: (message) =>
@@ -111,7 +112,8 @@ async function run(env: Env): Promise<number> {
     const drainMs = config.drainTimeoutSeconds * 1000;
     handleShutdownSignals({
       log,
-      guardMs: drainMs + 5_000,
+      // The drain also waits for long polls in flight (up to POLL_WAIT_SECONDS).
+      guardMs: Math.max(drainMs, config.pollWaitSeconds * 1000) + 10_000,
       stop: async () => {
         const { unfinished } = await pool.drain(Date.now() + drainMs);
         if (unfinished > 0) log.warn({ unfinished }, 'drain timeout: unfinished jobs stay in the queue and will be received again');

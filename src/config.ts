@@ -47,21 +47,22 @@ const wholeNumber = (min: number, max: number) => {
 const withDefault = (min: number, max: number, fallback: number) =>
   z.preprocess(unsetIfBlank, wholeNumber(min, max).optional()).transform((v) => v ?? fallback);
 
+function parseUrl(v: string): URL | undefined {
+  try {
+    return new URL(v);
+  } catch {
+    return undefined;
+  }
+}
+
 const httpUrl = (what: string) =>
-  requiredText.refine(
-    (v) => {
-      try {
-        const u = new URL(v);
-        return u.protocol === 'https:' || u.protocol === 'http:';
-      } catch {
-        return false;
-      }
-    },
-    { error: `must be an http(s) URL of ${what}` },
-  );
+  requiredText.refine((v) => ['https:', 'http:'].includes(parseUrl(v)?.protocol ?? ''), {
+    error: `must be an http(s) URL of ${what}`,
+    abort: true,
+  });
 
 const queueUrl = httpUrl('an SQS queue (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)').refine(
-  (v) => new URL(v).pathname.split('/').filter(Boolean).length >= 2,
+  (v) => (parseUrl(v)?.pathname.split('/').filter(Boolean).length ?? 0) >= 2,
   { error: 'must be an SQS queue URL ending in /ACCOUNT/NAME' },
 );
 
@@ -87,6 +88,7 @@ const settingsShape = z.object({
     DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
     VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
     HEARTBEAT_INTERVAL_SECONDS: optional(wholeNumber(1, 43_199)),
+    POLL_WAIT_SECONDS: withDefault(1, 20, 20),
     RETRY_BASE_SECONDS: withDefault(0, 43_200, 10),
     RETRY_MAX_SECONDS: withDefault(0, 43_200, 900),
     STARTUP_TIMEOUT_SECONDS: withDefault(1, 3600, 60),
@@ -141,6 +143,7 @@ export interface Config {
   readonly drainTimeoutSeconds: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatIntervalSeconds: number;
+  readonly pollWaitSeconds: number;
   readonly retryBaseSeconds: number;
   readonly retryMaxSeconds: number;
   readonly startupTimeoutSeconds: number;
@@ -222,6 +225,7 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,
     // A third of the visibility timeout leaves two chances for a heartbeat to land before expiry.
     heartbeatIntervalSeconds: s.HEARTBEAT_INTERVAL_SECONDS ?? Math.max(1, Math.floor(s.VISIBILITY_TIMEOUT_SECONDS / 3)),
+    pollWaitSeconds: s.POLL_WAIT_SECONDS,
     retryBaseSeconds: s.RETRY_BASE_SECONDS,
     retryMaxSeconds: s.RETRY_MAX_SECONDS,
     startupTimeoutSeconds: s.STARTUP_TIMEOUT_SECONDS,

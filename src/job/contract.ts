@@ -25,9 +25,7 @@ const stagedImageSchema = z.object({
   }),
 });
 
-const imageSchema = z.union([inlineImageSchema, stagedImageSchema], {
-  error: 'must be {"data": "<base64>"} or {"s3": {"bucket", "key"}}',
-});
+const IMAGE_SHAPE = 'must be {"data": "<base64>"} or {"s3": {"bucket": "...", "key": "..."}}';
 
 /** Unknown extra fields are ignored, here and inside images, for forward compatibility. */
 const jobSchema = z.object({
@@ -124,7 +122,11 @@ export function parseJob(body: string, limits: ContractLimits): ParsedJob {
     if (isPlainObject(item) && 'data' in item && 's3' in item) {
       return failWithIds('INVALID_MESSAGE', `images[${index}]: must have either data or s3, not both`);
     }
-    const image = imageSchema.safeParse(item);
+    if (!isPlainObject(item) || !('data' in item || 's3' in item)) {
+      return failWithIds('INVALID_MESSAGE', `images[${index}]: ${IMAGE_SHAPE}`);
+    }
+    // The key present picks the schema, so the message names the field that is wrong.
+    const image = 'data' in item ? inlineImageSchema.safeParse(item) : stagedImageSchema.safeParse(item);
     if (!image.success) {
       const detail = formatIssues(image.error.issues.map((i) => ({ ...i, path: ['images', index, ...i.path] })));
       return failWithIds('INVALID_MESSAGE', detail);

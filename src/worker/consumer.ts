@@ -20,6 +20,8 @@ export interface PoolOptions {
   readonly concurrency: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatIntervalSeconds: number;
+  /** Long-poll wait (1-20 s). A stop waits for polls in flight, so this bounds an idle stop. */
+  readonly pollWaitSeconds: number;
   /** Decides one message's fate; must not throw. */
   readonly process: (message: Message) => Promise<MessageVerdict>;
   /** Visibility for a message whose delete failed after it was processed (it will run again). */
@@ -39,7 +41,10 @@ export interface PoolStats {
 export interface ConsumerPool {
   start(): void;
   readonly stats: Readonly<PoolStats>;
-  /** Stops receiving and waits for the jobs in flight, at most until `deadline` (epoch ms). */
+  /**
+   * Stops receiving and waits for the jobs in flight, at most until `deadline` (epoch ms), and for
+   * the long polls in flight, whose messages are handed straight back to the queue.
+   */
   drain(deadline: number): Promise<{ unfinished: number }>;
 }
 
@@ -50,7 +55,8 @@ class ReturnToQueue extends Error {
 
 const RECEIVE_BACKOFF_MIN_MS = 1_000;
 const RECEIVE_BACKOFF_MAX_MS = 30_000;
-const LONG_POLL_SECONDS = 20;
+// How long past its wait time a long poll may take to come back (network, a slow endpoint).
+const POLL_GRACE_MS = 5_000;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -91,14 +97,18 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
       queueUrl: options.queueUrl,
       sqs: options.sqs,
       batchSize: 1,
-      waitTimeSeconds: LONG_POLL_SECONDS,
+      waitTimeSeconds: options.pollWaitSeconds,
       visibilityTimeout: options.visibilityTimeoutSeconds,
       heartbeatInterval: options.heartbeatIntervalSeconds,
       messageAttributeNames: ['All'],
       messageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       strictReturn: true,
       // sqs-consumer retries a failed receive at once; back off instead, so an outage is no busy loop.
-      preReceiveMessageCallback: () => sleep(backoffMs, stopping.signal),
+      preReceiveMessageCallback: async () => {
+        await sleep(backoffMs, stopping.signal);
+        // A stop during the backoff: do not start another long poll.
+        if (stopping.signal.aborted) throw new ReturnToQueue('stopping');
+      },
       handleMessage: async (message) => {
         if (stopping.signal.aborted) {
           // Received as the stop began: hand it straight back rather than hold it until it times out.
@@ -146,7 +156,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
       log.error({ slot: index, err: describeError(cause ?? err) }, 'unexpected failure while processing a message');
     });
     consumer.on('error', (err, message) => {
-      if (stopping.signal.aborted && !message) return; // the aborted long poll of an idle slot
+      if (stopping.signal.aborted && !message) return; // a receive cancelled by the stop
       const fields = { slot: index, reason: transientReason(err), err: describeError(err) };
       if (message) {
         log.warn(fields, 'a queue call for a received message failed; the message may be received again');
@@ -162,7 +172,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
       }
     });
 
-    return { consumer, isBusy: () => busy };
+    return { consumer, isBusy: () => busy, isPolling: () => consumer.status.isPolling };
   });
 
   return {
@@ -172,19 +182,22 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
     },
     async drain(deadline) {
       stopping.abort();
-      for (const slot of slots) {
-        // An idle slot is only waiting in a long poll: abort it. A busy one finishes its job first;
-        // its SDK calls (delete, heartbeat) must not be aborted.
-        slot.consumer.stop(slot.isBusy() ? undefined : { abort: true });
-      }
-      while (stats.inFlight > 0 && Date.now() < deadline) {
+      // No abort of the polls in flight: a long poll abandoned by the client can still be handed
+      // messages by the server, which would then stay invisible until their visibility timeout.
+      // They are let finish; whatever they bring is returned to the queue at once.
+      for (const slot of slots) slot.consumer.stop();
+      const pollsDone = Date.now() + options.pollWaitSeconds * 1000 + POLL_GRACE_MS;
+      const hardStop = Math.max(deadline, pollsDone);
+      const waitingFor = () =>
+        slots.filter((slot) => slot.isPolling() && !(slot.isBusy() && Date.now() >= deadline)).length;
+      while (waitingFor() > 0 && Date.now() < hardStop) {
         await new Promise<void>((resolve) => {
           const wake = () => {
             clearTimeout(timer);
             idle.delete(wake);
             resolve();
           };
-          const timer = setTimeout(wake, Math.max(0, Math.min(1_000, deadline - Date.now())));
+          const timer = setTimeout(wake, 100);
           idle.add(wake);
         });
       }

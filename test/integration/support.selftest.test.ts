@@ -2,24 +2,22 @@
 // on it: emulator selection, the stack, the fault proxy (SQS and S3) and IMDS.
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { startEmulator, type Emulator } from '../support/emulator.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { IMDS_ROLE, startImds } from '../support/imds.ts';
-import { startMoto } from '../support/moto.ts';
 import { createStack, drainQueue, listKeys, testClients, uniqueName, type Stack } from '../support/resources.ts';
 
 const HOOK_TIMEOUT_MS = 60_000;
 
-let emulator: Emulator;
+// The run's one emulator, started by the global setup through the selection under test.
+const emulator = inject('emulator');
 let stack: Stack;
 let proxy: FaultProxy;
 // Clients that go through the proxy, with SDK retries off so one injected fault is one failure.
 let viaProxy: ReturnType<typeof testClients>;
 
 beforeAll(async () => {
-  emulator = await startEmulator();
   stack = await createStack(emulator.endpoint, uniqueName('selftest'));
   proxy = await startFaultProxy(emulator.endpoint);
   viaProxy = testClients(proxy.url, { maxAttempts: 1 });
@@ -31,7 +29,6 @@ afterAll(async () => {
   stack?.sqs.destroy();
   stack?.s3.destroy();
   await proxy?.close();
-  await emulator?.stop();
 }, HOOK_TIMEOUT_MS);
 
 describe('emulator and stack', () => {
@@ -164,19 +161,4 @@ describe('IMDS', () => {
       await imds.stop();
     }
   });
-});
-
-describe('moto process control', () => {
-  it('stops a SIGSTOPped moto_server', async (ctx) => {
-    if (emulator.kind !== 'moto') ctx.skip();
-    const moto = await startMoto();
-    process.kill(moto.pid, 'SIGSTOP');
-    const answered = await fetch(`${moto.endpoint}/moto-api/`, { signal: AbortSignal.timeout(500) }).then(
-      () => true,
-      () => false,
-    );
-    expect(answered).toBe(false);
-    await moto.stop();
-    expect(() => process.kill(moto.pid, 0)).toThrow();
-  }, 30_000);
 });

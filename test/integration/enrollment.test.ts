@@ -1,0 +1,125 @@
+// The happy paths end to end: the built worker, a real emulator, jobs in, references out.
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { jpegImage, pngImage } from '../support/images.ts';
+import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+
+const emulator = inject('emulator');
+const workers = workerReaper();
+let stack: Stack;
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+beforeAll(async () => {
+  stack = await createStack(emulator.endpoint, uniqueName('enroll'));
+  workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+});
+
+afterAll(() => workers.killAll());
+
+describe('a good job', () => {
+  it('stores an inline JPEG and PNG at users/<id>/ref_<12 hex>.<ext>, with type and metadata, and reports them', async () => {
+    const jpeg = await jpegImage();
+    const png = await pngImage();
+    const job = inlineJob('  Alice.Smith@Example.COM ', [jpeg, png]);
+
+    const messageId = await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1);
+
+    const userId = 'alice.smith@example.com';
+    const expected = [
+      { key: `users/${userId}/ref_${sha256(jpeg).slice(0, 12)}.jpg`, sha256: sha256(jpeg), contentType: 'image/jpeg', bytes: jpeg.length },
+      { key: `users/${userId}/ref_${sha256(png).slice(0, 12)}.png`, sha256: sha256(png), contentType: 'image/png', bytes: png.length },
+    ];
+    expect(outcome).toEqual({ version: 1, jobId: job.jobId, userId, messageId, status: 'succeeded', references: expected });
+    expect((await listKeys(stack.s3, stack.bucket, `users/${userId}/`)).sort()).toEqual(expected.map((r) => r.key).sort());
+    for (const [ref, bytes] of [[expected[0], jpeg], [expected[1], png]] as const) {
+      const object = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: ref?.key }));
+      expect(Buffer.from(await object.Body!.transformToByteArray())).toEqual(bytes);
+      expect(object.ContentType).toBe(ref?.contentType);
+      expect(object.Metadata).toEqual({ 'job-id': job.jobId, sha256: ref?.sha256 });
+    }
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+  });
+
+  it('reads an image staged in the staging bucket', async () => {
+    // Over 1 MiB: too large for a message, so the producer stages it.
+    const big = await jpegImage({ width: 1400, height: 1400 });
+    expect(big.length).toBeGreaterThan(1024 * 1024);
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'uploads/big.bin', Body: big }));
+    const job = { version: 1, jobId: 'staged-1', userId: 'bob', images: [{ s3: { bucket: stack.stagingBucket, key: 'uploads/big.bin' } }] };
+
+    await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1);
+
+    const key = `users/bob/ref_${sha256(big).slice(0, 12)}.jpg`;
+    expect(outcome?.status).toBe('succeeded');
+    expect(outcome?.references).toEqual([{ key, sha256: sha256(big), contentType: 'image/jpeg', bytes: big.length }]);
+    const head = await stack.s3.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: key }));
+    expect(head.ContentLength).toBe(big.length);
+  });
+
+  it('the enqueue command stages what does not fit, sends the job and prints its outcome', async () => {
+    const { writeFile, mkdtemp } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'enqueue-'));
+    const small = await pngImage();
+    const big = await jpegImage({ width: 1400, height: 1400 });
+    await writeFile(join(dir, 'small.png'), small);
+    await writeFile(join(dir, 'big.jpg'), big);
+    const env = stackEnv(stack, emulator.imdsEndpoint);
+    // The result queue is drained by this command itself, so keep other outcomes out of its way.
+    const cli = spawnCli(['enqueue', '--user', 'Carol', '--job-id', 'by-hand-1', join(dir, 'small.png'), join(dir, 'big.jpg')], env);
+
+    const exit = await cli.exited;
+
+    expect(exit.code, cli.text.join('\n')).toBe(0);
+    // Its first line is one JSON object (what was sent); then the outcome, pretty-printed.
+    const printed = JSON.parse(cli.text.join('\n')) as { status: string; userId: string; references: { key: string }[] };
+    expect(printed.status).toBe('succeeded');
+    expect(printed.userId).toBe('carol');
+    expect(printed.references.map((r) => r.key).sort()).toEqual(
+      [`users/carol/ref_${sha256(small).slice(0, 12)}.png`, `users/carol/ref_${sha256(big).slice(0, 12)}.jpg`].sort(),
+    );
+    expect(cli.logs[0]).toMatchObject({ enqueued: { jobId: 'by-hand-1', staged: ['by-hand-1/1'] } });
+  });
+});
+
+describe('exactly once in effect', () => {
+  it('a job sent twice, and the same photo in another job, leave one reference', async () => {
+    const photo = await jpegImage();
+    const first = inlineJob('dave', [photo]);
+    const again = { ...first };
+    const other = inlineJob('DAVE', [photo, photo]);
+
+    await sendJob(stack, first);
+    await sendJob(stack, again);
+    await sendJob(stack, other);
+    const results = await outcomes(stack, 3);
+
+    const key = `users/dave/ref_${sha256(photo).slice(0, 12)}.jpg`;
+    expect(results.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    for (const o of results) expect(o.references?.map((r) => r.key)).toEqual([key]);
+    expect(await listKeys(stack.s3, stack.bucket, 'users/dave/')).toEqual([key]);
+  });
+
+  it('a redelivered job (a second worker racing on the same queue) still ends with one object per photo', async () => {
+    const second = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { CONCURRENCY: '8' })));
+    const photos = await Promise.all(Array.from({ length: 12 }, () => jpegImage()));
+    const jobs = photos.map((p) => inlineJob('erin', [p]));
+
+    // Every job twice: two workers will often run the two copies at the same time.
+    for (const job of [...jobs, ...jobs]) await sendJob(stack, job);
+    const results = await outcomes(stack, 24, 60_000);
+
+    expect(results).toHaveLength(24);
+    expect(results.every((o) => o.status === 'succeeded')).toBe(true);
+    const keys = await listKeys(stack.s3, stack.bucket, 'users/erin/');
+    expect(keys.sort()).toEqual(photos.map((p) => `users/erin/ref_${sha256(p).slice(0, 12)}.jpg`).sort());
+    await second.stop();
+  });
+});

@@ -1,0 +1,191 @@
+// Transient failures, slow jobs, heartbeats and the graceful stop, with a fault-injecting proxy
+// between the worker and the emulator.
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { jpegImage } from '../support/images.ts';
+import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
+
+const emulator = inject('emulator');
+const workers = workerReaper();
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  proxy = await startFaultProxy(emulator.endpoint);
+});
+afterEach(async () => {
+  proxy.setRule(undefined);
+  await workers.killAll();
+});
+afterAll(() => proxy.close());
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A job whose one image is staged under `key`; the proxy can then slow down just that read. */
+async function stagedJob(stack: Stack, userId: string, key: string, jobId: string) {
+  await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: key, Body: await jpegImage() }));
+  return { version: 1, jobId, userId, images: [{ s3: { bucket: stack.stagingBucket, key } }] };
+}
+
+const succeededJob = (jobId: string) => (l: LogLine) => l.msg === 'job succeeded' && l.jobId === jobId;
+
+describe('transient failures', () => {
+  it('an S3 outage makes the job retry with backoff, and it succeeds once S3 is back, stored once', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('transient'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url })));
+    proxy.setRule((req) => (req.method === 'PUT' && req.path.startsWith(`/${stack.bucket}/`) ? { kind: 'status', status: 503 } : undefined));
+    const job = inlineJob('grace', [await jpegImage()]);
+
+    await sendJob(stack, job);
+    const retry = await worker.waitForLog((l) => l.outcome === 'retry' && l.jobId === job.jobId);
+    proxy.setRule(undefined);
+    const [outcome] = await outcomes(stack, 1);
+
+    expect(retry).toMatchObject({ level: 'warn', reason: 'server', receiveCount: 1 });
+    expect(retry.retryInSeconds).toBeGreaterThanOrEqual(1);
+    expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded' });
+    expect(await listKeys(stack.s3, stack.bucket)).toHaveLength(1);
+    expect(worker.logs.filter(succeededJob(job.jobId))).toHaveLength(1);
+    expect(worker.logs.find(succeededJob(job.jobId))?.receiveCount).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a receive outage is backed off, not busy-looped, and the worker picks up jobs once it ends', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('rcvfail'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url })));
+    let receives = 0;
+    proxy.setRule((req) => {
+      if (req.target !== 'AmazonSQS.ReceiveMessage') return undefined;
+      receives += 1;
+      return { kind: 'status', status: 500 };
+    });
+
+    await worker.waitForLog((l) => l.msg === 'receiving from the jobs queue failed; backing off');
+    await new Promise((r) => setTimeout(r, 3_000));
+    const duringOutage = receives;
+    proxy.setRule(undefined);
+    const job = inlineJob('heidi', [await jpegImage()]);
+    await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1, 45_000);
+
+    // 4 slots over 3 s with backoff from 1 s, each try up to 3 SDK attempts: dozens, not thousands.
+    expect(duringOutage).toBeLessThan(150);
+    expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded' });
+    expect(worker.logs.some((l) => l.msg === 'receiving from the jobs queue works again')).toBe(true);
+  });
+});
+
+describe('slow jobs', () => {
+  it('one slow job does not hold up the others, and its heartbeat keeps it from being received twice', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('slow'));
+    // Visibility 2 s, heartbeat 1 s, and a job that takes 6 s: without the heartbeat the message
+    // would be received again by one of the free slots.
+    const worker = workers.track(
+      await startWorker(
+        stackEnv(stack, emulator.imdsEndpoint, {
+          AWS_ENDPOINT_URL: proxy.url,
+          VISIBILITY_TIMEOUT_SECONDS: '2',
+          HEARTBEAT_INTERVAL_SECONDS: '1',
+        }),
+      ),
+    );
+    const slow = await stagedJob(stack, 'ivan', 'slow/one.jpg', 'slow-job');
+    proxy.setRule((req) => (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/slow/`) ? { kind: 'delay', ms: 6_000 } : undefined));
+
+    const hitsBefore = proxy.hits;
+    await sendJob(stack, slow);
+    await until(() => proxy.hits > hitsBefore, 10_000);
+    const fast = await Promise.all(Array.from({ length: 8 }, async (_, i) => inlineJob('judy', [await jpegImage()], `fast-${i}`)));
+    for (const job of fast) await sendJob(stack, job);
+    const results = await outcomes(stack, 9, 30_000);
+
+    const finished = worker.logs.filter((l) => l.msg === 'job succeeded').map((l) => l.jobId);
+    expect(finished).toHaveLength(9);
+    expect(finished.at(-1)).toBe('slow-job');
+    expect(results.map((o) => o.jobId).sort()).toEqual([...fast.map((j) => j.jobId), 'slow-job'].sort());
+    expect(worker.logs.filter((l) => l.jobId === 'slow-job' && l.msg === 'job succeeded')).toEqual([
+      expect.objectContaining({ receiveCount: 1 }),
+    ]);
+  });
+});
+
+describe('graceful stop', () => {
+  it('SIGTERM lets the job in flight finish, then exits 0; nothing is lost', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('drain'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url })));
+    const slow = await stagedJob(stack, 'kim', 'slow/two.jpg', 'in-flight');
+    proxy.setRule((req) => (req.method === 'GET' && req.path.includes('/slow/') ? { kind: 'delay', ms: 3_000 } : undefined));
+
+    const hitsBefore = proxy.hits;
+    await sendJob(stack, slow);
+    await until(() => proxy.hits > hitsBefore, 10_000);
+    const exit = await worker.stop('SIGTERM');
+    const later = inlineJob('kim', [await jpegImage()], 'after-stop');
+    await sendJob(stack, later);
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(worker.logs.some(succeededJob('in-flight'))).toBe(true);
+    expect(worker.logs.at(-1)).toMatchObject({ msg: 'stopped', succeeded: 1, inFlight: 0 });
+    // The job sent after the stop waits in the queue for the next worker.
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+    const results = await outcomes(stack, 2);
+    expect(results.map((o) => o.jobId).sort()).toEqual(['after-stop', 'in-flight']);
+    await next.stop();
+  });
+
+  it('a job that outlasts DRAIN_TIMEOUT_SECONDS stays in the queue, and the next worker completes it once', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('timeout'));
+    const env = { AWS_ENDPOINT_URL: proxy.url, DRAIN_TIMEOUT_SECONDS: '1', VISIBILITY_TIMEOUT_SECONDS: '3', HEARTBEAT_INTERVAL_SECONDS: '1' };
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, env)));
+    const slow = await stagedJob(stack, 'leo', 'slow/three.jpg', 'too-slow');
+    proxy.setRule((req) => (req.method === 'GET' && req.path.includes('/slow/') ? { kind: 'delay', ms: 20_000 } : undefined));
+
+    const hitsBefore = proxy.hits;
+    await sendJob(stack, slow);
+    await until(() => proxy.hits > hitsBefore, 10_000);
+    const stopAt = Date.now();
+    const exit = await worker.stop('SIGTERM');
+    const stoppedIn = Date.now() - stopAt;
+    proxy.setRule(undefined);
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(stoppedIn).toBeLessThan(10_000);
+    expect(worker.logs.find((l) => String(l.msg).startsWith('drain timeout'))).toMatchObject({ unfinished: 1 });
+    expect(worker.logs.some(succeededJob('too-slow'))).toBe(false);
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toMatchObject({ inFlight: 1 });
+
+    const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+    const results = await outcomes(stack, 1, 30_000);
+    expect(results).toEqual([expect.objectContaining({ jobId: 'too-slow', status: 'succeeded' })]);
+    expect(await listKeys(stack.s3, stack.bucket)).toHaveLength(1);
+    await next.stop();
+  });
+
+  it('SIGTERM under load: everything finished is deleted, the rest is processed by the next start, none twice', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('load'));
+    const photos = await Promise.all(Array.from({ length: 40 }, () => jpegImage()));
+    const jobs = photos.map((p, i) => inlineJob('mia', [p], `load-${i}`));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { CONCURRENCY: '4' })));
+
+    for (const job of jobs) await sendJob(stack, job);
+    await worker.waitForLog((l) => l.msg === 'job succeeded', 20_000);
+    expect(await worker.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const done = worker.logs.filter((l) => l.msg === 'job succeeded').length;
+    const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+    const results = await outcomes(stack, jobs.length, 60_000);
+
+    expect(done).toBeLessThan(jobs.length);
+    expect(results.map((o) => o.jobId).sort()).toEqual(jobs.map((j) => j.jobId).sort());
+    expect(await listKeys(stack.s3, stack.bucket)).toHaveLength(jobs.length);
+    expect(next.logs.filter((l) => l.msg === 'job succeeded')).toHaveLength(jobs.length - done);
+    await next.stop();
+  });
+});

@@ -1,0 +1,150 @@
+// Start-up as ops meet it: bad configuration, credentials from IMDSv2 only, the optional secret,
+// and a world that is not there.
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { jpegImage } from '../support/images.ts';
+import { startImds, type Imds } from '../support/imds.ts';
+import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
+import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
+import { baseEnv, spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+
+const emulator = inject('emulator');
+const workers = workerReaper();
+let stack: Stack;
+let secrets: SecretsManagerClient;
+
+beforeAll(async () => {
+  stack = await createStack(emulator.endpoint, uniqueName('startup'));
+  secrets = new SecretsManagerClient({
+    region: TEST_REGION,
+    endpoint: emulator.endpoint,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
+  });
+});
+afterAll(() => workers.killAll());
+
+async function createSecret(value: string): Promise<string> {
+  const name = uniqueName('secret');
+  await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  return name;
+}
+
+describe('bad configuration', () => {
+  it('exits 78 at once, naming every missing or invalid variable in one message', async () => {
+    const env = { ...baseEnv('http://127.0.0.1:9'), AWS_REGION: 'us-east-1', CONCURRENCY: 'lots', SQS_QUEUE_URL: 'not a url' };
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    const fatal = worker.logs.find((l) => l.level === 'fatal');
+    expect(fatal?.problems).toEqual([
+      expect.stringMatching(/^SQS_QUEUE_URL must be an http\(s\) URL/),
+      'S3_BUCKET is required',
+      'CONCURRENCY must be a whole number from 1 to 1024',
+    ]);
+    expect(String(fatal?.msg)).toContain('S3_BUCKET is required');
+  });
+
+  it('exits 78 when the jobs queue does not exist', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { SQS_QUEUE_URL: `${stack.jobsQueueUrl}-nope` });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/SQS_QUEUE_URL: the queue .*-nope cannot be used/);
+  });
+});
+
+describe('credentials', () => {
+  let imds: Imds;
+  beforeAll(async () => {
+    imds = await startImds();
+  });
+  afterAll(() => imds.stop());
+
+  it('come from IMDSv2 alone when the environment has no keys at all', async () => {
+    const env = stackEnv(stack, imds.endpoint);
+    expect(Object.keys(env).filter((k) => /^AWS_(ACCESS|SECRET|SESSION|PROFILE)/.test(k))).toEqual([]);
+
+    const worker = workers.track(await startWorker(env));
+    const job = inlineJob('nina', [await jpegImage()]);
+    await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1);
+
+    // startImds answers only token-authenticated requests: a v1 fallback would have failed here.
+    expect(imds.requests).toBeGreaterThanOrEqual(2);
+    expect(worker.logs.find((l) => l.msg === 'AWS credentials')).toMatchObject({
+      credentialSource: 'EC2 instance metadata (IMDSv2, instance role)',
+      account: expect.stringMatching(/^\d{12}$/),
+      arn: expect.stringMatching(/^arn:aws:/),
+    });
+    expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded' });
+    await worker.stop();
+  });
+
+  it('that never come end the start with a clear error and exit 1, without a busy loop', async () => {
+    // Nothing listens on port 9 (discard): IMDS is unreachable, as on a host with no instance role.
+    const env = stackEnv(stack, 'http://127.0.0.1:9', { STARTUP_TIMEOUT_SECONDS: '4' });
+    const started = Date.now();
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(1);
+    expect(Date.now() - started).toBeGreaterThan(2_000);
+    const fatal = worker.logs.find((l) => l.level === 'fatal');
+    expect(String(fatal?.msg)).toMatch(/^AWS credentials did not succeed before the start-up timeout/);
+    expect(worker.logs.filter((l) => String(l.msg).startsWith('AWS credentials: ')).length).toBeLessThan(10);
+  });
+});
+
+describe('the secret', () => {
+  it('supplies settings, and wins over the environment (SECRETS_NAME, as in the seed)', async () => {
+    const name = await createSecret(JSON.stringify({ MAX_IMAGES_PER_JOB: 1, SECRET_KEY: 'not-ours', AWS_REGION: 'eu-west-1' }));
+    const env = stackEnv(stack, emulator.imdsEndpoint, { SECRETS_NAME: name, MAX_IMAGES_PER_JOB: '5' });
+    const worker = workers.track(await startWorker(env));
+    const image = await jpegImage();
+
+    await sendJob(stack, inlineJob('oscar', [image, image], 'two-images'));
+    const [outcome] = await outcomes(stack, 1);
+
+    expect(outcome?.error?.code).toBe('TOO_MANY_IMAGES');
+    const line = worker.logs.find((l) => l.msg === 'settings read from the secret');
+    expect(line).toMatchObject({ secret: name, settings: ['MAX_IMAGES_PER_JOB'], ignoredKeys: ['SECRET_KEY', 'AWS_REGION'] });
+    // Names only: no value of the secret is ever logged.
+    expect(JSON.stringify(worker.logs)).not.toContain('not-ours');
+    await worker.stop();
+  });
+
+  it('that cannot be read stops the start with exit 78, naming the variable', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: 'no-such-secret' });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(
+      /SECRETS_MANAGER_SECRET_NAME secret "no-such-secret" cannot be read: ResourceNotFoundException/,
+    );
+  });
+
+  it('that is not a JSON object stops the start with exit 78', async () => {
+    const name = await createSecret('["a", "list"]');
+    const worker = spawnCli(['run'], stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name }));
+
+    expect((await worker.exited).code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toContain(`secret "${name}" must be a JSON object`);
+  });
+
+  it('whose value breaks a setting says so, without echoing the value', async () => {
+    const name = await createSecret(JSON.stringify({ CONCURRENCY: 'hunter2' }));
+    const worker = spawnCli(['run'], stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name }));
+
+    expect((await worker.exited).code).toBe(78);
+    const fatal = worker.logs.find((l) => l.level === 'fatal');
+    expect(fatal?.problems).toEqual(['CONCURRENCY (from the secret) must be a whole number from 1 to 1024']);
+    expect(JSON.stringify(worker.logs)).not.toContain('hunter2');
+  });
+});

@@ -1,0 +1,54 @@
+// Sending jobs and reading outcomes in integration tests.
+import { randomUUID } from 'node:crypto';
+import { GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { drainQueue, type Stack } from './resources.ts';
+
+export type Outcome = {
+  version: number;
+  jobId: string | null;
+  userId: string | null;
+  messageId: string;
+  status: 'succeeded' | 'failed';
+  references?: { key: string; sha256: string; contentType: string; bytes: number }[];
+  error?: { code: string; message: string };
+};
+
+export function inlineJob(userId: string, images: Buffer[], jobId = `job-${randomUUID()}`) {
+  return { version: 1, jobId, userId, images: images.map((b) => ({ data: b.toString('base64') })) };
+}
+
+export async function sendJob(
+  stack: Stack,
+  body: unknown,
+  attributes?: Record<string, MessageAttributeValue>,
+): Promise<string> {
+  const sent = await stack.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: stack.jobsQueueUrl,
+      MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+      MessageAttributes: attributes,
+    }),
+  );
+  return sent.MessageId ?? '';
+}
+
+/** Reads (and deletes) outcomes until `expected` arrived or the timeout passed. */
+export async function outcomes(stack: Stack, expected: number, timeoutMs = 30_000): Promise<Outcome[]> {
+  if (!stack.resultQueueUrl) throw new Error('this stack has no result queue');
+  const messages = await drainQueue(stack.sqs, stack.resultQueueUrl, { expected, timeoutMs });
+  return messages.map((m) => JSON.parse(m.Body ?? 'null') as Outcome);
+}
+
+/** How many messages a queue still holds, visible or not. */
+export async function queueDepth(stack: Stack, queueUrl: string): Promise<{ visible: number; inFlight: number }> {
+  const { Attributes = {} } = await stack.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
+  };
+}

@@ -1,0 +1,466 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { failed, formatIssues, parseJob, succeeded, type ParsedJob, type Reference } from '../../src/job/contract.ts';
+import { JobError } from '../../src/job/errors.ts';
+import { job, jobBody, jobRecord, withoutField } from './helpers.ts';
+
+const LIMITS = { maxImagesPerJob: 10 } as const;
+
+// A recognisable stand-in for image bytes: if it appears in an error, image data was echoed.
+const IMAGE_DATA = Buffer.from('SECRET-PIXELS '.repeat(20)).toString('base64');
+
+function failure(result: ParsedJob): Extract<ParsedJob, { ok: false }> {
+  if (result.ok) throw new Error(`expected a failure, got the job ${JSON.stringify(result.job)}`);
+  return result;
+}
+
+describe('parseJob: valid jobs', () => {
+  it('reads an inline and a staged image in order', () => {
+    // Prepare
+    const body = jobBody({ images: [{ data: IMAGE_DATA }, { s3: { bucket: 'staging', key: 'incoming/j/1' } }] });
+
+    // Act
+    const result = parseJob(body, LIMITS);
+
+    // Assess
+    expect(result).toEqual({
+      ok: true,
+      job: {
+        version: 1,
+        jobId: 'job-0001',
+        userId: 'alice',
+        images: [
+          { kind: 'inline', data: IMAGE_DATA },
+          { kind: 's3', bucket: 'staging', key: 'incoming/j/1' },
+        ],
+      },
+    });
+  });
+
+  it('normalises the user id', () => {
+    // Act
+    const result = parseJob(jobBody({ userId: '  Alice@Example.COM\u3000' }), LIMITS);
+
+    // Assess
+    expect(result.ok && result.job.userId).toBe('alice@example.com');
+  });
+
+  it('ignores unknown fields at the top level and inside images', () => {
+    // Prepare
+    const body = jobBody({
+      priority: 'high',
+      trace: { id: 'abc' },
+      images: [
+        { data: IMAGE_DATA, contentType: 'image/gif', name: 'me.jpg' },
+        { s3: { bucket: 'staging', key: 'k', region: 'eu-west-1', versionId: '3' }, note: 'x' },
+      ],
+    });
+
+    // Act
+    const result = parseJob(body, LIMITS);
+
+    // Assess: parsed, and the extras are not carried into the job.
+    expect(result).toEqual({
+      ok: true,
+      job: {
+        version: 1,
+        jobId: 'job-0001',
+        userId: 'alice',
+        images: [
+          { kind: 'inline', data: IMAGE_DATA },
+          { kind: 's3', bucket: 'staging', key: 'k' },
+        ],
+      },
+    });
+  });
+
+  it('accepts version written as 1.0', () => {
+    // Prepare
+    const body = jobBody().replace('"version":1', '"version":1.0');
+
+    // Act
+    const result = parseJob(body, LIMITS);
+
+    // Assess
+    expect(body).toContain('"version":1.0');
+    expect(result.ok).toBe(true);
+  });
+
+  it.each([
+    ['one character', 'j'],
+    ['128 characters', 'J'.repeat(128)],
+    ['every allowed character', 'AZaz09._:-'],
+    ['a UUID', '6f1c1c1e-8d3b-4d2a-9d6e-2f0c3b1a7e55'],
+  ])('accepts a jobId of %s', (_name, jobId) => {
+    // Act
+    const result = parseJob(jobBody({ jobId }), LIMITS);
+
+    // Assess
+    expect(result.ok && result.job.jobId).toBe(jobId);
+  });
+
+  it('accepts exactly maxImagesPerJob images', () => {
+    // Prepare
+    const images = Array.from({ length: 3 }, () => ({ data: IMAGE_DATA }));
+
+    // Act
+    const result = parseJob(jobBody({ images }), { maxImagesPerJob: 3 });
+
+    // Assess
+    expect(result.ok && result.job.images).toHaveLength(3);
+  });
+});
+
+describe('parseJob: INVALID_MESSAGE', () => {
+  it.each([['', ''], ['plain text', 'hello'], ['truncated JSON', '{"version":1,'], ['a NUL', '\u0000']])(
+    'refuses a body that is not JSON (%s), with no ids',
+    (_name, body) => {
+      // Act
+      const result = failure(parseJob(body, LIMITS));
+
+      // Assess
+      expect(result.error).toBeInstanceOf(JobError);
+      expect(result.error.code).toBe('INVALID_MESSAGE');
+      expect(result.error.message).toBe('the message body is not valid JSON');
+      expect(result.jobId).toBeNull();
+      expect(result.userId).toBeNull();
+    },
+  );
+
+  it.each([['an array', '[{"version":1}]'], ['a string', '"job"'], ['a number', '1'], ['null', 'null'], ['true', 'true']])(
+    'refuses JSON that is not an object (%s), with no ids',
+    (_name, body) => {
+      // Act
+      const result = failure(parseJob(body, LIMITS));
+
+      // Assess
+      expect(result.error.code).toBe('INVALID_MESSAGE');
+      expect(result.error.message).toBe('the message body must be a JSON object');
+      expect(result.jobId).toBeNull();
+      expect(result.userId).toBeNull();
+    },
+  );
+
+  it('refuses a missing version as INVALID_MESSAGE, reporting the valid ids', () => {
+    // Act
+    const result = failure(parseJob(JSON.stringify(withoutField(jobRecord(), 'version')), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toBe('version is required');
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBe('alice');
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['a number', 42],
+    ['empty', ''],
+    ['129 characters', 'j'.repeat(129)],
+    ['a space', 'job 1'],
+    ['a slash', 'job/1'],
+    ['a non-ASCII letter', 'jöb'],
+    ['null', null],
+  ])('refuses a jobId that is %s, naming jobId', (_name, jobId) => {
+    // Prepare
+    const record = jobId === undefined ? withoutField(jobRecord(), 'jobId') : jobRecord({ jobId });
+
+    // Act
+    const result = failure(parseJob(JSON.stringify(record), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toMatch(/^jobId /);
+    expect(result.jobId).toBeNull();
+    expect(result.userId).toBe('alice');
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['a number', 7],
+    ['an object', { id: 'alice' }],
+    ['null', null],
+  ])('refuses a userId that is %s as INVALID_MESSAGE, naming userId', (_name, userId) => {
+    // Prepare
+    const record = userId === undefined ? withoutField(jobRecord(), 'userId') : jobRecord({ userId });
+
+    // Act
+    const result = failure(parseJob(JSON.stringify(record), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toBe('userId must be a string');
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBeNull();
+  });
+
+  it.each([
+    ['missing', undefined, 'images must be an array'],
+    ['a string', IMAGE_DATA, 'images must be an array'],
+    ['an object', { data: IMAGE_DATA }, 'images must be an array'],
+    ['empty', [], 'images must not be empty'],
+  ])('refuses images that are %s', (_name, images, message) => {
+    // Prepare
+    const record = images === undefined ? withoutField(jobRecord(), 'images') : jobRecord({ images });
+
+    // Act
+    const result = failure(parseJob(JSON.stringify(record), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toBe(message);
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBe('alice');
+  });
+
+  it('refuses an image with both data and s3, naming it', () => {
+    // Prepare
+    const images = [{ data: IMAGE_DATA }, { data: IMAGE_DATA, s3: { bucket: 'staging', key: 'k' } }];
+
+    // Act
+    const result = failure(parseJob(jobBody({ images }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toBe('images[1]: must have either data or s3, not both');
+  });
+
+  it.each([
+    ['empty', {}],
+    ['null', null],
+    ['a number', 5],
+    ['a string', IMAGE_DATA],
+    ['an array', [{ data: IMAGE_DATA }]],
+    ['data that is not a string', { data: 12345 }],
+    ['s3 that is not an object', { s3: 's3://staging/k' }],
+    ['s3 without a key', { s3: { bucket: 'staging' } }],
+    ['a misspelt field', { Data: IMAGE_DATA }],
+  ])('refuses an image that is %s, naming images[1]', (_name, image) => {
+    // Prepare
+    const images = [{ data: IMAGE_DATA }, image];
+
+    // Act
+    const result = failure(parseJob(jobBody({ images }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toMatch(/^images\[1\]/);
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBe('alice');
+  });
+
+  it.each([
+    ['an empty bucket', { bucket: '', key: 'k' }, 'images[0].s3.bucket: must not be empty'],
+    ['an empty key', { bucket: 'staging', key: '' }, 'images[0].s3.key: must not be empty'],
+    ['a key over 1024 characters', { bucket: 'staging', key: 'k'.repeat(1025) }, 'images[0].s3.key: must be at most 1024 characters'],
+  ])('says exactly what is wrong with a staged image with %s', (_name, s3, message) => {
+    // Act
+    const result = failure(parseJob(jobBody({ images: [{ s3 }] }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message).toBe(message);
+  });
+
+  it('reports every schema problem in one line', () => {
+    // Prepare
+    const record = { ...withoutField(jobRecord(), 'jobId'), images: [] };
+
+    // Act
+    const result = failure(parseJob(JSON.stringify(record), LIMITS));
+
+    // Assess
+    expect(result.error.message).toBe('jobId must be a string; images must not be empty');
+  });
+});
+
+describe('parseJob: UNSUPPORTED_VERSION', () => {
+  it.each([
+    ['2', 2],
+    ['"1" (a string)', '1'],
+    ['null', null],
+    ['0', 0],
+    ['1.5', 1.5],
+    ['true', true],
+  ])('refuses version %s, saying which version was sent', (_name, version) => {
+    // Act
+    const result = failure(parseJob(jobBody({ version }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('UNSUPPORTED_VERSION');
+    expect(result.error.message).toBe(`version ${JSON.stringify(version)} is not supported (this worker reads version 1)`);
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBe('alice');
+  });
+
+  it('keeps a long version value short in the message', () => {
+    // Act
+    const result = failure(parseJob(jobBody({ version: IMAGE_DATA }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('UNSUPPORTED_VERSION');
+    expect(result.error.message).not.toContain(IMAGE_DATA);
+    expect(result.error.message.length).toBeLessThan(120);
+  });
+});
+
+describe('parseJob: INVALID_USER_ID', () => {
+  it.each([
+    ['../x'],
+    ['a/b'],
+    ['a..b'],
+    ['.a'],
+    [''],
+    ['   '],
+    ['\u212Aate'],
+    ['\u0430lice'],
+    ['a'.repeat(129)],
+  ])('refuses userId %j with the reason, reporting the jobId', (userId) => {
+    // Act
+    const result = failure(parseJob(jobBody({ userId }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_USER_ID');
+    expect(result.error.message).toMatch(/^userId /);
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBeNull();
+  });
+
+  it('reports neither id when both are invalid', () => {
+    // Act
+    const result = failure(parseJob(jobBody({ jobId: 'bad id', userId: '../etc' }), LIMITS));
+
+    // Assess
+    expect(result.jobId).toBeNull();
+    expect(result.userId).toBeNull();
+  });
+});
+
+describe('parseJob: TOO_MANY_IMAGES', () => {
+  it('refuses more than maxImagesPerJob images, saying both numbers', () => {
+    // Prepare
+    const images = Array.from({ length: 11 }, () => ({ data: IMAGE_DATA }));
+
+    // Act
+    const result = failure(parseJob(jobBody({ images }), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('TOO_MANY_IMAGES');
+    expect(result.error.message).toBe('a job may carry at most 10 images (this one has 11)');
+    expect(result.jobId).toBe('job-0001');
+    expect(result.userId).toBe('alice');
+  });
+
+  it('applies the limit it is given', () => {
+    // Act
+    const result = failure(parseJob(jobBody({ images: [{ data: IMAGE_DATA }, { data: IMAGE_DATA }] }), { maxImagesPerJob: 1 }));
+
+    // Assess
+    expect(result.error.code).toBe('TOO_MANY_IMAGES');
+  });
+});
+
+describe('parseJob: failure messages never echo image data', () => {
+  it.each([
+    ['a bad user id', { userId: '../x' }],
+    ['an unsupported version', { version: 2 }],
+    ['a bad jobId', { jobId: 'a b' }],
+    ['an image with both data and s3', { images: [{ data: IMAGE_DATA, s3: { bucket: 'b', key: 'k' } }] }],
+    ['an image with a bad s3', { images: [{ data: IMAGE_DATA }, { s3: { bucket: '', key: 'k' }, data2: IMAGE_DATA }] }],
+    ['too many images', { images: Array.from({ length: 11 }, () => ({ data: IMAGE_DATA })) }],
+    ['images given as a string', { images: IMAGE_DATA }],
+    ['images given as an object', { images: { data: IMAGE_DATA } }],
+    ['an image given as a bare string', { images: [IMAGE_DATA] }],
+  ])('for %s', (_name, overrides) => {
+    // Act
+    const result = failure(parseJob(jobBody(overrides), LIMITS));
+
+    // Assess
+    expect(JSON.stringify(result)).not.toContain(IMAGE_DATA.slice(0, 16));
+    expect(result.error.message).not.toContain(IMAGE_DATA.slice(0, 16));
+  });
+});
+
+describe('formatIssues', () => {
+  const schema = z.object({
+    jobId: z.string({ error: 'jobId must be a string' }),
+    images: z.array(z.object({ s3: z.object({ key: z.string().min(1, { error: 'must not be empty' }) }) })),
+  });
+
+  it('renders paths as images[1].s3.key and joins issues with "; "', () => {
+    // Prepare
+    const parsed = schema.safeParse({ jobId: 1, images: [{ s3: { key: 'k' } }, { s3: { key: '' } }] });
+
+    // Act
+    const line = formatIssues(parsed.error?.issues ?? []);
+
+    // Assess
+    expect(line).toBe('jobId must be a string; images[1].s3.key: must not be empty');
+  });
+
+  it('renders an issue without a path as its message alone', () => {
+    // Prepare
+    const parsed = z.string({ error: 'must be text' }).safeParse(5);
+
+    // Act
+    const line = formatIssues(parsed.error?.issues ?? []);
+
+    // Assess
+    expect(line).toBe('must be text');
+  });
+
+  it('renders no issues as an empty line', () => {
+    // Act
+    const line = formatIssues([]);
+
+    // Assess
+    expect(line).toBe('');
+  });
+});
+
+describe('outcomes', () => {
+  const reference: Reference = {
+    key: 'users/alice/ref_0123456789ab.jpg',
+    sha256: '0123456789ab'.padEnd(64, '0'),
+    contentType: 'image/jpeg',
+    bytes: 1234,
+  };
+
+  it('succeeded: carries the job ids, the message id and the references', () => {
+    // Prepare
+    const theJob = job([{ kind: 'inline', data: IMAGE_DATA }], { jobId: 'job-7', userId: 'Bob' });
+
+    // Act
+    const outcome = succeeded(theJob, 'msg-7', [reference]);
+
+    // Assess
+    expect(outcome).toEqual({
+      version: 1,
+      jobId: 'job-7',
+      userId: 'bob',
+      messageId: 'msg-7',
+      status: 'succeeded',
+      references: [reference],
+    });
+    expect(JSON.stringify(outcome)).not.toContain(IMAGE_DATA);
+  });
+
+  it('failed: carries only the code and message of the error', () => {
+    // Prepare
+    const error = new JobError('INVALID_IMAGE', 'images[0] is not a JPEG or PNG image', { cause: new Error('inner') });
+
+    // Act
+    const outcome = failed({ jobId: 'job-8', userId: null }, 'msg-8', error);
+
+    // Assess
+    expect(outcome).toEqual({
+      version: 1,
+      jobId: 'job-8',
+      userId: null,
+      messageId: 'msg-8',
+      status: 'failed',
+      error: { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' },
+    });
+    expect(JSON.parse(JSON.stringify(outcome))).toEqual(outcome);
+  });
+});

@@ -1,0 +1,236 @@
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { deadLetterEntry, SQS_MAX_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES } from '../../src/worker/dead-letter.ts';
+import { binaryAttribute, sqsMessage, stringAttribute } from './helpers.ts';
+
+const ERROR = { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' } as const;
+
+/** SQS's size rule: body bytes + Σ(name + DataType + value bytes) over the attributes. */
+function sqsSize(body: string, attributes: Record<string, MessageAttributeValue>): number {
+  return Object.entries(attributes).reduce((sum, [name, value]) => {
+    const data = value.StringValue !== undefined ? Buffer.byteLength(value.StringValue) : (value.BinaryValue?.length ?? 0);
+    return sum + Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + data;
+  }, Buffer.byteLength(body));
+}
+
+/** Bytes the error attributes take beside the body, with a message of `messageBytes`. */
+const errorBytes = (code: string, messageBytes: number) =>
+  'ErrorCode'.length + 'String'.length + code.length + 'ErrorMessage'.length + 'String'.length + messageBytes;
+
+describe('deadLetterEntry: body and attributes', () => {
+  it('keeps the body unchanged and adds ErrorCode and ErrorMessage', () => {
+    // Prepare
+    const message = sqsMessage({ Body: '{"version":1,"jobId":"j","userId":"ü","images":[]}' });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry).toEqual({
+      body: message.Body,
+      attributes: {
+        ErrorCode: { DataType: 'String', StringValue: 'INVALID_IMAGE' },
+        ErrorMessage: { DataType: 'String', StringValue: 'images[0] is not a JPEG or PNG image' },
+      },
+      droppedAttributes: [],
+      errorOmitted: false,
+    });
+  });
+
+  it('keeps String, Number and Binary attributes as SendMessage accepts them', () => {
+    // Prepare
+    const bytes = new Uint8Array([0, 1, 2, 255]);
+    const message = sqsMessage({
+      MessageAttributes: {
+        traceId: stringAttribute('abc-123'),
+        attempt: stringAttribute('2', 'Number'),
+        signature: binaryAttribute(bytes),
+        tagged: { DataType: 'String.custom', StringValue: 'x', StringListValues: [] },
+      },
+    });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry.attributes).toEqual({
+      traceId: { DataType: 'String', StringValue: 'abc-123' },
+      attempt: { DataType: 'Number', StringValue: '2' },
+      signature: { DataType: 'Binary', BinaryValue: bytes },
+      tagged: { DataType: 'String.custom', StringValue: 'x' },
+      ErrorCode: { DataType: 'String', StringValue: 'INVALID_IMAGE' },
+      ErrorMessage: { DataType: 'String', StringValue: ERROR.message },
+    });
+    expect(entry.droppedAttributes).toEqual([]);
+  });
+
+  it('treats a message without a body as an empty body', () => {
+    // Act
+    const entry = deadLetterEntry({ MessageId: 'm' }, ERROR);
+
+    // Assess
+    expect(entry.body).toBe('');
+    expect(entry.attributes.ErrorCode?.StringValue).toBe('INVALID_IMAGE');
+  });
+
+  it('replaces ErrorCode and ErrorMessage attributes the message already had', () => {
+    // Prepare
+    const message = sqsMessage({
+      MessageAttributes: {
+        ErrorCode: stringAttribute('OLD_CODE'),
+        ErrorMessage: stringAttribute('an old failure'),
+        traceId: stringAttribute('t-1'),
+      },
+    });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry.attributes).toEqual({
+      traceId: { DataType: 'String', StringValue: 't-1' },
+      ErrorCode: { DataType: 'String', StringValue: 'INVALID_IMAGE' },
+      ErrorMessage: { DataType: 'String', StringValue: ERROR.message },
+    });
+    expect(entry.droppedAttributes).toEqual([]);
+  });
+
+  it('with 10 original attributes keeps the first 8 by name and reports the rest', () => {
+    // Prepare: names deliberately out of order.
+    const names = ['k07', 'k02', 'k10', 'k05', 'k01', 'k09', 'k04', 'k08', 'k03', 'k06'];
+    const message = sqsMessage({ MessageAttributes: Object.fromEntries(names.map((n) => [n, stringAttribute(`v-${n}`)])) });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(Object.keys(entry.attributes).sort()).toEqual(['ErrorCode', 'ErrorMessage', 'k01', 'k02', 'k03', 'k04', 'k05', 'k06', 'k07', 'k08']);
+    expect(entry.attributes.k03).toEqual({ DataType: 'String', StringValue: 'v-k03' });
+    expect(entry.droppedAttributes).toEqual(['k09', 'k10']);
+    expect(Object.keys(entry.attributes)).toHaveLength(SQS_MAX_ATTRIBUTES);
+  });
+
+  it('does not count an old ErrorCode among the attributes it must drop', () => {
+    // Prepare: 9 attributes of the job plus an ErrorCode from an earlier failure.
+    const attributes: Record<string, MessageAttributeValue> = { ErrorCode: stringAttribute('OLD') };
+    for (let i = 1; i <= 9; i += 1) attributes[`a${i}`] = stringAttribute(String(i));
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ MessageAttributes: attributes }), ERROR);
+
+    // Assess
+    expect(entry.droppedAttributes).toEqual(['a9']);
+    expect(entry.attributes.ErrorCode?.StringValue).toBe('INVALID_IMAGE');
+    expect(Object.keys(entry.attributes)).toHaveLength(10);
+  });
+});
+
+describe('deadLetterEntry: the 1 MiB limit', () => {
+  it('leaves a small message alone', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage(), ERROR);
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(ERROR.message);
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThan(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('truncates ErrorMessage to fit beside a near-1 MiB body', () => {
+    // Prepare: room for 20 bytes of message.
+    const message = sqsMessage({
+      Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - errorBytes(ERROR.code, 20) - 'traceId'.length - 'String'.length - 3),
+      MessageAttributes: { traceId: stringAttribute('t-1') },
+    });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    const text = entry.attributes.ErrorMessage?.StringValue ?? '';
+    expect(entry.errorOmitted).toBe(false);
+    expect(entry.body).toBe(message.Body);
+    expect(entry.attributes.traceId).toEqual({ DataType: 'String', StringValue: 't-1' });
+    expect(entry.attributes.ErrorCode?.StringValue).toBe(ERROR.code);
+    expect(text.endsWith('…')).toBe(true);
+    expect(ERROR.message.startsWith(text.slice(0, -1))).toBe(true);
+    expect(text.length).toBeGreaterThan(1);
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('cuts a multi-byte message on a character boundary', () => {
+    // Prepare: room for 20 bytes of a message made of 2-byte characters.
+    const error = { code: 'INVALID_USER_ID', message: 'é'.repeat(100) };
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - errorBytes(error.code, 20)) });
+
+    // Act
+    const entry = deadLetterEntry(message, error);
+
+    // Assess
+    const text = entry.attributes.ErrorMessage?.StringValue ?? '';
+    expect(text).toMatch(/^é+…$/);
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it.each([[0], [1], [2], [3], [4], [5]])('stays within 1 MiB when only %i bytes are left for ErrorMessage', (room) => {
+    // Prepare
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - errorBytes(ERROR.code, room)) });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry.attributes.ErrorCode?.StringValue).toBe(ERROR.code);
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('omits the error attributes when even ErrorCode does not fit, keeping the originals', () => {
+    // Prepare
+    const message = sqsMessage({
+      Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - 'traceId'.length - 'String'.length - 3 - 10),
+      MessageAttributes: { traceId: stringAttribute('t-1') },
+    });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(true);
+    expect(entry.body).toBe(message.Body);
+    expect(entry.attributes).toEqual({ traceId: { DataType: 'String', StringValue: 't-1' } });
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('omits the error attributes beside a body of exactly 1 MiB', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES) }), ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(true);
+    expect(entry.attributes).toEqual({});
+  });
+
+  it('counts the body in bytes, not characters', () => {
+    // Prepare: 3-byte characters, so the body is near 1 MiB in bytes but a third of that in characters.
+    const body = '€'.repeat(Math.floor((SQS_MAX_MESSAGE_BYTES - errorBytes(ERROR.code, 10)) / 3));
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(false);
+    expect(sqsSize(entry.body, entry.attributes)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('keeps a long ErrorMessage valid Unicode where it cuts it', () => {
+    // Prepare: an emoji (a surrogate pair) straddles the 1024-character mark.
+    const error = { code: 'SOURCE_NOT_ALLOWED', message: `${'a'.repeat(1023)}😀 and more` };
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage(), error);
+
+    // Assess: SQS refuses attribute values with lone surrogates.
+    const text = entry.attributes.ErrorMessage?.StringValue ?? '';
+    expect(text.startsWith('a'.repeat(1023))).toBe(true);
+    expect(text.isWellFormed()).toBe(true);
+  });
+});

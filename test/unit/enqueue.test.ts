@@ -1,0 +1,154 @@
+import { describe, expect, it } from 'vitest';
+import { parseJob } from '../../src/job/contract.ts';
+import { buildJob, planStaging } from '../../src/producer/enqueue.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../../src/worker/dead-letter.ts';
+
+// planStaging leaves 4 KiB of the 1 MiB message for the JSON around the images.
+const INLINE_BUDGET = SQS_MAX_MESSAGE_BYTES - 4096;
+const base64Length = (bytes: number) => Math.ceil(bytes / 3) * 4;
+/** The largest image whose base64 is exactly `chars` long (chars a multiple of 4). */
+const bytesFor = (chars: number) => (chars / 4) * 3;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('buildJob', () => {
+  it('builds a v1 job with inline images as base64 and staged images as s3 sources', () => {
+    // Prepare
+    const photo = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]);
+
+    // Act
+    const job = buildJob({ jobId: 'job-1', userId: 'Alice', images: [photo, { bucket: 'enrollment-staging', key: 'incoming/job-1/1' }] });
+
+    // Assess
+    expect(job).toEqual({
+      version: 1,
+      jobId: 'job-1',
+      userId: 'Alice',
+      images: [{ data: photo.toString('base64') }, { s3: { bucket: 'enrollment-staging', key: 'incoming/job-1/1' } }],
+    });
+  });
+
+  it('gives each job a fresh UUID when no jobId is given', () => {
+    // Act
+    const first = buildJob({ userId: 'alice', images: [Buffer.from('x')] });
+    const second = buildJob({ userId: 'alice', images: [Buffer.from('x')] });
+
+    // Assess
+    expect(first.jobId).toMatch(UUID);
+    expect(second.jobId).toMatch(UUID);
+    expect(first.jobId).not.toBe(second.jobId);
+  });
+
+  it('builds what the worker parses back to the same images', () => {
+    // Prepare
+    const photos = [Buffer.from('first photo'), Buffer.from('second')];
+
+    // Act
+    const parsed = parseJob(JSON.stringify(buildJob({ userId: ' Bob ', images: [...photos, { bucket: 's', key: 'k' }] })), { maxImagesPerJob: 10 });
+
+    // Assess
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.job.userId).toBe('bob');
+    expect(parsed.job.images).toEqual([
+      { kind: 'inline', data: photos[0]?.toString('base64') },
+      { kind: 'inline', data: photos[1]?.toString('base64') },
+      { kind: 's3', bucket: 's', key: 'k' },
+    ]);
+  });
+});
+
+describe('planStaging', () => {
+  it('stages nothing when there are no images', () => {
+    // Act
+    const plan = planStaging([]);
+
+    // Assess
+    expect([...plan]).toEqual([]);
+  });
+
+  it('stages nothing when the images fit inline', () => {
+    // Act
+    const plan = planStaging([100_000, 200_000, 300_000]);
+
+    // Assess
+    expect([...plan]).toEqual([]);
+  });
+
+  it('stages nothing when the base64 exactly fills the budget', () => {
+    // Prepare
+    const sizes = [bytesFor(INLINE_BUDGET / 2), bytesFor(INLINE_BUDGET / 2)];
+
+    // Act
+    const plan = planStaging(sizes);
+
+    // Assess
+    expect(sizes.reduce((sum, n) => sum + base64Length(n), 0)).toBe(INLINE_BUDGET);
+    expect([...plan]).toEqual([]);
+  });
+
+  it('stages an image when one more byte would not fit', () => {
+    // Prepare
+    const sizes = [bytesFor(INLINE_BUDGET / 2), bytesFor(INLINE_BUDGET / 2) + 1];
+
+    // Act
+    const plan = planStaging(sizes);
+
+    // Assess
+    expect([...plan]).toEqual([1]);
+  });
+
+  it('stages a single image that is too large to send inline', () => {
+    // Act
+    const plan = planStaging([900_000]);
+
+    // Assess
+    expect([...plan]).toEqual([0]);
+  });
+
+  it('stages the largest first, and only as many as needed', () => {
+    // Prepare: 1.2 MB of base64; staging the 600 kB image alone is enough.
+    const sizes = [100_000, 600_000, 200_000];
+
+    // Act
+    const plan = planStaging(sizes);
+
+    // Assess
+    expect([...plan]).toEqual([1]);
+  });
+
+  it('stages more than one when one is not enough, largest first', () => {
+    // Prepare
+    const sizes = [300_000, 500_000, 100_000, 400_000, 200_000];
+
+    // Act
+    const plan = planStaging(sizes);
+
+    // Assess
+    expect([...plan]).toEqual([1, 3]);
+    const inline = sizes.filter((_, i) => !plan.has(i)).reduce((sum, n) => sum + base64Length(n), 0);
+    expect(inline).toBeLessThanOrEqual(INLINE_BUDGET);
+  });
+
+  it('stages every image when even the smallest is too large', () => {
+    // Act
+    const plan = planStaging([2_000_000, 3_000_000, 1_000_000]);
+
+    // Assess
+    expect([...plan].sort()).toEqual([0, 1, 2]);
+  });
+
+  it('leaves a message that fits in 1 MiB with ten images at the edge of the budget', () => {
+    // Prepare: ten images whose base64 fills the inline budget exactly, and long ids.
+    const sizes = Array.from({ length: 10 }, () => bytesFor(INLINE_BUDGET / 10 - ((INLINE_BUDGET / 10) % 4)));
+    const images = sizes.map((n) => Buffer.alloc(n, 7));
+
+    // Act
+    const plan = planStaging(sizes);
+    const body = JSON.stringify(buildJob({ jobId: 'J'.repeat(128), userId: 'u'.repeat(128), images }));
+
+    // Assess
+    expect([...plan]).toEqual([]);
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+});

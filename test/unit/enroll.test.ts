@@ -1,0 +1,221 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { enroll, type EnrollmentDeps } from '../../src/enroll/enroll.ts';
+import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
+import type { StagingRules } from '../../src/enroll/sources.ts';
+import { JobError } from '../../src/job/errors.ts';
+import { jpegImage, pngImage } from '../support/images.ts';
+import { inline, job, rejectionOf, staged, userId } from './helpers.ts';
+
+const RULES: StagingRules = { stagingBucket: 'enrollment-staging', stagingPrefix: 'incoming/', maxImageBytes: 1024 * 1024 };
+
+let jpeg: Buffer;
+let otherJpeg: Buffer;
+let png: Buffer;
+const gif = Buffer.concat([Buffer.from('GIF89a'), Buffer.alloc(64, 1)]);
+
+beforeAll(async () => {
+  [jpeg, otherJpeg, png] = await Promise.all([
+    jpegImage({ width: 40, height: 30, seed: 11 }),
+    jpegImage({ width: 40, height: 30, seed: 12 }),
+    pngImage({ width: 20, height: 10, seed: 13 }),
+  ]);
+});
+
+/** In-memory S3: staged objects to read, and a record of reference writes. */
+function fakeStore(options: { staged?: Record<string, Buffer>; existing?: readonly string[]; readError?: unknown } = {}) {
+  const writes: ReferenceObject[] = [];
+  const reads: string[] = [];
+  const existing = new Set(options.existing ?? []);
+  const deps: EnrollmentDeps = {
+    rules: RULES,
+    readStaged: async (bucket, key) => {
+      reads.push(`${bucket}/${key}`);
+      if (options.readError !== undefined) throw options.readError;
+      const bytes = options.staged?.[key];
+      if (!bytes) throw new JobError('SOURCE_NOT_FOUND', `s3://${bucket}/${key} does not exist`);
+      return bytes;
+    },
+    writeReference: async (object): Promise<PutResult> => {
+      writes.push(object);
+      if (existing.has(object.key)) return 'existed';
+      existing.add(object.key);
+      return 'created';
+    },
+  };
+  return { deps, writes, reads };
+}
+
+const keyOf = (bytes: Buffer, ext: 'jpg' | 'png', user = 'alice') => referenceKey(userId(user), sha256Of(bytes).toString('hex'), ext);
+
+describe('enroll: success', () => {
+  it('writes one reference per image, inline and staged', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/job-0001/1': png } });
+    const theJob = job([inline(jpeg), staged('enrollment-staging', 'incoming/job-0001/1')]);
+
+    // Act
+    const enrollment = await enroll(theJob, store.deps);
+
+    // Assess
+    expect(enrollment).toEqual({
+      references: [
+        { key: keyOf(jpeg, 'jpg'), sha256: sha256Of(jpeg).toString('hex'), contentType: 'image/jpeg', bytes: jpeg.length },
+        { key: keyOf(png, 'png'), sha256: sha256Of(png).toString('hex'), contentType: 'image/png', bytes: png.length },
+      ],
+      created: 2,
+    });
+    expect(store.reads).toEqual(['enrollment-staging/incoming/job-0001/1']);
+  });
+
+  it('passes the bytes, the content type, the raw SHA-256 and the job id to the writer', async () => {
+    // Prepare
+    const store = fakeStore();
+
+    // Act
+    await enroll(job([inline(png)], { jobId: 'job-42', userId: 'Carol' }), store.deps);
+
+    // Assess
+    expect(store.writes).toHaveLength(1);
+    const [write] = store.writes;
+    expect(write?.key).toBe(keyOf(png, 'png', 'carol'));
+    expect(write?.body.equals(png)).toBe(true);
+    expect(write?.contentType).toBe('image/png');
+    expect(write?.sha256.equals(sha256Of(png))).toBe(true);
+    expect(write?.jobId).toBe('job-42');
+  });
+
+  it('stores the same photo twice in one job as one reference', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/j/2': Buffer.from(jpeg) } });
+    const theJob = job([inline(jpeg), inline(otherJpeg), staged('enrollment-staging', 'incoming/j/2'), inline(jpeg)]);
+
+    // Act
+    const enrollment = await enroll(theJob, store.deps);
+
+    // Assess
+    expect(enrollment.references.map((r) => r.key)).toEqual([keyOf(jpeg, 'jpg'), keyOf(otherJpeg, 'jpg')]);
+    expect(store.writes.map((w) => w.key)).toEqual([keyOf(jpeg, 'jpg'), keyOf(otherJpeg, 'jpg')]);
+    expect(enrollment.created).toBe(2);
+  });
+
+  it('counts as created only the references this job wrote', async () => {
+    // Prepare
+    const store = fakeStore({ existing: [keyOf(jpeg, 'jpg')] });
+
+    // Act
+    const enrollment = await enroll(job([inline(jpeg), inline(png)]), store.deps);
+
+    // Assess
+    expect(enrollment.references).toHaveLength(2);
+    expect(enrollment.created).toBe(1);
+  });
+
+  it('counts zero created when every reference already existed', async () => {
+    // Prepare
+    const store = fakeStore({ existing: [keyOf(jpeg, 'jpg'), keyOf(png, 'png')] });
+
+    // Act
+    const enrollment = await enroll(job([inline(jpeg), inline(png)]), store.deps);
+
+    // Assess
+    expect(enrollment.references).toHaveLength(2);
+    expect(enrollment.created).toBe(0);
+  });
+});
+
+describe('enroll: every image is checked before anything is written', () => {
+  it.each([
+    ['first', 0],
+    ['middle', 1],
+    ['last', 2],
+  ])('a bad %s image fails the job with no writes', async (_name, badIndex) => {
+    // Prepare
+    const images = [inline(jpeg), inline(png), inline(otherJpeg)];
+    images[badIndex] = inline(gif);
+    const store = fakeStore();
+
+    // Act
+    const error = await rejectionOf(() => enroll(job(images), store.deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(JobError);
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: `images[${badIndex}] is not a JPEG or PNG image` });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('an image that is not base64 fails the job with no writes', async () => {
+    // Prepare
+    const store = fakeStore();
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), { kind: 'inline', data: 'not base64!' }]), store.deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[1] is not valid base64' });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('an oversize staged image fails the job with IMAGE_TOO_LARGE and no writes', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/big': Buffer.concat([jpeg, Buffer.alloc(RULES.maxImageBytes)]) } });
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(png), staged('enrollment-staging', 'incoming/big')]), store.deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
+    expect((error as JobError).message).toMatch(/^images\[1\] /);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('an inline image one byte over the limit fails the job with IMAGE_TOO_LARGE and no writes', async () => {
+    // Prepare
+    const store = fakeStore();
+    const deps = { ...store.deps, rules: { ...RULES, maxImageBytes: jpeg.length - 1 } };
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg)]), deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('a source outside the staging area fails the job with no reads and no writes', async () => {
+    // Prepare
+    const store = fakeStore();
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), staged('face-references', 'users/bob/ref_0123456789ab.jpg')]), store.deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+    expect(store.reads).toEqual([]);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('a missing staged object fails the job with SOURCE_NOT_FOUND and no writes', async () => {
+    // Prepare
+    const store = fakeStore();
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), staged('enrollment-staging', 'incoming/gone')]), store.deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'SOURCE_NOT_FOUND' });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('a transient read failure propagates unchanged, with no writes', async () => {
+    // Prepare
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'SlowDown' });
+    const store = fakeStore({ readError: throttled });
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), staged('enrollment-staging', 'incoming/x')]), store.deps));
+
+    // Assess
+    expect(error).toBe(throttled);
+    expect(store.writes).toEqual([]);
+  });
+});

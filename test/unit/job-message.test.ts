@@ -1,0 +1,457 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Enrollment } from '../../src/enroll/enroll.ts';
+import type { Job, Outcome, Reference } from '../../src/job/contract.ts';
+import { JobError } from '../../src/job/errors.ts';
+import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
+import { processJobMessage, redactedBody, type JobMessageDeps } from '../../src/worker/job-message.ts';
+import { jpegImage } from '../support/images.ts';
+import { jobBody, jobRecord, memoryLogger, networkError, sdkError, settle, sqsMessage, stringAttribute } from './helpers.ts';
+
+let imageData: string;
+
+beforeAll(async () => {
+  imageData = (await jpegImage({ width: 32, height: 32, seed: 21 })).toString('base64');
+});
+
+const REFERENCE: Reference = {
+  key: 'users/alice/ref_0123456789ab.jpg',
+  sha256: `0123456789ab${'0'.repeat(52)}`,
+  contentType: 'image/jpeg',
+  bytes: 1234,
+};
+
+type Enroll = (job: Job) => Promise<Enrollment>;
+
+/** Fake dependencies that record what the worker did. */
+function harness(options: {
+  enroll?: Enroll;
+  deadLetter?: 'none' | 'ok' | 'fails';
+  publishFails?: boolean;
+  maxReceiveCount?: number;
+} = {}) {
+  const { log, lines } = memoryLogger();
+  const deadLettered: DeadLetterEntry[] = [];
+  const published: Outcome[] = [];
+  const enrolled: Job[] = [];
+  const deadLetterMode = options.deadLetter ?? 'ok';
+  const deps: JobMessageDeps = {
+    limits: { maxImagesPerJob: 10 },
+    enroll: async (job) => {
+      enrolled.push(job);
+      return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1 })))(job);
+    },
+    deadLetter:
+      deadLetterMode === 'none'
+        ? undefined
+        : async (entry) => {
+            if (deadLetterMode === 'fails') throw sdkError('ServiceUnavailable', 503);
+            deadLettered.push(entry);
+          },
+    publish: async (outcome) => {
+      if (options.publishFails) throw networkError('ECONNRESET');
+      published.push(outcome);
+    },
+    retryPolicy: { baseSeconds: 10, maxSeconds: 900 },
+    maxReceiveCount: options.maxReceiveCount,
+    log,
+    now: () => 1_000,
+    random: () => 0,
+  };
+  return { deps, deadLettered, published, enrolled, lines };
+}
+
+const throwing = (error: unknown): Enroll => async () => {
+  throw error;
+};
+
+describe('redactedBody', () => {
+  it('replaces inline image data by its length and keeps the rest', () => {
+    // Prepare
+    const body = jobBody({ images: [{ data: imageData }, { s3: { bucket: 'staging', key: 'incoming/1' } }] });
+
+    // Act
+    const redacted = redactedBody(body);
+
+    // Assess
+    expect(redacted).toEqual({
+      version: 1,
+      jobId: 'job-0001',
+      userId: 'alice',
+      images: [{ data: `<${imageData.length} base64 chars>` }, { s3: { bucket: 'staging', key: 'incoming/1' } }],
+    });
+  });
+
+  it('describes a body that is not JSON by its length only', () => {
+    // Prepare
+    const body = `garbage ${imageData}`;
+
+    // Act
+    const redacted = redactedBody(body);
+
+    // Assess
+    expect(redacted).toBe(`<${Buffer.byteLength(body)} bytes, not JSON>`);
+  });
+
+  it.each([['an array', `["${'A'.repeat(40)}"]`], ['a string', `"${'A'.repeat(40)}"`], ['null', 'null']])(
+    'describes JSON that is not an object (%s) by its length only',
+    (_name, body) => {
+      // Act
+      const redacted = redactedBody(body);
+
+      // Assess
+      expect(redacted).toBe(`<${Buffer.byteLength(body)} bytes>`);
+    },
+  );
+
+  it('keeps a huge body short', () => {
+    // Prepare: many staged images with long keys, no inline data.
+    const images = Array.from({ length: 50 }, (_, i) => ({ s3: { bucket: 'staging', key: `incoming/${i}/${'k'.repeat(500)}` } }));
+
+    // Act
+    const redacted = redactedBody(jobBody({ images }));
+
+    // Assess
+    expect(typeof redacted).toBe('string');
+    expect(String(redacted).length).toBeLessThanOrEqual(4097);
+  });
+
+  it.each([
+    ['a valid job', () => jobRecord({ images: [{ data: imageData }] })],
+    ['a job with a bad user id', () => jobRecord({ userId: '../x', images: [{ data: imageData }, { data: imageData }] })],
+    ['an image with both data and s3', () => jobRecord({ images: [{ data: imageData, s3: { bucket: 'b', key: 'k' } }] })],
+    ['images given as one object, not an array', () => jobRecord({ images: { data: imageData } })],
+    ['an image wrapped in an extra array', () => jobRecord({ images: [[{ data: imageData }]] })],
+    ['images under a misspelt field', () => jobRecord({ images: undefined, image: [{ data: imageData }] })],
+  ])('never contains the base64 data, for %s', (_name, record) => {
+    // Act
+    const redacted = redactedBody(JSON.stringify(record()));
+
+    // Assess
+    expect(JSON.stringify(redacted)).not.toContain(imageData.slice(0, 32));
+  });
+});
+
+describe('processJobMessage: success', () => {
+  it('enrolls the job, publishes one succeeded outcome and deletes the message', async () => {
+    // Prepare
+    const h = harness();
+    const message = sqsMessage({ MessageId: 'm-1', Body: jobBody({ userId: ' Alice ', images: [{ data: imageData }] }) });
+
+    // Act
+    const verdict = await processJobMessage(message, h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+    expect(h.enrolled).toEqual([{ version: 1, jobId: 'job-0001', userId: 'alice', images: [{ kind: 'inline', data: imageData }] }]);
+    expect(h.published).toEqual([
+      { version: 1, jobId: 'job-0001', userId: 'alice', messageId: 'm-1', status: 'succeeded', references: [REFERENCE] },
+    ]);
+    expect(h.deadLettered).toEqual([]);
+  });
+
+  it('logs one info line with the outcome', async () => {
+    // Prepare
+    const h = harness();
+
+    // Act
+    await processJobMessage(sqsMessage({ MessageId: 'm-1' }), h.deps);
+
+    // Assess
+    expect(h.lines()).toEqual([
+      expect.objectContaining({ level: 'info', msg: 'job succeeded', outcome: 'succeeded', references: 1, created: 1, messageId: 'm-1', jobId: 'job-0001', userId: 'alice' }),
+    ]);
+  });
+
+  it('retries when the outcome cannot be published', async () => {
+    // Prepare
+    const h = harness({ publishFails: true });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ receiveCount: 2 }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'retry', delaySeconds: 10 });
+  });
+});
+
+describe('processJobMessage: permanent failures', () => {
+  it('dead-letters the message, publishes a failed outcome and deletes it', async () => {
+    // Prepare
+    const h = harness();
+    const message = sqsMessage({
+      MessageId: 'm-2',
+      Body: jobBody({ images: [{ data: imageData }] }),
+      MessageAttributes: { traceId: stringAttribute('t-9') },
+    });
+    const invalid = new JobError('INVALID_IMAGE', 'images[0] is not a JPEG or PNG image');
+    h.deps = { ...h.deps, enroll: throwing(invalid) };
+
+    // Act
+    const verdict = await processJobMessage(message, h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(h.deadLettered).toHaveLength(1);
+    expect(h.deadLettered[0]?.body).toBe(message.Body);
+    expect(h.deadLettered[0]?.attributes).toEqual({
+      traceId: { DataType: 'String', StringValue: 't-9' },
+      ErrorCode: { DataType: 'String', StringValue: 'INVALID_IMAGE' },
+      ErrorMessage: { DataType: 'String', StringValue: 'images[0] is not a JPEG or PNG image' },
+    });
+    expect(h.published).toEqual([
+      {
+        version: 1,
+        jobId: 'job-0001',
+        userId: 'alice',
+        messageId: 'm-2',
+        status: 'failed',
+        error: { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' },
+      },
+    ]);
+  });
+
+  it('fails a job that does not parse without enrolling it, keeping the ids it could read', async () => {
+    // Prepare
+    const h = harness();
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-3', Body: jobBody({ userId: '../bob' }) }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(h.enrolled).toEqual([]);
+    expect(h.deadLettered[0]?.attributes.ErrorCode?.StringValue).toBe('INVALID_USER_ID');
+    expect(h.published).toEqual([
+      expect.objectContaining({ status: 'failed', jobId: 'job-0001', userId: null, messageId: 'm-3', error: expect.objectContaining({ code: 'INVALID_USER_ID' }) }),
+    ]);
+  });
+
+  it('fails a body that is not JSON with null ids', async () => {
+    // Prepare
+    const h = harness();
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-4', Body: 'hello' }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(h.published).toEqual([
+      {
+        version: 1,
+        jobId: null,
+        userId: null,
+        messageId: 'm-4',
+        status: 'failed',
+        error: { code: 'INVALID_MESSAGE', message: 'the message body is not valid JSON' },
+      },
+    ]);
+  });
+
+  it('logs a warning naming the code when the entry was dead-lettered', async () => {
+    // Prepare
+    const h = harness();
+
+    // Act
+    await processJobMessage(sqsMessage({ Body: jobBody({ version: 2 }) }), h.deps);
+
+    // Assess
+    expect(h.lines()).toEqual([
+      expect.objectContaining({ level: 'warn', msg: 'job failed', outcome: 'failed', code: 'UNSUPPORTED_VERSION', deadLetter: 'sent' }),
+    ]);
+  });
+
+  it('with no dead-letter queue, logs an error line carrying the redacted body and no image data', async () => {
+    // Prepare
+    const h = harness({ deadLetter: 'none' });
+    const body = jobBody({ userId: '../x', images: [{ data: imageData }] });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-5', Body: body, MessageAttributes: { traceId: stringAttribute('t') } }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(h.published).toHaveLength(1);
+    const lines = h.lines();
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        msg: 'job failed',
+        code: 'INVALID_USER_ID',
+        deadLetter: 'none',
+        body: redactedBody(body),
+        attributes: ['traceId'],
+        messageId: 'm-5',
+      }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(imageData.slice(0, 32));
+  });
+
+  it('with no dead-letter queue, keeps image data out of the log for a job whose images are malformed', async () => {
+    // Prepare: images sent as one object instead of an array (INVALID_MESSAGE).
+    const h = harness({ deadLetter: 'none' });
+    const body = jobBody({ images: { data: imageData } });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ Body: body }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(h.lines()).toEqual([expect.objectContaining({ level: 'error', code: 'INVALID_MESSAGE' })]);
+    expect(JSON.stringify(h.lines())).not.toContain(imageData.slice(0, 32));
+  });
+
+  it('retries, without publishing, when the dead-letter send fails', async () => {
+    // Prepare
+    const h = harness({ deadLetter: 'fails' });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ receiveCount: 1, Body: jobBody({ version: 3 }) }), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'retry', delaySeconds: 5 });
+    expect(h.published).toEqual([]);
+    expect(h.lines()).toEqual([expect.objectContaining({ level: 'warn', outcome: 'retry', reason: 'server' })]);
+  });
+});
+
+describe('processJobMessage: transient failures', () => {
+  it('retries after a delay that grows with the receive count, publishing nothing', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(sdkError('SlowDown', 503)), maxReceiveCount: 5 });
+
+    // Act
+    const first = await processJobMessage(sqsMessage({ receiveCount: 1 }), h.deps);
+    const third = await processJobMessage(sqsMessage({ receiveCount: 3 }), h.deps);
+    await settle();
+
+    // Assess
+    expect(first).toEqual({ action: 'retry', delaySeconds: 5 });
+    expect(third).toEqual({ action: 'retry', delaySeconds: 20 });
+    expect(h.published).toEqual([]);
+    expect(h.deadLettered).toEqual([]);
+  });
+
+  it('logs the retry with its reason and delay', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(networkError('ECONNRESET')), maxReceiveCount: 5 });
+
+    // Act
+    await processJobMessage(sqsMessage({ receiveCount: 2 }), h.deps);
+
+    // Assess
+    expect(h.lines()).toEqual([
+      expect.objectContaining({ level: 'warn', outcome: 'retry', reason: 'network', retryInSeconds: 10, lastAttempt: false, receiveCount: 2 }),
+    ]);
+  });
+
+  it('treats our own bug (a TypeError) as transient', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(new TypeError('cannot read properties of undefined')) });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'retry', delaySeconds: 5 });
+    expect(h.deadLettered).toEqual([]);
+  });
+
+  it('on the last attempt, publishes a RETRIES_EXHAUSTED outcome', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(sdkError('ThrottlingException', 400)), maxReceiveCount: 5 });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-6', receiveCount: 5 }), h.deps);
+    await settle();
+
+    // Assess
+    expect(verdict.action).toBe('retry');
+    expect(h.published).toEqual([
+      {
+        version: 1,
+        jobId: 'job-0001',
+        userId: 'alice',
+        messageId: 'm-6',
+        status: 'failed',
+        error: { code: 'RETRIES_EXHAUSTED', message: 'gave up after 5 attempts: ThrottlingException from the service' },
+      },
+    ]);
+    expect(h.lines()).toEqual([expect.objectContaining({ level: 'warn', lastAttempt: true })]);
+  });
+
+  it('treats a receive count past maxReceiveCount as the last attempt too', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(new Error('boom')), maxReceiveCount: 3 });
+
+    // Act
+    await processJobMessage(sqsMessage({ receiveCount: 7 }), h.deps);
+    await settle();
+
+    // Assess
+    expect(h.published.map((o) => o.status === 'failed' && o.error.code)).toEqual(['RETRIES_EXHAUSTED']);
+  });
+
+  it('publishes nothing before the last attempt, or when there is no redrive policy', async () => {
+    // Prepare
+    const withPolicy = harness({ enroll: throwing(new Error('boom')), maxReceiveCount: 5 });
+    const withoutPolicy = harness({ enroll: throwing(new Error('boom')) });
+
+    // Act
+    await processJobMessage(sqsMessage({ receiveCount: 4 }), withPolicy.deps);
+    await processJobMessage(sqsMessage({ receiveCount: 500 }), withoutPolicy.deps);
+    await settle();
+
+    // Assess
+    expect(withPolicy.published).toEqual([]);
+    expect(withoutPolicy.published).toEqual([]);
+  });
+
+  it('logs, and does not throw, when the exhausted outcome cannot be published', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(new Error('boom')), maxReceiveCount: 2, publishFails: true });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ receiveCount: 2 }), h.deps);
+    await settle();
+
+    // Assess
+    expect(verdict.action).toBe('retry');
+    expect(h.lines().map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'the job failed for now; it will be retried'],
+      ['error', 'could not publish the outcome of an exhausted job'],
+    ]);
+  });
+});
+
+describe('processJobMessage: log lines', () => {
+  it('every line of a job carries its messageId, jobId and userId', async () => {
+    // Prepare: one run of each path, all with the same ids.
+    const runs: ReturnType<typeof harness>[] = [
+      harness(),
+      harness({ enroll: throwing(new JobError('INVALID_IMAGE', 'x')) }),
+      harness({ enroll: throwing(new JobError('INVALID_IMAGE', 'x')), deadLetter: 'none' }),
+      harness({ deadLetter: 'fails', enroll: throwing(new JobError('INVALID_IMAGE', 'x')) }),
+      harness({ enroll: throwing(new Error('boom')), maxReceiveCount: 1, publishFails: true }),
+    ];
+
+    // Act
+    for (const h of runs) await processJobMessage(sqsMessage({ MessageId: 'm-7', Body: jobBody({ jobId: 'job-7', userId: 'Dana' }) }), h.deps);
+    await settle();
+
+    // Assess
+    const lines = runs.flatMap((h) => h.lines());
+    expect(lines.length).toBeGreaterThanOrEqual(runs.length + 1);
+    lines.forEach((line) => expect(line).toMatchObject({ messageId: 'm-7', jobId: 'job-7', userId: 'dana' }));
+  });
+
+  it('a line for a message that does not parse still carries its messageId', async () => {
+    // Prepare
+    const h = harness({ deadLetter: 'none' });
+
+    // Act
+    await processJobMessage(sqsMessage({ MessageId: 'm-8', Body: '{not json' }), h.deps);
+
+    // Assess
+    expect(h.lines()).toEqual([expect.objectContaining({ messageId: 'm-8', jobId: null, userId: null, code: 'INVALID_MESSAGE' })]);
+  });
+});
