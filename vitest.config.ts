@@ -7,6 +7,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Pure and quick: run first, so a broken rule fails fast.
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -19,6 +21,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Files spawn worker processes; two cores are shared with the emulator.
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -13,6 +13,7 @@ import {
   parseConfig,
   parseProducerConfig,
   secretNameOf,
+  secretVariable,
   settingsFromSecret,
   type Config,
   type Env,
@@ -29,7 +30,7 @@ import { processJobMessage } from './worker/job-message.ts';
 import { handleShutdownSignals } from './worker/lifecycle.ts';
 import { noOutcomePublisher, sqsOutcomePublisher } from './worker/outcomes.ts';
 import { receiveCountOf, retryDelaySeconds } from './worker/retry.ts';
-import { fetchSecretText, identityOf, inspectJobsQueue, secretVariable, StartupError, untilReady } from './worker/startup.ts';
+import { fetchSecretText, identityOf, inspectJobsQueue, StartupError, untilReady } from './worker/startup.ts';
 
 const USAGE = `usage: enrollment-worker <command>
 
@@ -48,7 +49,7 @@ async function configure(env: Env, log: Logger, target: AwsTarget, deadline: num
   const variable = secretVariable(env);
   const text = await untilReady('the secret', () => fetchSecretText(secrets, secretName, variable), { deadline, log });
   secrets.destroy();
-  const { settings, ignored } = settingsFromSecret(text, secretName);
+  const { settings, ignored } = settingsFromSecret(text, secretName, variable);
   const config = parseConfig(env, settings);
   log.info({ secret: secretName, settings: config.fromSecret, ignoredKeys: ignored }, 'settings read from the secret');
   return config;

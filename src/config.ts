@@ -164,6 +164,11 @@ function problemsOf(error: z.ZodError, fromSecret: ReadonlySet<string>): string[
   });
 }
 
+/** Which of the two names the secret was given by, for messages. */
+export function secretVariable(env: Env): 'SECRETS_MANAGER_SECRET_NAME' | 'SECRETS_NAME' {
+  return unsetIfBlank(env.SECRETS_MANAGER_SECRET_NAME) !== undefined ? 'SECRETS_MANAGER_SECRET_NAME' : 'SECRETS_NAME';
+}
+
 export function secretNameOf(env: Env): string | undefined {
   const name = unsetIfBlank(env.SECRETS_MANAGER_SECRET_NAME) ?? unsetIfBlank(env.SECRETS_NAME);
   return typeof name === 'string' ? name.trim() : undefined;
@@ -176,15 +181,16 @@ export function secretNameOf(env: Env): string | undefined {
 export function settingsFromSecret(
   secretText: string,
   secretName: string,
+  variable = 'SECRETS_MANAGER_SECRET_NAME',
 ): { settings: Record<string, string>; ignored: string[] } {
   let data: unknown;
   try {
     data = JSON.parse(secretText);
   } catch {
-    throw new ConfigError([`SECRETS_MANAGER_SECRET_NAME secret "${secretName}" is not valid JSON`]);
+    throw new ConfigError([`${variable} secret "${secretName}" is not valid JSON`]);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new ConfigError([`SECRETS_MANAGER_SECRET_NAME secret "${secretName}" must be a JSON object`]);
+    throw new ConfigError([`${variable} secret "${secretName}" must be a JSON object`]);
   }
   const settings: Record<string, string> = {};
   const ignored: string[] = [];
@@ -192,6 +198,8 @@ export function settingsFromSecret(
   for (const [key, value] of Object.entries(data)) {
     if (!SETTING_NAMES.includes(key) || BOOTSTRAP_NAMES.has(key)) {
       ignored.push(key);
+    } else if (typeof value === 'string' && value.trim() === '') {
+      // Blank means unset, as in the environment: it does not hide the environment's value.
     } else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
       settings[key] = String(value);
     } else {
@@ -204,8 +212,10 @@ export function settingsFromSecret(
 
 /** Parses the merged settings into a Config, or throws ConfigError naming each bad variable. */
 export function parseConfig(env: Env, secretSettings: Readonly<Record<string, string>> = {}): Config {
-  const fromSecret = new Set(Object.keys(secretSettings));
-  const merged = { ...env, ...secretSettings };
+  // A blank value in the secret means unset, as in the environment: it hides nothing.
+  const supplied = Object.fromEntries(Object.entries(secretSettings).filter(([, v]) => v.trim() !== ''));
+  const fromSecret = new Set(Object.keys(supplied));
+  const merged = { ...env, ...supplied };
   const result = settingsSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(problemsOf(result.error, fromSecret));
   const s = result.data;
@@ -296,6 +306,6 @@ export async function loadConfig(
   const secretName = secretNameOf(env);
   if (secretName === undefined) return { config: parseConfig(env), ignoredSecretKeys: [] };
   parseBootstrap(env);
-  const { settings, ignored } = settingsFromSecret(await fetchSecret(secretName), secretName);
+  const { settings, ignored } = settingsFromSecret(await fetchSecret(secretName), secretName, secretVariable(env));
   return { config: parseConfig(env, settings), ignoredSecretKeys: ignored };
 }

@@ -22,12 +22,14 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 /** Strict base64 (RFC 4648 §4, padded): Node's decoder would silently skip garbage. */
 export function decodeInline(data: string, label: string, maxBytes: number): Buffer {
   if (data.length === 0) throw new JobError('INVALID_IMAGE', `${label} is empty`);
-  // Check the size before decoding, so an oversize image costs no allocation.
-  const decodedLength = Math.floor((data.length * 3) / 4);
-  if (decodedLength - 2 > maxBytes) {
-    throw new JobError('IMAGE_TOO_LARGE', `${label} is about ${decodedLength} bytes; the limit is ${maxBytes}`);
-  }
   if (!BASE64.test(data)) throw new JobError('INVALID_IMAGE', `${label} is not valid base64`);
+  // The exact decoded size, known from the length and the padding: an oversize image is refused
+  // before any allocation.
+  const padding = data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0;
+  const decodedLength = (data.length / 4) * 3 - padding;
+  if (decodedLength > maxBytes) {
+    throw new JobError('IMAGE_TOO_LARGE', `${label} is ${decodedLength} bytes; the limit is ${maxBytes}`);
+  }
   return Buffer.from(data, 'base64');
 }
 

@@ -18,7 +18,7 @@ const ALLOWED = /^[a-z0-9._@+-]+$/;
 const STARTS_WELL = /^[a-z0-9]/;
 // Before lower-casing: some non-ASCII letters lower-case to ASCII (the Kelvin sign K becomes "k"),
 // which would let a look-alike id land in another user's prefix.
-const ASCII = /^[\x20-\x7e]*$/;
+const ASCII = /^[\x00-\x7f]*$/;
 
 export type UserIdResult = { ok: true; userId: UserId } | { ok: false; reason: string };
 

@@ -34,12 +34,15 @@ export function buildJob(input: { jobId?: string; userId: string; images: Readon
   };
 }
 
-// Headroom under the 1 MiB SQS limit for the JSON around the images.
+// Headroom under the 1 MiB SQS limit for the JSON around the images (ids, punctuation).
 const INLINE_BUDGET = SQS_MAX_MESSAGE_BYTES - 4096;
+// What one staged reference costs in the body at most: a 63-character bucket, a key of up to
+// 1024 characters of prefix plus the job id and index, and the JSON around them.
+const STAGED_ENTRY_BYTES = 1300;
 
 /**
- * Which images must be staged so the message fits: the largest first, until the inline rest fits.
- * Returns the indexes to stage.
+ * Which images must be staged so the message fits: the largest first, until the inline rest and
+ * the staged references fit. Returns the indexes to stage.
  */
 export function planStaging(sizes: readonly number[]): Set<number> {
   const base64 = (n: number) => Math.ceil(n / 3) * 4;
@@ -49,7 +52,7 @@ export function planStaging(sizes: readonly number[]): Set<number> {
   for (const [n, i] of bySize) {
     if (total <= INLINE_BUDGET) break;
     staged.add(i);
-    total -= base64(n);
+    total += STAGED_ENTRY_BYTES - base64(n);
   }
   return staged;
 }

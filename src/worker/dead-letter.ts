@@ -35,6 +35,12 @@ function copyAttribute(value: MessageAttributeValue): MessageAttributeValue {
     : { DataType: value.DataType, StringValue: value.StringValue };
 }
 
+/** The first `n` UTF-16 units, never ending in half a surrogate pair (SQS refuses those). */
+function firstChars(text: string, n: number): string {
+  const cut = text.toWellFormed().slice(0, n);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
 function truncateUtf8(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text;
   let cut = Buffer.from(text).subarray(0, Math.max(0, maxBytes - 3)).toString();
@@ -54,11 +60,12 @@ export function deadLetterEntry(message: Message, error: { code: string; message
 
   const code: MessageAttributeValue = { DataType: 'String', StringValue: error.code };
   const withCode = { ...kept, ErrorCode: code };
+  if (totalSize(body, withCode) > SQS_MAX_MESSAGE_BYTES) return { body, attributes: kept, droppedAttributes, errorOmitted: true };
   const spare = SQS_MAX_MESSAGE_BYTES - totalSize(body, withCode) - Buffer.byteLength('ErrorMessage') - Buffer.byteLength('String');
-  if (spare < 0) return { body, attributes: kept, droppedAttributes, errorOmitted: true };
-  const text = truncateUtf8(error.message.slice(0, ERROR_MESSAGE_MAX_CHARS), spare);
-  const attributes = text.length > 0 ? { ...withCode, ErrorMessage: { DataType: 'String', StringValue: text } } : withCode;
-  return { body, attributes, droppedAttributes, errorOmitted: false };
+  // Less room than "x…" leaves the message out: SQS refuses an empty attribute value.
+  if (spare < 4) return { body, attributes: withCode, droppedAttributes, errorOmitted: false };
+  const text = truncateUtf8(firstChars(error.message, ERROR_MESSAGE_MAX_CHARS), spare);
+  return { body, attributes: { ...withCode, ErrorMessage: { DataType: 'String', StringValue: text } }, droppedAttributes, errorOmitted: false };
 }
 
 export type DeadLetterSender = (entry: DeadLetterEntry) => Promise<void>;

@@ -30,25 +30,27 @@ export type MessageVerdict =
   | { readonly action: 'delete'; readonly status: 'succeeded' | 'failed' }
   | { readonly action: 'retry'; readonly delaySeconds: number };
 
-/** The body as far as it is safe to log: image data replaced by its length, never the bytes. */
+// Strings longer than this are replaced by their length wherever they stand: a job that puts image
+// data under a wrong field or shape must not get it into the log either.
+const LOGGED_STRING_MAX = 256;
+
+function redact(value: unknown, key: string, depth: number): unknown {
+  if (typeof value === 'string') {
+    return key === 'data' || value.length > LOGGED_STRING_MAX ? `<${value.length} base64 chars>` : value;
+  }
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth > 8) return '<nested too deep>';
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => redact(v, key, depth + 1));
+  return Object.fromEntries(Object.entries(value).slice(0, 50).map(([k, v]) => [k, redact(v, k, depth + 1)]));
+}
+
+/** The body as far as it is safe to log: long strings and any `data` replaced by their length. */
 export function redactedBody(body: string): unknown {
-  let raw: unknown;
   try {
-    raw = JSON.parse(body);
+    return redact(JSON.parse(body), '', 0);
   } catch {
     return `<${Buffer.byteLength(body)} bytes, not JSON>`;
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return `<${Buffer.byteLength(body)} bytes>`;
-  const job = raw as Record<string, unknown>;
-  const images = Array.isArray(job.images)
-    ? job.images.map((image: unknown) => {
-        if (typeof image !== 'object' || image === null) return typeof image;
-        const { data, ...rest } = image as Record<string, unknown>;
-        return data === undefined ? rest : { ...rest, data: `<${typeof data === 'string' ? data.length : typeof data} base64 chars>` };
-      })
-    : job.images;
-  const text = JSON.stringify({ ...job, images });
-  return text.length > 4096 ? `${text.slice(0, 4096)}…` : JSON.parse(text);
 }
 
 export async function processJobMessage(message: Message, deps: JobMessageDeps): Promise<MessageVerdict> {
@@ -72,14 +74,15 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
     return { action: 'delete', status: 'failed' };
   };
 
-  const retry = (e: unknown, what: string): MessageVerdict => {
+  const retry = (e: unknown, what: string, stored = false): MessageVerdict => {
     const delaySeconds = retryDelaySeconds(receiveCount, deps.retryPolicy, deps.random);
     const last = deps.maxReceiveCount !== undefined && receiveCount >= deps.maxReceiveCount;
     log.warn(
       { outcome: 'retry', reason: transientReason(e), err: describeError(e), retryInSeconds: delaySeconds, lastAttempt: last, durationMs: elapsed() },
       `${what}; it will be retried`,
     );
-    if (last) void publishExhausted(e);
+    // Once the references are stored, a "failed" outcome would be false: say nothing instead.
+    if (last && !stored) void publishExhausted(e);
     return { action: 'retry', delaySeconds };
   };
 
@@ -106,7 +109,7 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
   try {
     await deps.publish(succeeded(parsed.job, messageId, enrollment.references));
   } catch (e: unknown) {
-    return retry(e, 'the job was stored but its outcome could not be published');
+    return retry(e, 'the job was stored but its outcome could not be published', true);
   }
   log.info(
     { outcome: 'succeeded', references: enrollment.references.length, created: enrollment.created, durationMs: elapsed() },

@@ -14,8 +14,9 @@ export const MAX_VISIBILITY_SECONDS = 43_200;
 
 export function retryDelaySeconds(receiveCount: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const attempt = Number.isFinite(receiveCount) && receiveCount >= 1 ? Math.floor(receiveCount) : 1;
-  // 2^(attempt-1) overflows to Infinity for absurd counts; min() keeps it at the cap.
-  const nominal = Math.min(policy.maxSeconds, policy.baseSeconds * 2 ** (attempt - 1), MAX_VISIBILITY_SECONDS);
+  // The exponent is bounded so that 0 · 2^n never becomes 0 · Infinity (NaN) for absurd counts.
+  const growth = 2 ** Math.min(attempt - 1, 32);
+  const nominal = Math.min(policy.maxSeconds, policy.baseSeconds * growth, MAX_VISIBILITY_SECONDS);
   const half = nominal / 2;
   return Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(half + random() * half));
 }

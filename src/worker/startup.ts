@@ -10,7 +10,7 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import type { Logger } from 'pino';
 import { whoAmI, type Identity } from '../aws.ts';
-import { ConfigError, type Env } from '../config.ts';
+import { ConfigError } from '../config.ts';
 import { describeError, transientReason } from '../job/errors.ts';
 
 export class StartupError extends Error {
@@ -51,10 +51,6 @@ export async function untilReady<T>(
       await sleep(wait);
     }
   }
-}
-
-export function secretVariable(env: Env): string {
-  return env.SECRETS_MANAGER_SECRET_NAME?.trim() ? 'SECRETS_MANAGER_SECRET_NAME' : 'SECRETS_NAME';
 }
 
 const SECRET_CONFIG_ERRORS = new Set([

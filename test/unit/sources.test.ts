@@ -80,15 +80,23 @@ describe('decodeInline', () => {
     expect((error as JobError).message).toMatch(/^images\[0\] is .*bytes; the limit is 1000$/);
   });
 
-  it('checks the size before the content, so an oversize string is never decoded', () => {
-    // Prepare: far over the limit, and not base64 either.
-    const data = '!'.repeat(4_000_000);
+  it('refuses an oversize image from its length, with the exact decoded size in the message', () => {
+    // Prepare: valid base64 of 4 MB, far over the limit.
+    const data = 'QUJD'.repeat(1_000_000);
 
     // Act
     const error = thrownBy(() => decodeInline(data, 'images[0]', 1000));
 
     // Assess
-    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: 'images[0] is 3000000 bytes; the limit is 1000' });
+  });
+
+  it('calls a huge string that is not base64 what it is', () => {
+    // Act
+    const error = thrownBy(() => decodeInline('!'.repeat(4_000_000), 'images[0]', 1000));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE' });
   });
 });
 
