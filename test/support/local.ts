@@ -44,6 +44,8 @@ const settings: Record<string, string> = {
   STAGING_BUCKET: stack.stagingBucket ?? '',
   RESULT_QUEUE_URL: stack.resultQueueUrl ?? '',
   CONCURRENCY: '4',
+  // A short long poll, so that Ctrl-C (which lets polls in flight finish) is quick.
+  POLL_WAIT_SECONDS: '5',
 };
 const envFile = join(workDir, 'worker.env');
 await writeFile(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(''));
