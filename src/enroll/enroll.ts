@@ -1,15 +1,24 @@
 /**
  * One job → its references. The use case, with no knowledge of queues: load every image, check
  * every image, and only then write — one bad image fails the job and nothing of it is stored.
+ *
+ * Checks run cheapest first, so a hostile job costs little: the bytes (type, size, structure) of
+ * every image, then the header's dimensions, and only then the full decode and re-encode
+ * (`normalise`). The key names the photo as received (so a redelivered job finds its references),
+ * while the stored bytes are the normalised image.
  */
 import type { Job, Reference } from '../job/contract.ts';
 import { checkImage } from './images.ts';
+import { checkDimensions, type ImageLimits, type ImageNormaliser } from './normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceWriter } from './references.ts';
 import { loadImage, type StagedObjectReader, type StagingRules } from './sources.ts';
 
+export type EnrollmentRules = StagingRules & ImageLimits;
+
 export interface EnrollmentDeps {
-  readonly rules: StagingRules;
+  readonly rules: EnrollmentRules;
   readonly readStaged: StagedObjectReader;
+  readonly normalise: ImageNormaliser;
   readonly writeReference: ReferenceWriter;
 }
 
@@ -20,26 +29,40 @@ export interface Enrollment {
 }
 
 export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment> {
+  const label = (index: number) => `images[${index}]`;
   const loaded = await Promise.all(
-    job.images.map((source, index) => loadImage(source, `images[${index}]`, deps.rules, deps.readStaged)),
+    job.images.map((source, index) => loadImage(source, label(index), deps.rules, deps.readStaged)),
   );
-
-  // The same photo twice in one job is one reference, not two.
-  const planned = new Map<string, { reference: Reference; body: Buffer; sha256: Buffer }>();
-  loaded.forEach((bytes, index) => {
-    const { type } = checkImage(bytes, `images[${index}]`, deps.rules.maxImageBytes);
-    const sha256 = sha256Of(bytes);
-    const hex = sha256.toString('hex');
-    const key = referenceKey(job.userId, hex, type.ext);
-    if (!planned.has(key)) {
-      planned.set(key, { reference: { key, sha256: hex, contentType: type.contentType, bytes: bytes.length }, body: bytes, sha256 });
-    }
+  const checked = loaded.map((bytes, index) => {
+    const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
+    checkDimensions(info, label(index), deps.rules);
+    return { bytes, info, index };
   });
 
-  const plan = [...planned.values()];
+  // The same photo twice in one job is one reference (and one decode), not two.
+  const planned = new Map<string, (typeof checked)[number] & { sha256: Buffer }>();
+  for (const image of checked) {
+    const sha256 = sha256Of(image.bytes);
+    const key = referenceKey(job.userId, sha256.toString('hex'), image.info.type.ext);
+    if (!planned.has(key)) planned.set(key, { ...image, sha256 });
+  }
+
+  const plan = await Promise.all(
+    [...planned].map(async ([key, image]) => {
+      const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules);
+      const reference: Reference = {
+        key,
+        sha256: image.sha256.toString('hex'),
+        contentType: image.info.type.contentType,
+        bytes: stored.bytes.length,
+      };
+      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes) };
+    }),
+  );
+
   const results: PutResult[] = await Promise.all(
-    plan.map(({ reference, body, sha256 }) =>
-      deps.writeReference({ key: reference.key, body, contentType: reference.contentType, sha256, jobId: job.jobId }),
+    plan.map(({ reference, body, sha256, storedSha256 }) =>
+      deps.writeReference({ key: reference.key, body, contentType: reference.contentType, sha256, storedSha256, jobId: job.jobId }),
     ),
   );
   return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length };

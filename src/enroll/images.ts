@@ -62,7 +62,83 @@ export function sniffImage(bytes: Buffer): ImageInfo | undefined {
   return readPng(bytes) ?? readJpeg(bytes);
 }
 
-/** Throws the job's error for bytes that cannot become a reference; returns what they are. */
+/** PNG: chunk by chunk (length, type, data, CRC) to the end of IEND. */
+function pngEnd(bytes: Buffer): number | undefined {
+  let offset = 8;
+  while (offset + 12 <= bytes.length) {
+    const length = bytes.readUInt32BE(offset);
+    const end = offset + 12 + length;
+    if (end > bytes.length) return undefined;
+    if (bytes.toString('latin1', offset + 4, offset + 8) === 'IEND') return end;
+    offset = end;
+  }
+  return undefined;
+}
+
+const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
+
+/** JPEG: segment by segment, through the entropy-coded data of every scan, to the end of EOI. */
+function jpegEnd(bytes: Buffer, start: number): number | undefined {
+  if (bytes[start] !== 0xff || bytes[start + 1] !== 0xd8) return undefined;
+  let offset = start + 2;
+  while (offset + 2 <= bytes.length) {
+    if (bytes[offset] !== 0xff) return undefined;
+    const marker = bytes[offset + 1] ?? 0;
+    if (marker === 0xff) {
+      offset += 1; // fill byte
+      continue;
+    }
+    if (marker === 0xd9) return offset + 2;
+    if (isRestart(marker) || marker === 0x01) {
+      offset += 2;
+      continue;
+    }
+    if (offset + 4 > bytes.length) return undefined;
+    offset += 2 + bytes.readUInt16BE(offset + 2);
+    if (marker !== 0xda) continue;
+    // Entropy-coded data: a 0xFF there is followed by 0x00 (stuffing) or a restart marker; any
+    // other marker ends the scan.
+    for (;;) {
+      const ff = bytes.indexOf(0xff, offset);
+      if (ff === -1 || ff + 1 >= bytes.length) return undefined;
+      const next = bytes[ff + 1] ?? 0;
+      if (next === 0x00 || isRestart(next)) {
+        offset = ff + 2;
+      } else if (next === 0xff) {
+        offset = ff + 1;
+      } else {
+        offset = ff;
+        break;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What follows the image must be nothing — or, for a JPEG, further complete JPEG streams (the
+ * secondary images of a multi-picture file, e.g. gain maps) and zero padding. Anything else (a ZIP,
+ * a PDF, HTML after the end of the image) makes the file a polyglot.
+ */
+function trailerProblem(bytes: Buffer, type: ImageType): 'truncated' | 'trailing data' | undefined {
+  let end = type === PNG ? pngEnd(bytes) : jpegEnd(bytes, 0);
+  if (end === undefined) return 'truncated';
+  if (type === JPEG) {
+    while (end < bytes.length && bytes[end] === 0xff && bytes[end + 1] === 0xd8) {
+      const next = jpegEnd(bytes, end);
+      if (next === undefined) return 'trailing data';
+      end = next;
+    }
+  }
+  for (let i = end; i < bytes.length; i += 1) if (bytes[i] !== 0x00) return 'trailing data';
+  return undefined;
+}
+
+/**
+ * Throws the job's error for bytes that cannot become a reference; returns what they are. The
+ * cheap first gate, before any decoding: the size, the type by the bytes, a sound header, and a
+ * complete structure with nothing after the end of the image.
+ */
 export function checkImage(bytes: Buffer, label: string, maxBytes: number): ImageInfo {
   if (bytes.length === 0) throw new JobError('INVALID_IMAGE', `${label} is empty`);
   if (bytes.length > maxBytes) {
@@ -70,5 +146,10 @@ export function checkImage(bytes: Buffer, label: string, maxBytes: number): Imag
   }
   const info = sniffImage(bytes);
   if (!info) throw new JobError('INVALID_IMAGE', `${label} is not a JPEG or PNG image`);
+  const problem = trailerProblem(bytes, info.type);
+  if (problem === 'truncated') throw new JobError('INVALID_IMAGE', `${label} is a truncated ${info.type === PNG ? 'PNG' : 'JPEG'}`);
+  if (problem === 'trailing data') {
+    throw new JobError('INVALID_IMAGE', `${label} has data after the end of the image (a polyglot file is refused)`);
+  }
   return info;
 }

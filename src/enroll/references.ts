@@ -22,9 +22,13 @@ export function userPrefix(userId: UserId): string {
 
 export interface ReferenceObject {
   readonly key: string;
+  /** The normalised image: what is stored. */
   readonly body: Buffer;
   readonly contentType: ImageType['contentType'];
+  /** SHA-256 of the image as received: it names the photo (the key) and goes in the metadata. */
   readonly sha256: Buffer;
+  /** SHA-256 of `body`: S3's end-to-end checksum. */
+  readonly storedSha256: Buffer;
   readonly jobId: string;
 }
 
@@ -46,8 +50,9 @@ function isPreconditionFailed(e: unknown): boolean {
 /**
  * The S3 adapter. `If-None-Match: *` makes "already there" a 412, which counts as stored. A 409
  * (a concurrent conditional write in progress) is left to propagate: it is transient, and the
- * retry sees the 412. The SHA-256 computed for the key doubles as ChecksumSHA256, so S3 verifies
- * the bytes end to end and the SDK computes no second checksum.
+ * retry sees the 412. The SHA-256 of the stored bytes is sent as ChecksumSHA256, so S3 verifies
+ * them end to end and the SDK computes no second checksum. User metadata: `job-id`, `sha256` (the
+ * image as received, which the key names) and `stored-sha256` (the stored bytes).
  */
 export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter {
   return async (object) => {
@@ -59,9 +64,13 @@ export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter
           Body: object.body,
           ContentLength: object.body.length,
           ContentType: object.contentType,
-          ChecksumSHA256: object.sha256.toString('base64'),
+          ChecksumSHA256: object.storedSha256.toString('base64'),
           IfNoneMatch: '*',
-          Metadata: { 'job-id': object.jobId, sha256: object.sha256.toString('hex') },
+          Metadata: {
+            'job-id': object.jobId,
+            sha256: object.sha256.toString('hex'),
+            'stored-sha256': object.storedSha256.toString('hex'),
+          },
         }),
       );
       return 'created';

@@ -7,12 +7,14 @@
 
 /** The permanent error codes of the job contract, v1. Upstream services depend on these strings. */
 export const JOB_ERROR_CODES = [
+  'INVALID_SIGNATURE',
   'INVALID_MESSAGE',
   'UNSUPPORTED_VERSION',
   'INVALID_USER_ID',
   'TOO_MANY_IMAGES',
   'INVALID_IMAGE',
   'IMAGE_TOO_LARGE',
+  'IMAGE_TOO_SMALL',
   'SOURCE_NOT_ALLOWED',
   'SOURCE_NOT_FOUND',
 ] as const;

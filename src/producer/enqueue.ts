@@ -8,9 +8,11 @@ import {
   DeleteMessageCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
+  type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { CONTRACT_VERSION, type Outcome } from '../job/contract.ts';
+import { SIGNATURE_ATTRIBUTE, signJob } from '../job/signature.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../worker/dead-letter.ts';
 
 export type JobImage = { data: string } | { s3: { bucket: string; key: string } };
@@ -32,6 +34,29 @@ export function buildJob(input: { jobId?: string; userId: string; images: Readon
       Buffer.isBuffer(image) ? { data: image.toString('base64') } : { s3: { bucket: image.bucket, key: image.key } },
     ),
   };
+}
+
+export interface SignedJob {
+  readonly job: JobMessage;
+  /** The message body: send exactly these bytes (the signature covers them). */
+  readonly body: string;
+  /** `{ Signature: ... }` when a key was given, else empty. */
+  readonly messageAttributes: Record<string, MessageAttributeValue>;
+}
+
+/**
+ * Builds a v1 job and its message: the JSON body, and with a key (JOB_SIGNING_KEY; a string is
+ * taken as its UTF-8 bytes) the `Signature` attribute over exactly that body.
+ */
+export function buildSignedJob(
+  input: { jobId?: string; userId: string; images: ReadonlyArray<Buffer | { bucket: string; key: string }> },
+  key: Buffer | string | undefined,
+): SignedJob {
+  const job = buildJob(input);
+  const body = JSON.stringify(job);
+  const messageAttributes: Record<string, MessageAttributeValue> =
+    key === undefined ? {} : { [SIGNATURE_ATTRIBUTE]: { DataType: 'String', StringValue: signJob(body, key) } };
+  return { job, body, messageAttributes };
 }
 
 // Headroom under the 1 MiB SQS limit for the JSON around the images (ids, punctuation).
@@ -63,12 +88,15 @@ export interface EnqueueDeps {
   readonly queueUrl: string;
   readonly stagingBucket: string | undefined;
   readonly stagingPrefix: string;
+  /** When set, the job is signed with it. */
+  readonly signingKey?: Buffer | string | undefined;
 }
 
 export interface Enqueued {
   readonly jobId: string;
   readonly messageId: string;
   readonly staged: readonly string[];
+  readonly signed: boolean;
 }
 
 export async function enqueueJob(
@@ -90,9 +118,15 @@ export async function enqueueJob(
       return { bucket: deps.stagingBucket, key };
     }),
   );
-  const job = buildJob({ jobId, userId: input.userId, images });
-  const sent = await deps.sqs.send(new SendMessageCommand({ QueueUrl: deps.queueUrl, MessageBody: JSON.stringify(job) }));
-  return { jobId, messageId: sent.MessageId ?? '', staged };
+  const { body, messageAttributes } = buildSignedJob({ jobId, userId: input.userId, images }, deps.signingKey);
+  const sent = await deps.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: deps.queueUrl,
+      MessageBody: body,
+      ...(Object.keys(messageAttributes).length > 0 ? { MessageAttributes: messageAttributes } : {}),
+    }),
+  );
+  return { jobId, messageId: sent.MessageId ?? '', staged, signed: deps.signingKey !== undefined };
 }
 
 /**

@@ -5,8 +5,9 @@
  */
 import type { Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import { failed, parseJob, succeeded, type ContractLimits, type Job, type Outcome } from '../job/contract.ts';
+import { failed, parseJob, succeeded, type ContractLimits, type Job, type Outcome, type ParsedJob } from '../job/contract.ts';
 import { describeError, failureKind, isJobError, RETRIES_EXHAUSTED, transientReason, type JobError } from '../job/errors.ts';
+import { verifyJobSignature, type SigningKeys } from '../job/signature.ts';
 import type { Enrollment } from '../enroll/enroll.ts';
 import { deadLetterEntry, type DeadLetterSender } from './dead-letter.ts';
 import type { OutcomePublisher } from './outcomes.ts';
@@ -14,6 +15,16 @@ import { receiveCountOf, retryDelaySeconds, type RetryPolicy } from './retry.ts'
 
 export interface JobMessageDeps {
   readonly limits: ContractLimits;
+  /**
+   * The accepted signing keys, read for every message (a reload may swap them). No current key:
+   * jobs are not authenticated.
+   */
+  readonly signingKeys: () => SigningKeys;
+  /**
+   * DELETE_STAGED_SOURCES: deletes a succeeded job's staged sources, after its references are
+   * stored and its outcome is published. Undefined: they are kept.
+   */
+  readonly discardSources?: (job: Job) => Promise<number>;
   readonly enroll: (job: Job) => Promise<Enrollment>;
   /** Undefined when no dead-letter queue is known: the failure is then logged in full instead. */
   readonly deadLetter: DeadLetterSender | undefined;
@@ -27,7 +38,8 @@ export interface JobMessageDeps {
 }
 
 export type MessageVerdict =
-  | { readonly action: 'delete'; readonly status: 'succeeded' | 'failed' }
+  | { readonly action: 'delete'; readonly status: 'succeeded' }
+  | { readonly action: 'delete'; readonly status: 'failed'; readonly code: string }
   | { readonly action: 'retry'; readonly delaySeconds: number };
 
 // Strings longer than this are replaced by their length wherever they stand: a job that puts image
@@ -60,9 +72,15 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
   let log = deps.log.child({ messageId, receiveCount });
   const elapsed = () => Math.round(deps.now() - started);
 
-  const parsed = parseJob(message.Body ?? '', deps.limits);
+  // Authenticity first: a job whose signature fails is not read at all — not even its ids, which
+  // are then left out of its outcome and log lines (it is dead-lettered as it came).
+  const signature = verifyJobSignature(message.Body ?? '', message.MessageAttributes, deps.signingKeys());
+  const parsed: ParsedJob = signature.ok
+    ? parseJob(message.Body ?? '', deps.limits)
+    : { ok: false, error: signature.error, jobId: null, userId: null };
   const ids = parsed.ok ? { jobId: parsed.job.jobId, userId: parsed.job.userId } : { jobId: parsed.jobId, userId: parsed.userId };
-  log = log.child(ids);
+  // Which key matched (current / previous / unchecked), never the key.
+  log = log.child({ ...ids, signature: signature.ok ? signature.key : 'invalid' });
 
   const failPermanently = async (error: JobError): Promise<MessageVerdict> => {
     const outcome = failed(ids, messageId, error);
@@ -71,7 +89,7 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
     } catch (e: unknown) {
       return retry(e, 'could not dead-letter a failed job');
     }
-    return { action: 'delete', status: 'failed' };
+    return { action: 'delete', status: 'failed', code: error.code };
   };
 
   const retry = (e: unknown, what: string, stored = false): MessageVerdict => {
@@ -111,8 +129,23 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
   } catch (e: unknown) {
     return retry(e, 'the job was stored but its outcome could not be published', true);
   }
+  let discarded: number | undefined;
+  if (deps.discardSources) {
+    try {
+      discarded = await deps.discardSources(parsed.job);
+    } catch (e: unknown) {
+      // The job succeeded: say so and keep the sources (the staging bucket's lifecycle rule removes them).
+      log.warn({ err: describeError(e), reason: transientReason(e) }, 'could not delete the staged sources of a succeeded job; they are kept');
+    }
+  }
   log.info(
-    { outcome: 'succeeded', references: enrollment.references.length, created: enrollment.created, durationMs: elapsed() },
+    {
+      outcome: 'succeeded',
+      references: enrollment.references.length,
+      created: enrollment.created,
+      ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),
+      durationMs: elapsed(),
+    },
     'job succeeded',
   );
   return { action: 'delete', status: 'succeeded' };

@@ -1,6 +1,7 @@
 // The happy paths end to end: the built worker, a real emulator, jobs in, references out.
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
@@ -30,17 +31,22 @@ describe('a good job', () => {
     const [outcome] = await outcomes(stack, 1);
 
     const userId = 'alice.smith@example.com';
+    // The key and `sha256` name the photo as received; `bytes` is the size of what is stored (the
+    // image re-encoded, without metadata).
     const expected = [
-      { key: `users/${userId}/ref_${sha256(jpeg).slice(0, 12)}.jpg`, sha256: sha256(jpeg), contentType: 'image/jpeg', bytes: jpeg.length },
-      { key: `users/${userId}/ref_${sha256(png).slice(0, 12)}.png`, sha256: sha256(png), contentType: 'image/png', bytes: png.length },
+      { key: `users/${userId}/ref_${sha256(jpeg).slice(0, 12)}.jpg`, sha256: sha256(jpeg), contentType: 'image/jpeg', bytes: expect.any(Number) },
+      { key: `users/${userId}/ref_${sha256(png).slice(0, 12)}.png`, sha256: sha256(png), contentType: 'image/png', bytes: expect.any(Number) },
     ];
     expect(outcome).toEqual({ version: 1, jobId: job.jobId, userId, messageId, status: 'succeeded', references: expected });
     expect((await listKeys(stack.s3, stack.bucket, `users/${userId}/`)).sort()).toEqual(expected.map((r) => r.key).sort());
-    for (const [ref, bytes] of [[expected[0], jpeg], [expected[1], png]] as const) {
-      const object = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: ref?.key }));
-      expect(Buffer.from(await object.Body!.transformToByteArray())).toEqual(bytes);
-      expect(object.ContentType).toBe(ref?.contentType);
-      expect(object.Metadata).toEqual({ 'job-id': job.jobId, sha256: ref?.sha256 });
+    for (const [index, ref] of (outcome?.references ?? []).entries()) {
+      const object = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: ref.key }));
+      const stored = Buffer.from(await object.Body!.transformToByteArray());
+      expect(stored.length).toBe(ref.bytes);
+      const meta = await sharp(stored).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual([index === 0 ? 'jpeg' : 'png', 96, 72]);
+      expect(object.ContentType).toBe(ref.contentType);
+      expect(object.Metadata).toEqual({ 'job-id': job.jobId, sha256: ref.sha256, 'stored-sha256': sha256(stored) });
     }
     expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
   });
@@ -57,9 +63,9 @@ describe('a good job', () => {
 
     const key = `users/bob/ref_${sha256(big).slice(0, 12)}.jpg`;
     expect(outcome?.status).toBe('succeeded');
-    expect(outcome?.references).toEqual([{ key, sha256: sha256(big), contentType: 'image/jpeg', bytes: big.length }]);
+    expect(outcome?.references).toEqual([{ key, sha256: sha256(big), contentType: 'image/jpeg', bytes: expect.any(Number) }]);
     const head = await stack.s3.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: key }));
-    expect(head.ContentLength).toBe(big.length);
+    expect(head.ContentLength).toBe(outcome?.references?.[0]?.bytes);
   });
 
   it('the enqueue command stages what does not fit, sends the job and prints its outcome', async () => {

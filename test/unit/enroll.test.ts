@@ -1,12 +1,21 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { enroll, type EnrollmentDeps } from '../../src/enroll/enroll.ts';
+import sharp from 'sharp';
+import { enroll, type EnrollmentDeps, type EnrollmentRules } from '../../src/enroll/enroll.ts';
+import { imageNormaliser, type ImageNormaliser } from '../../src/enroll/normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
-import type { StagingRules } from '../../src/enroll/sources.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
 import { inline, job, rejectionOf, staged, userId } from './helpers.ts';
 
-const RULES: StagingRules = { stagingBucket: 'enrollment-staging', stagingPrefix: 'incoming/', maxImageBytes: 1024 * 1024 };
+const RULES: EnrollmentRules = {
+  stagingBucket: 'enrollment-staging',
+  stagingPrefix: 'incoming/',
+  maxImageBytes: 1024 * 1024,
+  maxImagePixels: 1_000_000,
+  minImageDimension: 8,
+  maxReferenceDimension: undefined,
+};
+const realNormaliser = imageNormaliser({ parallel: 2 });
 
 let jpeg: Buffer;
 let otherJpeg: Buffer;
@@ -25,6 +34,11 @@ beforeAll(async () => {
 function fakeStore(options: { staged?: Record<string, Buffer>; existing?: readonly string[]; readError?: unknown } = {}) {
   const writes: ReferenceObject[] = [];
   const reads: string[] = [];
+  const decoded: string[] = [];
+  const normalise: ImageNormaliser = async (bytes, info, label, limits) => {
+    decoded.push(label);
+    return realNormaliser(bytes, info, label, limits);
+  };
   const existing = new Set(options.existing ?? []);
   const deps: EnrollmentDeps = {
     rules: RULES,
@@ -35,6 +49,7 @@ function fakeStore(options: { staged?: Record<string, Buffer>; existing?: readon
       if (!bytes) throw new JobError('SOURCE_NOT_FOUND', `s3://${bucket}/${key} does not exist`);
       return bytes;
     },
+    normalise,
     writeReference: async (object): Promise<PutResult> => {
       writes.push(object);
       if (existing.has(object.key)) return 'existed';
@@ -42,7 +57,7 @@ function fakeStore(options: { staged?: Record<string, Buffer>; existing?: readon
       return 'created';
     },
   };
-  return { deps, writes, reads };
+  return { deps, writes, reads, decoded };
 }
 
 const keyOf = (bytes: Buffer, ext: 'jpg' | 'png', user = 'alice') => referenceKey(userId(user), sha256Of(bytes).toString('hex'), ext);
@@ -57,17 +72,18 @@ describe('enroll: success', () => {
     const enrollment = await enroll(theJob, store.deps);
 
     // Assess
+    const [jpegWrite, pngWrite] = store.writes;
     expect(enrollment).toEqual({
       references: [
-        { key: keyOf(jpeg, 'jpg'), sha256: sha256Of(jpeg).toString('hex'), contentType: 'image/jpeg', bytes: jpeg.length },
-        { key: keyOf(png, 'png'), sha256: sha256Of(png).toString('hex'), contentType: 'image/png', bytes: png.length },
+        { key: keyOf(jpeg, 'jpg'), sha256: sha256Of(jpeg).toString('hex'), contentType: 'image/jpeg', bytes: jpegWrite?.body.length },
+        { key: keyOf(png, 'png'), sha256: sha256Of(png).toString('hex'), contentType: 'image/png', bytes: pngWrite?.body.length },
       ],
       created: 2,
     });
     expect(store.reads).toEqual(['enrollment-staging/incoming/job-0001/1']);
   });
 
-  it('passes the bytes, the content type, the raw SHA-256 and the job id to the writer', async () => {
+  it('passes the normalised bytes, their SHA-256, the content type, the SHA-256 as received and the job id to the writer', async () => {
     // Prepare
     const store = fakeStore();
 
@@ -78,7 +94,9 @@ describe('enroll: success', () => {
     expect(store.writes).toHaveLength(1);
     const [write] = store.writes;
     expect(write?.key).toBe(keyOf(png, 'png', 'carol'));
-    expect(write?.body.equals(png)).toBe(true);
+    const stored = await sharp(write?.body).metadata();
+    expect({ format: stored.format, width: stored.width, height: stored.height }).toEqual({ format: 'png', width: 20, height: 10 });
+    expect(write?.storedSha256.equals(sha256Of(write.body))).toBe(true);
     expect(write?.contentType).toBe('image/png');
     expect(write?.sha256.equals(sha256Of(png))).toBe(true);
     expect(write?.jobId).toBe('job-42');
@@ -96,6 +114,7 @@ describe('enroll: success', () => {
     expect(enrollment.references.map((r) => r.key)).toEqual([keyOf(jpeg, 'jpg'), keyOf(otherJpeg, 'jpg')]);
     expect(store.writes.map((w) => w.key)).toEqual([keyOf(jpeg, 'jpg'), keyOf(otherJpeg, 'jpg')]);
     expect(enrollment.created).toBe(2);
+    expect(store.decoded).toEqual(['images[0]', 'images[1]']);
   });
 
   it('counts as created only the references this job wrote', async () => {
@@ -216,6 +235,53 @@ describe('enroll: every image is checked before anything is written', () => {
 
     // Assess
     expect(error).toBe(throttled);
+    expect(store.writes).toEqual([]);
+  });
+});
+
+describe('enroll: dimensions are checked from the header, before any image is decoded', () => {
+  it('an image whose shorter side is under MIN_IMAGE_DIMENSION fails the job with IMAGE_TOO_SMALL, nothing decoded or written', async () => {
+    // Prepare
+    const store = fakeStore();
+    const deps = { ...store.deps, rules: { ...RULES, minImageDimension: 11 } };
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), inline(png)]), deps));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'IMAGE_TOO_SMALL',
+      message: 'images[1] is 20×10 pixels; its shorter side must be at least 11 (MIN_IMAGE_DIMENSION)',
+    });
+    expect(store.decoded).toEqual([]);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('an image over MAX_IMAGE_PIXELS fails the job with IMAGE_TOO_LARGE, nothing decoded or written', async () => {
+    // Prepare
+    const store = fakeStore();
+    const deps = { ...store.deps, rules: { ...RULES, maxImagePixels: 40 * 30 - 1 } };
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(png), inline(jpeg)]), deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: 'images[1] is 40×30 pixels (1200); the limit is 1199 (MAX_IMAGE_PIXELS)' });
+    expect(store.decoded).toEqual([]);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('a decode failure of one image fails the job with INVALID_IMAGE and no writes', async () => {
+    // Prepare: a JPEG with half its scan, then an end-of-image marker (its structure is whole).
+    const damaged = Buffer.concat([otherJpeg.subarray(0, Math.floor(otherJpeg.length / 2)), Buffer.from([0xff, 0xd9])]);
+    const store = fakeStore();
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg), inline(damaged)]), store.deps));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE' });
+    expect((error as JobError).message).toMatch(/^images\[1\] could not be decoded: /);
     expect(store.writes).toEqual([]);
   });
 });

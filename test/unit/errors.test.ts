@@ -39,12 +39,14 @@ describe('JobError', () => {
   it('has the contract v1 codes, exactly', () => {
     // Assess
     expect(JOB_ERROR_CODES).toEqual([
+      'INVALID_SIGNATURE',
       'INVALID_MESSAGE',
       'UNSUPPORTED_VERSION',
       'INVALID_USER_ID',
       'TOO_MANY_IMAGES',
       'INVALID_IMAGE',
       'IMAGE_TOO_LARGE',
+      'IMAGE_TOO_SMALL',
       'SOURCE_NOT_ALLOWED',
       'SOURCE_NOT_FOUND',
     ]);

@@ -290,3 +290,69 @@ describe('checkImage', () => {
     expect(error).toMatchObject({ code: 'INVALID_IMAGE' });
   });
 });
+
+describe('checkImage: the whole structure, to the end of the image', () => {
+  it('refuses a JPEG cut inside its entropy-coded data as truncated', () => {
+    // Act
+    const error = thrownBy(() => checkImage(jpeg.subarray(0, jpeg.length - 100), 'images[0]', MAX));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[0] is a truncated JPEG' });
+  });
+
+  it('refuses a JPEG with only its end-of-image marker missing as truncated', () => {
+    // Act
+    const error = thrownBy(() => checkImage(jpeg.subarray(0, jpeg.length - 2), 'images[0]', MAX));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[0] is a truncated JPEG' });
+  });
+
+  it('refuses a PNG without its IEND chunk as truncated', () => {
+    // Act
+    const error = thrownBy(() => checkImage(png.subarray(0, png.length - 12), 'images[1]', MAX));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[1] is a truncated PNG' });
+  });
+
+  it.each([
+    ['a ZIP after a JPEG', () => Buffer.concat([jpeg, Buffer.from('PK\x03\x04\x14\x00\x00\x00evil.jar')])],
+    ['HTML after a JPEG', () => Buffer.concat([jpeg, Buffer.from('<html><script>alert(1)</script></html>')])],
+    ['a PDF after a PNG', () => Buffer.concat([png, Buffer.from('%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF')])],
+    ['a ZIP after a second JPEG stream', () => Buffer.concat([jpeg, jpeg, Buffer.from('PK\x03\x04')])],
+    ['a truncated second JPEG stream', () => Buffer.concat([jpeg, jpeg.subarray(0, 200)])],
+  ])('refuses %s as a polyglot', (_name, make) => {
+    // Act
+    const error = thrownBy(() => checkImage(make(), 'images[2]', MAX));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'INVALID_IMAGE',
+      message: 'images[2] has data after the end of the image (a polyglot file is refused)',
+    });
+  });
+
+  it('accepts further JPEG streams after the first (multi-picture files) and zero padding', () => {
+    // Act
+    const info = checkImage(Buffer.concat([jpeg, jpeg, Buffer.alloc(16)]), 'images[0]', MAX);
+
+    // Assess
+    expect(info).toEqual({ type: JPEG, width: 37, height: 91 });
+  });
+
+  it('walks stuffed bytes and restart markers inside a scan', () => {
+    // Prepare: a scan whose data holds FF00 (a stuffed FF) and FFD0 (a restart marker), then EOI.
+    const bytes = Buffer.concat([
+      jpegHeader(segment(0xc0, frame(8, 8))).subarray(0, -4),
+      segment(0xda, [1, 1, 0, 0, 0x3f, 0]),
+      Buffer.from([0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56, 0xff, 0xd9]),
+    ]);
+
+    // Act
+    const info = checkImage(bytes, 'images[0]', MAX);
+
+    // Assess
+    expect(info).toMatchObject({ type: JPEG, width: 8, height: 8 });
+  });
+});

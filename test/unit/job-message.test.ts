@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Enrollment } from '../../src/enroll/enroll.ts';
 import type { Job, Outcome, Reference } from '../../src/job/contract.ts';
 import { JobError } from '../../src/job/errors.ts';
+import { signJob, signingKeysFrom, type SigningKeys } from '../../src/job/signature.ts';
 import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
 import { processJobMessage, redactedBody, type JobMessageDeps } from '../../src/worker/job-message.ts';
 import { jpegImage } from '../support/images.ts';
@@ -28,6 +29,8 @@ function harness(options: {
   deadLetter?: 'none' | 'ok' | 'fails';
   publishFails?: boolean;
   maxReceiveCount?: number;
+  signingKeys?: SigningKeys;
+  discardSources?: (job: Job) => Promise<number>;
 } = {}) {
   const { log, lines } = memoryLogger();
   const deadLettered: DeadLetterEntry[] = [];
@@ -36,6 +39,8 @@ function harness(options: {
   const deadLetterMode = options.deadLetter ?? 'ok';
   const deps: JobMessageDeps = {
     limits: { maxImagesPerJob: 10 },
+    signingKeys: () => options.signingKeys ?? signingKeysFrom(undefined, undefined),
+    ...(options.discardSources ? { discardSources: options.discardSources } : {}),
     enroll: async (job) => {
       enrolled.push(job);
       return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1 })))(job);
@@ -191,7 +196,7 @@ describe('processJobMessage: permanent failures', () => {
     const verdict = await processJobMessage(message, h.deps);
 
     // Assess
-    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_IMAGE' });
     expect(h.deadLettered).toHaveLength(1);
     expect(h.deadLettered[0]?.body).toBe(message.Body);
     expect(h.deadLettered[0]?.attributes).toEqual({
@@ -219,7 +224,7 @@ describe('processJobMessage: permanent failures', () => {
     const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-3', Body: jobBody({ userId: '../bob' }) }), h.deps);
 
     // Assess
-    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_USER_ID' });
     expect(h.enrolled).toEqual([]);
     expect(h.deadLettered[0]?.attributes.ErrorCode?.StringValue).toBe('INVALID_USER_ID');
     expect(h.published).toEqual([
@@ -235,7 +240,7 @@ describe('processJobMessage: permanent failures', () => {
     const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-4', Body: 'hello' }), h.deps);
 
     // Assess
-    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_MESSAGE' });
     expect(h.published).toEqual([
       {
         version: 1,
@@ -270,7 +275,7 @@ describe('processJobMessage: permanent failures', () => {
     const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-5', Body: body, MessageAttributes: { traceId: stringAttribute('t') } }), h.deps);
 
     // Assess
-    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_USER_ID' });
     expect(h.published).toHaveLength(1);
     const lines = h.lines();
     expect(lines).toEqual([
@@ -296,7 +301,7 @@ describe('processJobMessage: permanent failures', () => {
     const verdict = await processJobMessage(sqsMessage({ Body: body }), h.deps);
 
     // Assess
-    expect(verdict).toEqual({ action: 'delete', status: 'failed' });
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_MESSAGE' });
     expect(h.lines()).toEqual([expect.objectContaining({ level: 'error', code: 'INVALID_MESSAGE' })]);
     expect(JSON.stringify(h.lines())).not.toContain(imageData.slice(0, 32));
   });
@@ -454,5 +459,134 @@ describe('processJobMessage: log lines', () => {
 
     // Assess
     expect(h.lines()).toEqual([expect.objectContaining({ messageId: 'm-8', jobId: null, userId: null, code: 'INVALID_MESSAGE' })]);
+  });
+});
+
+describe('processJobMessage: signed jobs', () => {
+  const CURRENT = 'current-key-0123456789abcdef0123456789abcdef';
+  const PREVIOUS = 'previous-key-0123456789abcdef0123456789abcdef';
+  const keys = signingKeysFrom(CURRENT, PREVIOUS);
+  const signed = (body: string, key: string) => sqsMessage({ Body: body, MessageAttributes: { Signature: stringAttribute(signJob(body, key)) } });
+
+  it.each([
+    ['current', CURRENT],
+    ['previous', PREVIOUS],
+  ])('accepts a job signed with the %s key and logs which key matched, never the key', async (which, key) => {
+    // Prepare
+    const h = harness({ signingKeys: keys });
+
+    // Act
+    const verdict = await processJobMessage(signed(jobBody(), key), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+    expect(h.enrolled).toHaveLength(1);
+    expect(h.lines().at(-1)).toMatchObject({ outcome: 'succeeded', signature: which });
+    expect(JSON.stringify(h.lines())).not.toContain(CURRENT);
+    expect(JSON.stringify(h.lines())).not.toContain(PREVIOUS);
+  });
+
+  it.each([
+    ['no Signature attribute', sqsMessage({ Body: jobBody() })],
+    ['a signature by another key', signed(jobBody(), 'forger-key-0123456789abcdef0123456789abcdef')],
+    ['a signature of another body', sqsMessage({ Body: jobBody({ userId: 'victim' }), MessageAttributes: { Signature: stringAttribute(signJob(jobBody(), CURRENT)) } })],
+    ['a malformed signature', sqsMessage({ Body: jobBody(), MessageAttributes: { Signature: stringAttribute('v1=abc') } })],
+    ['a Binary signature attribute', sqsMessage({ Body: jobBody(), MessageAttributes: { Signature: { DataType: 'Binary', BinaryValue: new Uint8Array(32) } } })],
+  ])('refuses %s: INVALID_SIGNATURE, dead-lettered, not enrolled, no ids trusted', async (_name, message) => {
+    // Prepare
+    const h = harness({ signingKeys: keys });
+
+    // Act
+    const verdict = await processJobMessage(message, h.deps);
+
+    // Assess
+    expect(verdict).toMatchObject({ action: 'delete', status: 'failed' });
+    expect(h.enrolled).toEqual([]);
+    expect(h.deadLettered).toHaveLength(1);
+    expect(h.published).toEqual([
+      expect.objectContaining({ status: 'failed', jobId: null, userId: null, error: expect.objectContaining({ code: 'INVALID_SIGNATURE' }) }),
+    ]);
+    expect(h.lines().at(-1)).toMatchObject({ outcome: 'failed', code: 'INVALID_SIGNATURE', signature: 'invalid' });
+    expect(h.lines().at(-1)).toMatchObject({ jobId: null, userId: null });
+  });
+
+  it('without a key accepts unsigned jobs and says they were unchecked', async () => {
+    // Prepare
+    const h = harness();
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+    expect(h.lines().at(-1)).toMatchObject({ signature: 'unchecked' });
+  });
+
+  it('reads the keys for every message, so a swapped key takes effect at once', async () => {
+    // Prepare
+    let current = signingKeysFrom(CURRENT, undefined);
+    const h = harness();
+    const deps = { ...h.deps, signingKeys: () => current };
+    const body = jobBody();
+
+    // Act
+    const before = await processJobMessage(signed(body, PREVIOUS), deps);
+    current = signingKeysFrom(PREVIOUS, undefined);
+    const after = await processJobMessage(signed(body, PREVIOUS), deps);
+
+    // Assess
+    expect(before).toMatchObject({ status: 'failed' });
+    expect(after).toEqual({ action: 'delete', status: 'succeeded' });
+  });
+});
+
+describe('processJobMessage: DELETE_STAGED_SOURCES', () => {
+  it('discards the sources after the outcome is published, and logs how many', async () => {
+    // Prepare
+    const order: string[] = [];
+    const h = harness({
+      discardSources: async () => {
+        order.push(`discard after ${h.published.length} outcome(s)`);
+        return 2;
+      },
+    });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+    expect(order).toEqual(['discard after 1 outcome(s)']);
+    expect(h.lines().at(-1)).toMatchObject({ outcome: 'succeeded', stagedSourcesDeleted: 2 });
+  });
+
+  it('keeps a succeeded job succeeded when the delete fails (warns, no retry)', async () => {
+    // Prepare
+    const h = harness({ discardSources: async () => Promise.reject(sdkError('ServiceUnavailable', 503)) });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+    expect(h.lines().some((l) => l.level === 'warn' && String(l.msg).startsWith('could not delete the staged sources'))).toBe(true);
+  });
+
+  it('never discards the sources of a failed job', async () => {
+    // Prepare
+    let discarded = false;
+    const h = harness({
+      enroll: throwing(new JobError('INVALID_IMAGE', 'images[0] is not a JPEG or PNG image')),
+      discardSources: async () => {
+        discarded = true;
+        return 1;
+      },
+    });
+
+    // Act
+    await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(discarded).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagingRules } from '../../src/enroll/sources.ts';
+import { checkStagedSource, decodeInline, isStrictBase64, loadImage, type StagedObjectReader, type StagingRules } from '../../src/enroll/sources.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { rejectionOf, thrownBy } from './helpers.ts';
 
@@ -209,5 +209,20 @@ describe('loadImage', () => {
     // Assess
     expect(error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
     expect(reader.calls).toEqual([]);
+  });
+});
+
+describe('isStrictBase64', () => {
+  const reference = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+  it('agrees with the reference expression on every short string over the base64 alphabet and a few strangers', () => {
+    const alphabet = ['A', 'z', '+', '/', '=', '-', ' ', 'é'];
+    let level = [''];
+    let strings: string[] = [''];
+    for (let length = 1; length <= 6; length += 1) {
+      level = level.flatMap((s) => alphabet.map((c) => s + c));
+      strings = strings.concat(level);
+    }
+    for (const s of strings) expect(isStrictBase64(s), JSON.stringify(s)).toBe(reference.test(s));
   });
 });

@@ -1,0 +1,239 @@
+// Property-based tests of the gate between a message and an S3 key: for ANY input, the parser
+// returns a valid job or a documented code (never throws), and every key it can lead to is
+// `users/<that id>/ref_<12 hex>.(jpg|png)` — never a path outside the user's prefix.
+import { posix } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { referenceKey, sha256Of, userPrefix } from '../../src/enroll/references.ts';
+import { parseJob } from '../../src/job/contract.ts';
+import { JOB_ERROR_CODES } from '../../src/job/errors.ts';
+import { jobContractSchema, USER_ID_PATTERN } from '../../src/job/json-schema.ts';
+import { signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
+import { normalizeUserId } from '../../src/job/user-id.ts';
+
+const RUNS = { numRuns: 2_000 };
+const LIMITS = { maxImagesPerJob: 10 };
+const PY_SPACE = [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2028, 0x202f, 0x3000].map((c) =>
+  String.fromCodePoint(c),
+);
+
+/** Strings that look like user ids, and strings that attack them. */
+const userIdLike = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 40 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.stringMatching(/^[A-Za-z0-9._@+-]{1,20}$/),
+  fc.tuple(fc.constantFrom(...PY_SPACE, ''), fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._@+-]{0,130}$/), fc.constantFrom(...PY_SPACE, '')).map(
+    ([a, b, c]) => a + b + c,
+  ),
+  fc.constantFrom(
+    '../admin',
+    'alice/../bob',
+    'alice/',
+    '/etc/passwd',
+    '..',
+    '.hidden',
+    'a..b',
+    'alice%2f..%2fbob',
+    'alice\\..\\bob',
+    '\u212Aelvin',
+    'ａｌｉｃｅ',
+    'alice\u0000',
+    'alice\u200b',
+    'İstanbul',
+    'ß',
+    'users/bob',
+    '',
+    ' ',
+  ),
+);
+
+const jsonish: fc.Arbitrary<unknown> = fc.oneof(fc.jsonValue(), fc.anything());
+
+const imageLike = fc.oneof(
+  fc.record({ data: fc.oneof(fc.base64String({ maxLength: 40 }), fc.string({ maxLength: 20 }), jsonish) }, { requiredKeys: [] }),
+  fc.record({ s3: fc.oneof(fc.record({ bucket: fc.string({ maxLength: 10 }), key: fc.string({ maxLength: 20 }) }), jsonish) }, { requiredKeys: [] }),
+  fc.record({ data: fc.base64String({ maxLength: 8 }), s3: fc.record({ bucket: fc.string(), key: fc.string() }) }),
+  jsonish,
+);
+
+const validImage = fc.oneof(
+  fc.record({ data: fc.base64String({ minLength: 4, maxLength: 40 }) }),
+  fc.record({ s3: fc.record({ bucket: fc.stringMatching(/^[a-z0-9.-]{1,12}$/), key: fc.string({ minLength: 1, maxLength: 30 }) }) }),
+);
+
+/** Job-shaped objects: every field right but the user id, which is anything. */
+const nearlyValidJob = fc.record({
+  version: fc.constant(1),
+  jobId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/),
+  userId: userIdLike,
+  images: fc.array(validImage, { minLength: 1, maxLength: 12 }),
+  extra: fc.option(jsonish, { nil: undefined }),
+});
+
+/** Job-shaped objects with every field sometimes wrong or missing. */
+const brokenJob = fc.record(
+  {
+    version: fc.oneof(fc.constant(1), fc.constant(1), jsonish),
+    jobId: fc.oneof(fc.stringMatching(/^[A-Za-z0-9._:-]{1,130}$/), jsonish),
+    userId: fc.oneof(userIdLike, userIdLike, jsonish),
+    images: fc.oneof(fc.array(imageLike, { maxLength: 12 }), jsonish),
+    extra: jsonish,
+  },
+  { requiredKeys: [] },
+);
+
+const jobLike = fc.oneof({ arbitrary: nearlyValidJob, weight: 3 }, { arbitrary: brokenJob, weight: 2 });
+
+const bodies = fc.oneof(
+  jobLike.map((j) => JSON.stringify(j)),
+  fc.string({ unit: 'binary', maxLength: 200 }),
+  jsonish.map((v) => JSON.stringify(v) ?? 'undefined'),
+);
+
+const CODES: readonly string[] = JOB_ERROR_CODES;
+const KEY_SHAPE = /^users\/([a-z0-9][a-z0-9._@+-]{0,127})\/ref_[0-9a-f]{12}\.(jpg|png)$/;
+
+function expectInsidePrefix(key: string, userId: string) {
+  expect(key).toMatch(KEY_SHAPE);
+  expect(KEY_SHAPE.exec(key)?.[1]).toBe(userId);
+  // However a reader resolves it, the key stays under users/<id>/.
+  expect(posix.normalize(key)).toBe(key);
+  expect(posix.normalize(key).startsWith(userPrefix(normalizeUserIdOrThrow(userId)))).toBe(true);
+  expect(key.split('/')).toHaveLength(3);
+}
+
+function normalizeUserIdOrThrow(id: string) {
+  const r = normalizeUserId(id);
+  if (!r.ok) throw new Error(`not a user id: ${id}`);
+  return r.userId;
+}
+
+describe('parseJob, for any input', () => {
+  it('never throws, and gives a valid job or a documented code', () => {
+    fc.assert(
+      fc.property(bodies, (body) => {
+        const result = parseJob(body, LIMITS);
+        if (result.ok) {
+          expect(result.job.images.length).toBeGreaterThanOrEqual(1);
+          expect(result.job.images.length).toBeLessThanOrEqual(LIMITS.maxImagesPerJob);
+          expect(normalizeUserId(result.job.userId)).toEqual({ ok: true, userId: result.job.userId });
+        } else {
+          expect(CODES).toContain(result.error.code);
+          expect(result.error.message.length).toBeGreaterThan(0);
+          // Ids reported with a failure are valid by themselves.
+          if (result.userId !== null) expect(normalizeUserId(result.userId)).toEqual({ ok: true, userId: result.userId });
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('leads only to keys users/<that id>/ref_<12 hex>.(jpg|png), whatever the images', () => {
+    let valid = 0;
+    fc.assert(
+      fc.property(jobLike, fc.uint8Array({ maxLength: 64 }), fc.constantFrom('jpg' as const, 'png' as const), (raw, bytes, ext) => {
+        const result = parseJob(JSON.stringify(raw), LIMITS);
+        if (!result.ok) return;
+        valid += 1;
+        const key = referenceKey(result.job.userId, sha256Of(Buffer.from(bytes)).toString('hex'), ext);
+        expectInsidePrefix(key, result.job.userId);
+      }),
+      RUNS,
+    );
+    expect(valid).toBeGreaterThan(RUNS.numRuns / 100);
+  });
+
+  it('agrees with the published JSON Schema: what the schema accepts, the worker parses', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(jobLike, (raw) => {
+        const schemaSays = jobContractSchema.safeParse(raw).success;
+        const workerSays = parseJob(JSON.stringify(raw), { maxImagesPerJob: 1_000 });
+        if (schemaSays) {
+          accepted += 1;
+          expect(workerSays.ok).toBe(true);
+        }
+      }),
+      RUNS,
+    );
+    // The generator reaches valid jobs often enough for the property to mean something.
+    expect(accepted).toBeGreaterThan(RUNS.numRuns / 100);
+  });
+});
+
+describe('normalizeUserId, for any string', () => {
+  it('never throws; an accepted id is lower-case ASCII of the allowed characters, idempotent, with no path in it', () => {
+    fc.assert(
+      fc.property(userIdLike, (raw) => {
+        const result = normalizeUserId(raw);
+        if (!result.ok) return;
+        expect(result.userId).toMatch(/^[a-z0-9][a-z0-9._@+-]{0,127}$/);
+        expect(result.userId).not.toContain('..');
+        expect(normalizeUserId(result.userId)).toEqual(result);
+        expectInsidePrefix(referenceKey(result.userId, '0'.repeat(64), 'jpg'), result.userId);
+      }),
+      RUNS,
+    );
+  });
+
+  it('accepts exactly what the JSON Schema userId pattern matches', () => {
+    const pattern = new RegExp(USER_ID_PATTERN);
+    fc.assert(
+      fc.property(userIdLike, (raw) => {
+        expect(pattern.test(raw)).toBe(normalizeUserId(raw).ok);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('referenceKey, for any bytes', () => {
+  it('names the first 12 hex of their SHA-256 under the user prefix', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 256 }), fc.constantFrom('alice', 'bob@example.com', '0', 'a.b-c_d+e@f'), (bytes, id) => {
+        const userId = normalizeUserIdOrThrow(id);
+        const hash = sha256Of(Buffer.from(bytes)).toString('hex');
+        const key = referenceKey(userId, hash, 'png');
+        expect(key).toBe(`users/${userId}/ref_${hash.slice(0, 12)}.png`);
+        expectInsidePrefix(key, userId);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('verifyJobSignature, for any input', () => {
+  const key = 'property-key-0123456789abcdef0123456789abcdef';
+  const keys = signingKeysFrom(key, undefined);
+
+  it('never throws, and accepts only the signature of exactly this body', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.option(fc.record({ DataType: fc.option(fc.string(), { nil: undefined }), StringValue: fc.option(fc.string(), { nil: undefined }) }), { nil: undefined }),
+        (body, attribute) => {
+          const result = verifyJobSignature(body, attribute === undefined ? undefined : { Signature: attribute }, keys);
+          const genuine = attribute?.DataType?.startsWith('String') === true && attribute.StringValue?.toLowerCase() === signJob(body, key);
+          expect(result.ok).toBe(genuine);
+          if (!result.ok) expect(result.error.code).toBe('INVALID_SIGNATURE');
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('refuses a signature with any one hex digit changed', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 100 }), fc.nat(63), fc.nat(15), (body, position, delta) => {
+        const signature = signJob(body, key);
+        const digits = [...signature.slice(3)];
+        const digit = Number.parseInt(digits[position] ?? '0', 16);
+        digits[position] = ((digit + 1 + (delta % 15)) % 16).toString(16);
+        const forged = `v1=${digits.join('')}`;
+        expect(verifyJobSignature(body, { Signature: { DataType: 'String', StringValue: forged } }, keys).ok).toBe(false);
+        expect(verifyJobSignature(body, { Signature: { DataType: 'String', StringValue: signature } }, keys)).toEqual({ ok: true, key: 'current' });
+      }),
+      RUNS,
+    );
+  });
+});

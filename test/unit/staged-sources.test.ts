@@ -1,0 +1,139 @@
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { discardStagedSources, s3StagedObjectReader, stagedSourcesOf, type StagingRules } from '../../src/enroll/sources.ts';
+import { inline, job, rejectionOf, sdkError, staged } from './helpers.ts';
+
+/** A fake S3 client that routes by command class, as the SDK would. */
+function fakeS3(answer: (command: GetObjectCommand | DeleteObjectCommand) => unknown) {
+  const sent: (GetObjectCommand | DeleteObjectCommand)[] = [];
+  const client = {
+    send: async (command: GetObjectCommand | DeleteObjectCommand) => {
+      sent.push(command);
+      return answer(command);
+    },
+  } as unknown as S3Client;
+  return { client, sent };
+}
+
+function body(chunks: Buffer[]) {
+  let destroyed = false;
+  return {
+    stream: {
+      async *[Symbol.asyncIterator]() {
+        for (const chunk of chunks) yield chunk;
+      },
+      destroy: () => {
+        destroyed = true;
+      },
+    },
+    destroyed: () => destroyed,
+  };
+}
+
+describe('s3StagedObjectReader', () => {
+  it('asks for at most the cap plus one byte, and returns the bytes', async () => {
+    // Prepare
+    const b = body([Buffer.from('abc'), Buffer.from('def')]);
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 6, ContentRange: 'bytes 0-5/6' }));
+
+    // Act
+    const bytes = await s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]');
+
+    // Assess
+    expect(bytes.toString()).toBe('abcdef');
+    expect(s3.sent[0]).toBeInstanceOf(GetObjectCommand);
+    expect(s3.sent[0]?.input).toEqual({ Bucket: 'staging', Key: 'in/1', Range: 'bytes=0-100' });
+  });
+
+  it('refuses an object whose full size (Content-Range) is over the cap, without reading its body', async () => {
+    // Prepare
+    const b = body([Buffer.alloc(101)]);
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 101, ContentRange: 'bytes 0-100/52428800' }));
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[1]'));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: 'images[1] is 52428800 bytes; the limit is 100' });
+    expect(b.destroyed()).toBe(true);
+  });
+
+  it('still caps the read when the server ignores the range', async () => {
+    // Prepare
+    const b = body([Buffer.alloc(60), Buffer.alloc(60)]);
+    const s3 = fakeS3(() => ({ Body: b.stream }));
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]'));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: 'images[0] is 120 bytes; the limit is 100' });
+  });
+
+  it('reads an empty object (a range S3 cannot satisfy) as empty', async () => {
+    // Prepare
+    const s3 = fakeS3(() => {
+      throw sdkError('InvalidRange', 416);
+    });
+
+    // Act
+    const bytes = await s3StagedObjectReader(s3.client)('staging', 'in/empty', 100, 'images[0]');
+
+    // Assess
+    expect(bytes).toHaveLength(0);
+  });
+
+  it('says SOURCE_NOT_FOUND for a missing object, and lets other errors through', async () => {
+    // Prepare
+    const missing = fakeS3(() => {
+      throw sdkError('NoSuchKey', 404);
+    });
+    const throttled = sdkError('SlowDown', 503);
+    const busy = fakeS3(() => {
+      throw throttled;
+    });
+
+    // Act
+    const notFound = await rejectionOf(() => s3StagedObjectReader(missing.client)('staging', 'in/x', 100, 'images[0]'));
+    const transient = await rejectionOf(() => s3StagedObjectReader(busy.client)('staging', 'in/x', 100, 'images[0]'));
+
+    // Assess
+    expect(notFound).toMatchObject({ code: 'SOURCE_NOT_FOUND', message: 'images[0]: s3://staging/in/x does not exist' });
+    expect(transient).toBe(throttled);
+  });
+});
+
+describe('discardStagedSources', () => {
+  const RULES: StagingRules = { stagingBucket: 'staging', stagingPrefix: 'in/', maxImageBytes: 100 };
+
+  it('deletes each staged source of the job once, and nothing else', async () => {
+    // Prepare
+    const removed: string[] = [];
+    const theJob = job([inline(Buffer.from('x')), staged('staging', 'in/1'), staged('staging', 'in/1'), staged('staging', 'in/2')]);
+
+    // Act
+    const count = await discardStagedSources(theJob, RULES, async (bucket, key) => void removed.push(`${bucket}/${key}`));
+
+    // Assess
+    expect(count).toBe(2);
+    expect(removed).toEqual(['staging/in/1', 'staging/in/2']);
+  });
+
+  it('never deletes outside the staging bucket and prefix', async () => {
+    // Prepare
+    const removed: string[] = [];
+    const theJob = job([staged('face-references', 'users/bob/ref_0123456789ab.jpg'), staged('staging', 'other/1')]);
+
+    // Act
+    const count = await discardStagedSources(theJob, RULES, async (bucket, key) => void removed.push(`${bucket}/${key}`));
+
+    // Assess
+    expect(count).toBe(0);
+    expect(removed).toEqual([]);
+  });
+
+  it('lists the staged sources of a job', () => {
+    // Assess
+    expect(stagedSourcesOf(job([inline(Buffer.from('x')), staged('staging', 'in/1')]))).toEqual([{ bucket: 'staging', key: 'in/1' }]);
+  });
+});
