@@ -18,13 +18,20 @@ import {
   type Config,
   type Env,
 } from './config.ts';
+import { formatChecks, runChecks } from './check.ts';
 import { enroll } from './enroll/enroll.ts';
 import { s3ReferenceWriter } from './enroll/references.ts';
-import { s3StagedObjectReader } from './enroll/sources.ts';
+import { imageNormaliser } from './enroll/normalise.ts';
+import { discardStagedSources, s3StagedObjectReader, s3StagedObjectRemover } from './enroll/sources.ts';
+import { jobJsonSchema } from './job/json-schema.ts';
 import { describeError } from './job/errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { enqueueJob, waitForOutcome } from './producer/enqueue.ts';
+import { Registry } from 'prom-client';
 import { createConsumerPool } from './worker/consumer.ts';
+import { boundPort, createJobMetrics, startMetricsServer } from './worker/metrics.ts';
+import { describeStats, silentNotifier, systemdNotifier, type Notifier } from './worker/notify.ts';
+import { applyReload, reloadPlan } from './worker/reload.ts';
 import { sqsDeadLetterSender } from './worker/dead-letter.ts';
 import { processJobMessage } from './worker/job-message.ts';
 import { handleShutdownSignals } from './worker/lifecycle.ts';
@@ -36,9 +43,13 @@ const USAGE = `usage: enrollment-worker <command>
 
 commands:
   run                                   start the worker (configuration from the environment)
+  check [--json]                        check configuration, credentials, queues, buckets and the
+                                        secret, one line each with a fix for what fails
   enqueue --user ID [--job-id ID] [--timeout SECONDS] [--no-wait] FILE...
-                                        send an enrollment job with these images; with
-                                        RESULT_QUEUE_URL set, wait for its outcome and print it
+                                        send an enrollment job with these images (signed when
+                                        JOB_SIGNING_KEY is set); with RESULT_QUEUE_URL set, wait
+                                        for its outcome and print it
+  schema                                print the JSON Schema of the job message (contract v1)
 `;
 
 /** Configuration: the environment alone, or the environment plus the secret once credentials work. */
@@ -57,13 +68,23 @@ async function configure(env: Env, log: Logger, target: AwsTarget, deadline: num
 
 async function run(env: Env): Promise<number> {
   let log = createLogger('info');
+  let notifier: Notifier = silentNotifier;
+  let startExtension: NodeJS.Timeout | undefined;
+  // Until the worker is running, a SIGHUP has nothing to reload (the secret is being read right
+  // now); without a handler it would kill the process, which systemd counts as a clean exit.
+  let onHangUp = () => log.info('reload requested during start-up: the settings being loaded are current');
+  process.on('SIGHUP', () => onHangUp());
   try {
     // Fail on a bad environment before any network call.
     const boot = parseBootstrap(env);
     if (secretNameOf(env) === undefined) parseConfig(env);
     log = createLogger(boot.logLevel);
+    notifier = systemdNotifier(log);
     const target: AwsTarget = { region: boot.region, endpoint: boot.endpoint };
     const deadline = Date.now() + boot.startupTimeoutSeconds * 1000;
+    // While start-up retries what is not ready yet, keep systemd's start timeout ahead of it.
+    startExtension = setInterval(() => notifier.extendTimeout(15), 5_000);
+    startExtension.unref();
     const credentials = defaultCredentials();
 
     const sts = stsClient(target, credentials);
@@ -76,13 +97,22 @@ async function run(env: Env): Promise<number> {
     const sqs = sqsClient(target, credentials, sockets);
     const s3 = s3Client(target, credentials, sockets);
     const queue = await inspectJobsQueue(sqs, config.queueUrl, config.deadLetterQueueUrl, deadline, log);
+    clearInterval(startExtension);
     if (queue.deadLetterQueueUrl === undefined) {
       log.warn(
         'no dead-letter queue (DEAD_LETTER_QUEUE_URL unset, and the jobs queue has no redrive policy): failed jobs will only be logged',
       );
     }
 
-    const retryPolicy = { baseSeconds: config.retryBaseSeconds, maxSeconds: config.retryMaxSeconds };
+    // Settings read per job come from `live`, which a reload (SIGHUP) replaces.
+    let live = config;
+    const retryPolicy = () => ({ baseSeconds: live.retryBaseSeconds, maxSeconds: live.retryMaxSeconds });
+    const registry = new Registry();
+    // Decoding images is the main CPU cost: one libvips thread per image, one image per core.
+    const normalise = imageNormaliser();
+    if (config.signingKeys.current === undefined) {
+      log.warn('no JOB_SIGNING_KEY: jobs are not authenticated (anyone who can send to the jobs queue can enroll a face)');
+    }
     const pool = createConsumerPool({
       sqs,
       queueUrl: config.queueUrl,
@@ -90,41 +120,112 @@ async function run(env: Env): Promise<number> {
       visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
       heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
       pollWaitSeconds: config.pollWaitSeconds,
-      redeliveryDelaySeconds: (message) => retryDelaySeconds(receiveCountOf(message), retryPolicy),
+      redeliveryDelaySeconds: (message) => retryDelaySeconds(receiveCountOf(message), retryPolicy()),
       log,
-      process: (message) =>
-        processJobMessage(message, {
-          limits: config,
+      process: async (message) => {
+        jobMetrics.received();
+        const started = performance.now();
+        const verdict = await processJobMessage(message, {
+          limits: live,
+          signingKeys: () => live.signingKeys,
           enroll: (job) =>
             enroll(job, {
-              rules: config,
+              rules: live,
               readStaged: s3StagedObjectReader(s3),
-              writeReference: s3ReferenceWriter(s3, config.bucket),
+              normalise,
+              writeReference: s3ReferenceWriter(s3, live.bucket),
             }),
+          ...(live.deleteStagedSources
+            ? { discardSources: (job) => discardStagedSources(job, live, s3StagedObjectRemover(s3)) }
+            : {}),
           deadLetter: queue.deadLetterQueueUrl ? sqsDeadLetterSender(sqs, queue.deadLetterQueueUrl) : undefined,
-          publish: config.resultQueueUrl ? sqsOutcomePublisher(sqs, config.resultQueueUrl) : noOutcomePublisher,
-          retryPolicy,
+          publish: live.resultQueueUrl ? sqsOutcomePublisher(sqs, live.resultQueueUrl) : noOutcomePublisher,
+          retryPolicy: retryPolicy(),
           maxReceiveCount: queue.maxReceiveCount,
           log,
           now: () => performance.now(),
-        }),
+        });
+        jobMetrics.finished(verdict, (performance.now() - started) / 1000);
+        return verdict;
+      },
     });
+    const health = {
+      get lastReceiveAt() {
+        return pool.stats.lastReceiveAt;
+      },
+      get inFlight() {
+        return pool.stats.inFlight;
+      },
+      slots: config.concurrency,
+    };
+    const jobMetrics = createJobMetrics(registry, health);
+    const metricsServer =
+      config.metricsPort === undefined
+        ? undefined
+        : await startMetricsServer({
+            host: config.metricsHost,
+            port: config.metricsPort,
+            registry,
+            health,
+            // A long poll answers at least every POLL_WAIT_SECONDS; a receive outage backs off to 30 s.
+            staleAfterMs: (config.pollWaitSeconds + 45) * 1000,
+          });
 
-    const drainMs = config.drainTimeoutSeconds * 1000;
+    const reload = async () => {
+      const secretName = secretNameOf(env);
+      if (secretName === undefined) {
+        log.info('reload: no secret is configured; nothing to re-read');
+        return;
+      }
+      notifier.reloading();
+      try {
+        const secrets = secretsClient(target, credentials);
+        const variable = secretVariable(env);
+        const text = await fetchSecretText(secrets, secretName, variable).finally(() => secrets.destroy());
+        const next = parseConfig(env, settingsFromSecret(text, secretName, variable).settings);
+        const plan = reloadPlan(live, next);
+        live = applyReload(live, next);
+        log.level = live.logLevel;
+        log.info({ secret: secretName, applied: plan.live, needRestart: plan.restart }, 'reload: secret re-read');
+        if (plan.restart.length > 0) log.warn({ settings: plan.restart }, 'reload: these settings take effect only at the next start');
+      } catch (e: unknown) {
+        const problems = e instanceof ConfigError ? e.problems : [describeError(e).message];
+        log.error({ problems }, 'reload failed: the worker keeps its current settings');
+      } finally {
+        notifier.ready(describeStats(pool.stats));
+      }
+    };
+    onHangUp = () => void reload();
+
     handleShutdownSignals({
       log,
       // The drain also waits for long polls in flight (up to POLL_WAIT_SECONDS).
-      guardMs: Math.max(drainMs, config.pollWaitSeconds * 1000) + 10_000,
+      guardMs: Math.max(live.drainTimeoutSeconds, config.pollWaitSeconds) * 1000 + 10_000,
       stop: async () => {
-        const { unfinished } = await pool.drain(Date.now() + drainMs);
+        notifier.stopping();
+        clearInterval(statusTimer);
+        let lastExtension = 0;
+        const { unfinished } = await pool.drain(Date.now() + live.drainTimeoutSeconds * 1000, () => {
+          // Still draining: ask systemd for a little more time, never more than the drain needs.
+          if (Date.now() - lastExtension < 5_000) return;
+          lastExtension = Date.now();
+          notifier.extendTimeout(15);
+          notifier.status(`stopping: ${describeStats(pool.stats)}`);
+        });
         if (unfinished > 0) log.warn({ unfinished }, 'drain timeout: unfinished jobs stay in the queue and will be received again');
         log.info({ ...pool.stats }, 'stopped');
+        metricsServer?.close();
         sqs.destroy();
         s3.destroy();
+        notifier.close();
         return 0;
       },
     });
     pool.start();
+    const statusTimer = setInterval(() => notifier.status(describeStats(pool.stats)), 5_000);
+    statusTimer.unref();
+    notifier.ready(describeStats(pool.stats));
+    notifier.startWatchdog();
     log.info(
       {
         queue: config.queueUrl,
@@ -136,16 +237,22 @@ async function run(env: Env): Promise<number> {
         resultQueue: config.resultQueueUrl ?? null,
         stagingBucket: config.stagingBucket ?? null,
         endpoint: target.endpoint ?? null,
+        metrics: metricsServer ? `http://${config.metricsHost}:${boundPort(metricsServer)}` : null,
+        notify: notifier.enabled,
       },
       'ready: receiving jobs',
     );
     return await new Promise<number>(() => {}); // runs until a signal ends the process
   } catch (e: unknown) {
+    clearInterval(startExtension);
+    const status = e instanceof ConfigError ? e.message : e instanceof StartupError ? e.message : 'start-up failed';
+    notifier.status(status);
+    notifier.close();
     if (e instanceof ConfigError) {
       log.fatal({ problems: e.problems }, e.message);
       return EXIT_CONFIG;
     }
-    log.fatal({ err: describeError(e) }, e instanceof StartupError ? e.message : 'start-up failed');
+    log.fatal({ err: describeError(e) }, status);
     return 1;
   }
 }
@@ -174,7 +281,14 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
     const images = await Promise.all(positionals.map((file) => readFile(file)));
     const sent = await enqueueJob(
       { userId: values.user, images, ...(values['job-id'] ? { jobId: values['job-id'] } : {}) },
-      { sqs, s3, queueUrl: config.queueUrl, stagingBucket: config.stagingBucket, stagingPrefix: config.stagingPrefix },
+      {
+        sqs,
+        s3,
+        queueUrl: config.queueUrl,
+        stagingBucket: config.stagingBucket,
+        stagingPrefix: config.stagingPrefix,
+        signingKey: config.signingKey,
+      },
     );
     process.stdout.write(`${JSON.stringify({ enqueued: sent })}\n`);
     if (values['no-wait'] || config.resultQueueUrl === undefined) return 0;
@@ -191,6 +305,27 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
   }
 }
 
+async function check(env: Env, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const credentials = defaultCredentials();
+  const made: { destroy(): void }[] = [];
+  const results = await runChecks(env, (target) => {
+    const clients = {
+      credentials,
+      sts: stsClient(target, credentials),
+      sqs: sqsClient(target, credentials),
+      s3: s3Client(target, credentials),
+      secrets: secretsClient(target, credentials),
+    };
+    made.push(clients.sts, clients.sqs, clients.s3, clients.secrets);
+    return clients;
+  });
+  for (const client of made) client.destroy();
+  const ok = results.every((r) => r.ok);
+  process.stdout.write(values.json ? `${JSON.stringify({ ok, checks: results }, null, 2)}\n` : `${formatChecks(results)}\n`);
+  return ok ? 0 : 1;
+}
+
 async function main(argv: string[], env: Env): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -199,6 +334,11 @@ async function main(argv: string[], env: Env): Promise<number> {
         return await run(env);
       case 'enqueue':
         return await enqueue(env, rest);
+      case 'check':
+        return await check(env, rest);
+      case 'schema':
+        process.stdout.write(`${JSON.stringify(jobJsonSchema(), null, 2)}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':

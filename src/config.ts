@@ -8,6 +8,7 @@
  * value takes effect without editing every instance's env file.
  */
 import { z } from 'zod';
+import { SIGNING_KEY_MIN_LENGTH, signingKeysFrom, type SigningKeys } from './job/signature.ts';
 
 export const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h: systemd is told not to restart on it
 
@@ -71,6 +72,20 @@ const bucketName = requiredText.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
   error: 'must be an S3 bucket name (3-63 characters of a-z 0-9 . -)',
 });
 
+// A signing key: its messages never include the value (a ConfigError is logged).
+const signingKey = z
+  .string({ error: 'must be text' })
+  .trim()
+  .min(SIGNING_KEY_MIN_LENGTH, { error: `must be at least ${SIGNING_KEY_MIN_LENGTH} characters (e.g. openssl rand -hex 32)` });
+
+const flag = (fallback: boolean) =>
+  z
+    .preprocess(
+      (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+      z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).optional(),
+    )
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'));
+
 const region = requiredText.regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as us-east-1' });
 
 const settingsShape = z.object({
@@ -84,6 +99,12 @@ const settingsShape = z.object({
     DEAD_LETTER_QUEUE_URL: optional(queueUrl),
     MAX_IMAGES_PER_JOB: withDefault(1, 100, 10),
     MAX_IMAGE_BYTES: withDefault(1024, 100 * MiB, 10 * MiB),
+    MAX_IMAGE_PIXELS: withDefault(4096, 268_402_689, 40_000_000),
+    MIN_IMAGE_DIMENSION: withDefault(1, 4096, 64),
+    MAX_REFERENCE_DIMENSION: optional(wholeNumber(16, 16_384)),
+    DELETE_STAGED_SOURCES: flag(false),
+    JOB_SIGNING_KEY: optional(signingKey),
+    JOB_SIGNING_KEY_PREVIOUS: optional(signingKey),
     CONCURRENCY: withDefault(1, 1024, 16),
     DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
     VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
@@ -92,6 +113,11 @@ const settingsShape = z.object({
     RETRY_BASE_SECONDS: withDefault(0, 43_200, 10),
     RETRY_MAX_SECONDS: withDefault(0, 43_200, 900),
     STARTUP_TIMEOUT_SECONDS: withDefault(1, 3600, 60),
+    METRICS_PORT: optional(wholeNumber(0, 65_535)),
+    METRICS_HOST: z.preprocess(
+      unsetIfBlank,
+      z.ipv4({ error: 'must be an IPv4 address such as 127.0.0.1' }).or(z.literal('::1')).default('127.0.0.1'),
+    ),
     LOG_LEVEL: z.preprocess(
       unsetIfBlank,
       z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
@@ -117,6 +143,12 @@ const settingsSchema = settingsShape.superRefine((s, ctx) => {
         message: 'must be less than VISIBILITY_TIMEOUT_SECONDS',
       });
     }
+    if (s.JOB_SIGNING_KEY_PREVIOUS !== undefined && s.JOB_SIGNING_KEY === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['JOB_SIGNING_KEY_PREVIOUS'], message: 'needs JOB_SIGNING_KEY (the key now in use)' });
+    }
+    if (s.MAX_REFERENCE_DIMENSION !== undefined && s.MAX_REFERENCE_DIMENSION < s.MIN_IMAGE_DIMENSION) {
+      ctx.addIssue({ code: 'custom', path: ['MAX_REFERENCE_DIMENSION'], message: 'must not be less than MIN_IMAGE_DIMENSION' });
+    }
     if (s.RETRY_BASE_SECONDS > s.RETRY_MAX_SECONDS) {
       ctx.addIssue({ code: 'custom', path: ['RETRY_BASE_SECONDS'], message: 'must not exceed RETRY_MAX_SECONDS' });
     }
@@ -139,6 +171,16 @@ export interface Config {
   readonly deadLetterQueueUrl: string | undefined;
   readonly maxImagesPerJob: number;
   readonly maxImageBytes: number;
+  /** Width × height above which an image is refused undecoded. */
+  readonly maxImagePixels: number;
+  /** The shorter side an image needs to hold a face. */
+  readonly minImageDimension: number;
+  /** The longest side of a stored reference; undefined: as received. */
+  readonly maxReferenceDimension: number | undefined;
+  /** Delete staged sources once their job has succeeded. */
+  readonly deleteStagedSources: boolean;
+  /** JOB_SIGNING_KEY (current) and JOB_SIGNING_KEY_PREVIOUS; serialises without the key bytes. */
+  readonly signingKeys: SigningKeys;
   readonly concurrency: number;
   readonly drainTimeoutSeconds: number;
   readonly visibilityTimeoutSeconds: number;
@@ -147,6 +189,9 @@ export interface Config {
   readonly retryBaseSeconds: number;
   readonly retryMaxSeconds: number;
   readonly startupTimeoutSeconds: number;
+  /** Undefined: no metrics endpoint. 0 picks a free port (for tests). */
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string;
   readonly logLevel: LogLevel;
   readonly secretName: string | undefined;
   /** Names (never values) of the settings the secret supplied, for the start-up log. */
@@ -230,6 +275,11 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     deadLetterQueueUrl: s.DEAD_LETTER_QUEUE_URL,
     maxImagesPerJob: s.MAX_IMAGES_PER_JOB,
     maxImageBytes: s.MAX_IMAGE_BYTES,
+    maxImagePixels: s.MAX_IMAGE_PIXELS,
+    minImageDimension: s.MIN_IMAGE_DIMENSION,
+    maxReferenceDimension: s.MAX_REFERENCE_DIMENSION,
+    deleteStagedSources: s.DELETE_STAGED_SOURCES,
+    signingKeys: signingKeysFrom(s.JOB_SIGNING_KEY, s.JOB_SIGNING_KEY_PREVIOUS),
     concurrency: s.CONCURRENCY,
     drainTimeoutSeconds: s.DRAIN_TIMEOUT_SECONDS,
     visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,
@@ -239,6 +289,8 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     retryBaseSeconds: s.RETRY_BASE_SECONDS,
     retryMaxSeconds: s.RETRY_MAX_SECONDS,
     startupTimeoutSeconds: s.STARTUP_TIMEOUT_SECONDS,
+    metricsPort: s.METRICS_PORT,
+    metricsHost: s.METRICS_HOST,
     logLevel: s.LOG_LEVEL,
     secretName: secretNameOf(env),
     fromSecret: [...fromSecret].sort(),
@@ -269,6 +321,8 @@ export interface ProducerConfig {
   readonly stagingBucket: string | undefined;
   readonly stagingPrefix: string;
   readonly resultQueueUrl: string | undefined;
+  /** JOB_SIGNING_KEY: when set, `enqueue` signs the jobs it sends. */
+  readonly signingKey: string | undefined;
 }
 
 export function parseProducerConfig(env: Env): ProducerConfig {
@@ -279,6 +333,7 @@ export function parseProducerConfig(env: Env): ProducerConfig {
     STAGING_BUCKET: true,
     STAGING_PREFIX: true,
     RESULT_QUEUE_URL: true,
+    JOB_SIGNING_KEY: true,
   });
   const result = schema.safeParse(env);
   if (!result.success) throw new ConfigError(problemsOf(result.error, new Set()));
@@ -290,6 +345,7 @@ export function parseProducerConfig(env: Env): ProducerConfig {
     stagingBucket: s.STAGING_BUCKET,
     stagingPrefix: s.STAGING_PREFIX ?? '',
     resultQueueUrl: s.RESULT_QUEUE_URL,
+    signingKey: s.JOB_SIGNING_KEY,
   };
 }
 

@@ -36,6 +36,8 @@ export interface PoolStats {
   retried: number;
   released: number;
   lastSuccessAt: number | undefined;
+  /** When a receive last answered, with or without messages: the pool's pulse, for /healthz. */
+  lastReceiveAt: number | undefined;
 }
 
 export interface ConsumerPool {
@@ -45,7 +47,7 @@ export interface ConsumerPool {
    * Stops receiving and waits for the jobs in flight, at most until `deadline` (epoch ms), and for
    * the long polls in flight, whose messages are handed straight back to the queue.
    */
-  drain(deadline: number): Promise<{ unfinished: number }>;
+  drain(deadline: number, onProgress?: () => void): Promise<{ unfinished: number }>;
 }
 
 /** Thrown from the handler to make sqs-consumer set the message's visibility (and not delete it). */
@@ -73,7 +75,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 export function createConsumerPool(options: PoolOptions): ConsumerPool {
   const { log } = options;
-  const stats: PoolStats = { inFlight: 0, succeeded: 0, failed: 0, retried: 0, released: 0, lastSuccessAt: undefined };
+  const stats: PoolStats = {
+    inFlight: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    released: 0,
+    lastSuccessAt: undefined,
+    lastReceiveAt: undefined,
+  };
   const stopping = new AbortController();
   // One log line when receiving starts failing and one when it recovers, not one per slot per try.
   let receiveFailing = false;
@@ -87,6 +97,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
 
     const receiveSucceeded = () => {
       backoffMs = 0;
+      stats.lastReceiveAt = Date.now();
       if (receiveFailing) {
         receiveFailing = false;
         log.info('receiving from the jobs queue works again');
@@ -178,9 +189,11 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
   return {
     stats,
     start() {
+      // The start-up checks have just reached the queue: count that as the first answer.
+      stats.lastReceiveAt = Date.now();
       for (const slot of slots) slot.consumer.start();
     },
-    async drain(deadline) {
+    async drain(deadline, onProgress) {
       stopping.abort();
       // No abort of the polls in flight: a long poll abandoned by the client can still be handed
       // messages by the server, which would then stay invisible until their visibility timeout.
@@ -200,6 +213,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
           const timer = setTimeout(wake, 100);
           idle.add(wake);
         });
+        onProgress?.();
       }
       return { unfinished: stats.inFlight };
     },

@@ -1,0 +1,37 @@
+/**
+ * What a reload (SIGHUP) may change while jobs run. Settings read per job take effect for the next
+ * job; settings the running pool was built from need a restart, and the reload says so.
+ */
+import type { Config } from '../config.ts';
+
+const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
+  'queueUrl',
+  'region',
+  'endpoint',
+  'concurrency',
+  'visibilityTimeoutSeconds',
+  'heartbeatIntervalSeconds',
+  'pollWaitSeconds',
+  'deadLetterQueueUrl',
+  'metricsPort',
+  'metricsHost',
+];
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Names of the settings that differ, split by when they take effect. */
+export function reloadPlan(current: Config, next: Config): { live: string[]; restart: string[] } {
+  const changed = (Object.keys(next) as (keyof Config)[]).filter(
+    (k) => k !== 'fromSecret' && !same(current[k], next[k]),
+  );
+  return {
+    live: changed.filter((k) => !NEEDS_RESTART.includes(k)),
+    restart: changed.filter((k) => NEEDS_RESTART.includes(k)),
+  };
+}
+
+/** The config to run with after a reload: the new values, except those that need a restart. */
+export function applyReload(current: Config, next: Config): Config {
+  const kept = Object.fromEntries(NEEDS_RESTART.map((k) => [k, current[k]]));
+  return Object.freeze({ ...next, ...kept });
+}

@@ -1,0 +1,181 @@
+// What ops see: the systemd notify protocol on a real datagram socket, `check`, the metrics and
+// health endpoint, and a reload (SIGHUP) that re-reads the secret.
+import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { jpegImage } from '../support/images.ts';
+import { listenForNotifications } from '../support/notify-listener.ts';
+import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
+import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+
+const emulator = inject('emulator');
+const workers = workerReaper();
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await createStack(emulator.endpoint, uniqueName('ops'));
+});
+afterAll(() => workers.killAll());
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('sd_notify', () => {
+  it('sends READY once running, then WATCHDOG pings and STATUS, and STOPPING at the drain', async () => {
+    const socket = await listenForNotifications();
+    try {
+      const env = stackEnv(stack, emulator.imdsEndpoint, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
+      const worker = workers.track(spawnCli(['run'], env));
+      await until(() => socket.messages.some((m) => m.startsWith('READY=1')), 30_000, 'READY=1');
+      await until(() => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 10_000, 'three WATCHDOG=1');
+      await until(() => socket.messages.some((m) => m.startsWith('STATUS=in flight')), 10_000, 'a STATUS update');
+
+      expect((await worker.stop('SIGTERM')).code).toBe(0);
+
+      const first = (prefix: string) => socket.messages.findIndex((m) => m.startsWith(prefix));
+      expect(first('READY=1')).toBeGreaterThanOrEqual(0);
+      expect(first('READY=1')).toBeLessThan(first('WATCHDOG=1'));
+      expect(first('WATCHDOG=1')).toBeLessThan(first('STOPPING=1'));
+      expect(socket.messages.find((m) => m.startsWith('READY=1'))).toMatch(/^READY=1\nSTATUS=in flight 0; succeeded 0/);
+      expect(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.notify).toBe(true);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('stops the watchdog pings while the event loop is stopped', async () => {
+    const socket = await listenForNotifications();
+    try {
+      const env = stackEnv(stack, emulator.imdsEndpoint, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '400000' });
+      const worker = workers.track(await startWorker(env));
+      await until(() => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 10_000, 'pings');
+
+      worker.child.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 300));
+      const frozenAt = socket.messages.length;
+      await new Promise((r) => setTimeout(r, 1_500));
+      const whileFrozen = socket.messages.length - frozenAt;
+      worker.child.kill('SIGCONT');
+      await until(() => socket.messages.length > frozenAt, 5_000, 'pings after SIGCONT');
+
+      expect(whileFrozen).toBe(0);
+      await worker.stop();
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('is silent without NOTIFY_SOCKET', async () => {
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+    expect(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.notify).toBe(false);
+    await worker.stop();
+  });
+});
+
+describe('enrollment-worker check', () => {
+  it('passes on a working stack, one ✓ line per check, exit 0, and leaves nothing in the bucket', async () => {
+    const cli = spawnCli(['check'], stackEnv(stack, emulator.imdsEndpoint));
+
+    const exit = await cli.exited;
+
+    expect(exit.code, cli.text.join('\n')).toBe(0);
+    expect(cli.text.map((l) => l.split(':')[0])).toEqual([
+      '✓ credentials',
+      '✓ configuration',
+      '✓ jobs queue',
+      '✓ visibility',
+      '✓ dead-letter queue',
+      '✓ reference bucket',
+      '✓ staging bucket',
+      '✓ result queue',
+    ]);
+    const { listKeys } = await import('../support/resources.ts');
+    expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
+  });
+
+  it('fails with ✗ and a fix for each broken part, exit 1, and --json for machines', async () => {
+    const broken = await createStack(emulator.endpoint, uniqueName('opsbad'), { withDeadLetterQueue: false });
+    const env = stackEnv(broken, emulator.imdsEndpoint, {
+      S3_BUCKET: 'no-such-bucket-here',
+      RESULT_QUEUE_URL: `${broken.resultQueueUrl}-gone`,
+      VISIBILITY_TIMEOUT_SECONDS: '30',
+      HEARTBEAT_INTERVAL_SECONDS: '20',
+    });
+    const cli = spawnCli(['check', '--json'], env);
+
+    const exit = await cli.exited;
+
+    expect(exit.code).toBe(1);
+    const report = JSON.parse(cli.text.join('\n')) as { ok: boolean; checks: { name: string; ok: boolean; hint?: string }[] };
+    expect(report.ok).toBe(false);
+    const failed = Object.fromEntries(report.checks.filter((c) => !c.ok).map((c) => [c.name, c.hint]));
+    expect(Object.keys(failed).sort()).toEqual(['dead-letter queue', 'reference bucket', 'result queue', 'visibility']);
+    expect(failed['reference bucket']).toContain('s3:PutObject');
+    expect(failed.visibility).toContain('HEARTBEAT_INTERVAL_SECONDS');
+  });
+
+  it('names the bad variable when the configuration is wrong', async () => {
+    const cli = spawnCli(['check'], stackEnv(stack, emulator.imdsEndpoint, { S3_BUCKET: undefined }));
+
+    expect((await cli.exited).code).toBe(1);
+    expect(cli.text.join('\n')).toMatch(/^✗ configuration: S3_BUCKET is required\n {4}fix: /);
+  });
+});
+
+describe('metrics and health', () => {
+  it('serves /metrics and /healthz on loopback, counting what the jobs did', async () => {
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { METRICS_PORT: '0' })));
+    const base = String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics);
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    await sendJob(stack, inlineJob('pat', [await jpegImage()]));
+    await sendJob(stack, inlineJob('../pat', [await jpegImage()]));
+    await outcomes(stack, 2);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const health = await fetch(`${base}/healthz`);
+
+    expect(metrics).toMatch(/^enrollment_jobs_received_total 2$/m);
+    expect(metrics).toMatch(/^enrollment_jobs_succeeded_total 1$/m);
+    expect(metrics).toMatch(/^enrollment_jobs_failed_total\{code="INVALID_USER_ID"\} 1$/m);
+    expect(metrics).toMatch(/^enrollment_job_duration_seconds_count\{outcome="succeeded"\} 1$/m);
+    expect(metrics).toMatch(/^enrollment_jobs_in_flight 0$/m);
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', inFlight: 0 });
+    await worker.stop();
+  });
+});
+
+describe('reload (SIGHUP)', () => {
+  it('re-reads the secret: a changed setting applies to the next job, without a restart', async () => {
+    const secrets = new SecretsManagerClient({
+      region: TEST_REGION,
+      endpoint: emulator.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
+    });
+    const name = uniqueName('reload');
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '1' }) }));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
+    const two = async (jobId: string) => inlineJob('quinn', [await jpegImage(), await jpegImage()], jobId);
+
+    await sendJob(stack, await two('before-reload'));
+    const [before] = await outcomes(stack, 1);
+    await secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '5', CONCURRENCY: '2' }) }));
+    worker.child.kill('SIGHUP');
+    const reloaded = await worker.waitForLog((l) => l.msg === 'reload: secret re-read');
+    await sendJob(stack, await two('after-reload'));
+    const [after] = await outcomes(stack, 1);
+
+    expect(before?.error?.code).toBe('TOO_MANY_IMAGES');
+    expect(reloaded).toMatchObject({ applied: ['maxImagesPerJob'], needRestart: ['concurrency'] });
+    expect(after).toMatchObject({ jobId: 'after-reload', status: 'succeeded' });
+    expect(worker.child.exitCode).toBeNull();
+    await worker.stop();
+    secrets.destroy();
+  });
+});

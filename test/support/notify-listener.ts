@@ -1,0 +1,48 @@
+// A listening notify socket, standing in for systemd's: collects every datagram a process sends to
+// it, in order. Node cannot bind a unix datagram socket, so a few lines of python3 do the listening
+// and print each datagram as one JSON string per line.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const LISTENER = `
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print(json.dumps("listening"), flush=True)
+while True:
+    print(json.dumps(s.recv(65536).decode("utf-8", "replace")), flush=True)
+`;
+
+export interface NotifyListener {
+  readonly path: string;
+  readonly messages: string[];
+  close(): void;
+}
+
+export async function listenForNotifications(): Promise<NotifyListener> {
+  const path = join(mkdtempSync(join(tmpdir(), 'notify-')), 'notify.sock');
+  const child = spawn('python3', ['-u', '-c', LISTENER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const messages: string[] = [];
+  let pending = '';
+  let listening: () => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    listening = resolve;
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the notify listener exited (${code})`)));
+  });
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const message = JSON.parse(line) as string;
+      if (message === 'listening' && messages.length === 0) listening();
+      else messages.push(message);
+    }
+  });
+  await ready;
+  return { path, messages, close: () => child.kill() };
+}

@@ -1,0 +1,313 @@
+// A real systemd (PID 1 of a systemd-nspawn container) for `npm run test:systemd`: the host tools
+// and a Debian root file system are installed on first use (idempotently, the root cached outside
+// the repo), the built worker is installed into the container the way README "Deploy on EC2" does
+// it, and commands run inside it with their output collected through a bind-mounted folder.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { constants, createWriteStream } from 'node:fs';
+import { access, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+
+export const REPO = resolve(import.meta.dirname, '..', '..');
+
+/** Bump when PACKAGES or the suite changes: a new key builds a new cached root. */
+const ROOTFS_KEY = 'bookworm-minbase-v1';
+const SUITE = 'bookworm';
+/** systemd as PID 1, D-Bus for systemctl, procps for /bin/kill (ExecReload=) as on any EC2 image. */
+const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'procps'];
+
+const APT_TIMEOUT_MS = 10 * 60_000;
+const DEBOOTSTRAP_TIMEOUT_MS = 10 * 60_000;
+
+function say(line: string): void {
+  process.stderr.write(`[systemd-test] ${line}\n`);
+}
+
+async function onPath(name: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
+    if (dir === '') continue;
+    try {
+      await access(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      // keep looking
+    }
+  }
+  return false;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Runs a command, its output shown on our stderr (it is slow and the user should see why). */
+function loud(command: string, args: string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    say(`$ ${command} ${args.join(' ')}`);
+    const child = spawn(command, args, {
+      stdio: ['ignore', 2, 2],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` },
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      code === 0 ? resolvePromise() : reject(new Error(`${command} failed (${signal ?? `exit ${String(code)}`})`)),
+    );
+  });
+}
+
+/** systemd-nspawn, debootstrap and nsenter on the host; apt-get installs what is missing. */
+export async function ensureHostTools(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('npm run test:systemd boots a container with systemd-nspawn and must run as root');
+  }
+  const missing: string[] = [];
+  if (!(await onPath('systemd-nspawn'))) missing.push('systemd-container');
+  if (!(await onPath('debootstrap'))) missing.push('debootstrap');
+  if (!(await onPath('nsenter'))) missing.push('util-linux');
+  if (missing.length === 0) return;
+  if (!(await onPath('apt-get'))) {
+    throw new Error(`install ${missing.join(', ')} (systemd-nspawn, debootstrap, nsenter); this host has no apt-get`);
+  }
+  await loud('apt-get', ['update', '-q'], APT_TIMEOUT_MS);
+  await loud('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], APT_TIMEOUT_MS);
+}
+
+function cacheBase(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'enrollment-worker');
+}
+
+/**
+ * A Debian root with systemd, built once by debootstrap (about a minute) and cached under
+ * ~/.cache/enrollment-worker/systemd-rootfs-<key>. It is never written to: containers boot it with
+ * a throw-away overlay (--volatile=overlay).
+ */
+export async function ensureRootfs(): Promise<string> {
+  const dir = join(cacheBase(), `systemd-rootfs-${ROOTFS_KEY}`);
+  if (await exists(join(dir, '.complete'))) return dir;
+  await mkdir(cacheBase(), { recursive: true });
+  const partial = `${dir}.partial-${String(process.pid)}`;
+  await rm(partial, { recursive: true, force: true });
+  say(`building the container root ${dir} (debootstrap ${SUITE}, about a minute; cached for later runs)`);
+  const mirror = process.env.DEBIAN_MIRROR;
+  await loud(
+    'debootstrap',
+    ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, partial, ...(mirror ? [mirror] : [])],
+    DEBOOTSTRAP_TIMEOUT_MS,
+  ).catch(async (e: unknown) => {
+    await rm(partial, { recursive: true, force: true });
+    throw e;
+  });
+  // No login prompt on the console, so the boot is quiet and nothing waits on a terminal.
+  await rm(join(partial, 'etc/systemd/system/getty.target.wants'), { recursive: true, force: true });
+  await writeFile(join(partial, '.complete'), `${ROOTFS_KEY} ${new Date().toISOString()}\n`);
+  try {
+    await rename(partial, dir);
+  } catch (e: unknown) {
+    // Another run finished first: use its root.
+    await rm(partial, { recursive: true, force: true });
+    if (!(await exists(join(dir, '.complete')))) throw e;
+  }
+  return dir;
+}
+
+interface LockEntry {
+  dev?: boolean;
+  optional?: boolean;
+  devOptional?: boolean;
+}
+
+/**
+ * The package as `npm ci --omit=dev` would install it from this build: package.json, the lock file,
+ * dist/, README.md, systemd/ and the production dependencies (read from package-lock.json, copied
+ * from node_modules, so no registry is needed). A missing production dependency fails here.
+ */
+export async function stagePackage(into: string): Promise<void> {
+  const lock = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+  if (!(await exists(join(REPO, 'dist', 'cli.js')))) throw new Error('dist/cli.js is missing: run npm run build first');
+  await mkdir(into, { recursive: true });
+  if (!(await exists(join(REPO, 'build', 'Release', 'sd_notify.node')))) throw new Error('build/Release/sd_notify.node is missing: run npm ci (node-gyp builds it)');
+  await cp(join(REPO, 'build', 'Release', 'sd_notify.node'), join(into, 'build', 'Release', 'sd_notify.node'));
+  for (const item of ['package.json', 'package-lock.json', 'dist', 'README.md', 'systemd']) {
+    await cp(join(REPO, item), join(into, item), { recursive: true });
+  }
+  const missing: string[] = [];
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    // Top-level packages only: copying one brings its own nested node_modules.
+    if (!/^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) || entry.dev === true) continue;
+    const from = join(REPO, path);
+    if (!(await exists(from))) {
+      // Optional packages for other platforms are not installed; anything else must be.
+      if (entry.optional !== true && entry.devOptional !== true) missing.push(path);
+      continue;
+    }
+    await cp(from, join(into, path), { recursive: true, verbatimSymlinks: true });
+  }
+  if (missing.length > 0) throw new Error(`production dependencies missing from node_modules: ${missing.join(', ')}`);
+}
+
+export interface Container {
+  /** The host folder bind-mounted at /results inside. */
+  readonly results: string;
+  /** Runs `sh -c script` inside (as root, in all the container's namespaces). */
+  sh(script: string, opts?: { timeoutMs?: number; input?: string }): Promise<{ code: number; out: string }>;
+  /** Like sh, but throws unless the exit status is 0. */
+  ok(script: string, opts?: { timeoutMs?: number; input?: string }): Promise<string>;
+  poweroff(): Promise<void>;
+  /** The console output of the boot so far. */
+  console(): Promise<string>;
+}
+
+export interface BootOptions {
+  rootfs: string;
+  results: string;
+  /** host path → path inside, read-only */
+  bindReadOnly: Record<string, string>;
+  /** The container's whole life, after which it is killed whatever happens. */
+  lifetimeSeconds: number;
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
+
+async function comm(pid: number): Promise<string> {
+  return (await readFile(`/proc/${String(pid)}/comm`, 'utf8').catch(() => '')).trim();
+}
+
+/** The container's PID 1 as the host sees it: the `systemd` below our systemd-nspawn. */
+async function findInit(root: number): Promise<number | undefined> {
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    for (const child of await childrenOf(pid)) {
+      if ((await comm(child)) === 'systemd') return child;
+      queue.push(child);
+    }
+  }
+  return undefined;
+}
+
+const INSIDE_ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  SYSTEMD_PAGER: '',
+  SYSTEMD_COLORS: '0',
+  COLUMNS: '250',
+  TERM: 'dumb',
+};
+
+/** Boots the root with systemd as PID 1 on the host's network, and waits until it is up. */
+export async function boot(opts: BootOptions): Promise<Container> {
+  await mkdir(opts.results, { recursive: true });
+  const consoleLog = join(opts.results, 'console.log');
+  const consoleStream = createWriteStream(consoleLog);
+  const args = [
+    '-k', '15', String(opts.lifetimeSeconds),
+    'systemd-nspawn',
+    '--quiet',
+    '--register=no',
+    '--keep-unit',
+    `--machine=ew-${String(process.pid)}`,
+    '--directory', opts.rootfs,
+    '--volatile=overlay',
+    '--console=read-only',
+    `--bind=${opts.results}:/results`,
+    ...Object.entries(opts.bindReadOnly).map(([from, to]) => `--bind-ro=${from}:${to}`),
+    '--boot',
+  ];
+  say(`booting: timeout ${args.join(' ')}`);
+  // `timeout` bounds the container's life even if this process dies without cleaning up.
+  const child: ChildProcess = spawn('timeout', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout?.pipe(consoleStream);
+  child.stderr?.pipe(consoleStream);
+  let exited = false;
+  const done = new Promise<void>((r) => child.on('close', () => ((exited = true), r())));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+
+  let init: number | undefined;
+  const deadline = Date.now() + 60_000;
+  while (init === undefined) {
+    if (exited || Date.now() > deadline) {
+      throw new Error(`the container did not start; its console says:\n${await readFile(consoleLog, 'utf8').catch(() => '')}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    if (child.pid !== undefined) init = await findInit(child.pid);
+  }
+  const pid1 = init;
+
+  let seq = 0;
+  const sh: Container['sh'] = async (script, o = {}) => {
+    seq += 1;
+    const name = `cmd-${String(seq).padStart(3, '0')}`;
+    await writeFile(join(opts.results, `${name}.sh`), `${script}\n`);
+    if (o.input !== undefined) await writeFile(join(opts.results, `${name}.in`), o.input);
+    const stdin = o.input !== undefined ? `< /results/${name}.in` : '< /dev/null';
+    // What runs inside writes its output and status into the bind-mounted folder; we read them there.
+    const wrapper = `sh /results/${name}.sh ${stdin} > /results/${name}.out 2>&1; echo $? > /results/${name}.rc`;
+    await exec('nsenter', ['--target', String(pid1), '--all', '--', '/usr/bin/env', '-i', ...Object.entries(INSIDE_ENV).map(([k, v]) => `${k}=${v}`), '/bin/sh', '-c', wrapper], {
+      timeout: o.timeoutMs ?? 60_000,
+    });
+    const code = Number((await readFile(join(opts.results, `${name}.rc`), 'utf8')).trim());
+    const out = await readFile(join(opts.results, `${name}.out`), 'utf8');
+    return { code, out };
+  };
+  const ok: Container['ok'] = async (script, o) => {
+    const { code, out } = await sh(script, o);
+    if (code !== 0) throw new Error(`inside the container, exit ${String(code)}: ${script}\n${out}`);
+    return out;
+  };
+
+  // PID 1 exists before its private socket does: until then systemctl cannot connect.
+  let state = '';
+  const upBy = Date.now() + 120_000;
+  do {
+    state = (await sh('systemctl is-system-running --wait', { timeoutMs: 120_000 })).out.trim();
+    if (!state.includes('Failed to connect')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  } while (Date.now() < upBy);
+  if (state !== 'running') {
+    const failed = (await sh('systemctl --failed --no-legend')).out;
+    say(`the container is ${state}; failed units:\n${failed}`);
+    if (state !== 'degraded') throw new Error(`the container's systemd did not come up: ${state}`);
+  }
+
+  return {
+    results: opts.results,
+    sh,
+    ok,
+    console: () => readFile(consoleLog, 'utf8'),
+    async poweroff() {
+      if (!exited) {
+        await sh('systemctl --no-block poweroff').catch(() => undefined);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await done;
+        clearTimeout(timer);
+      }
+      process.off('exit', killOnExit);
+      consoleStream.end();
+    },
+  };
+}
+
+/** A fresh folder for one run's results, kept afterwards for a look at what happened. */
+export async function resultsFolder(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'enrollment-worker-systemd-'));
+}

@@ -1,0 +1,92 @@
+// Pure parts of operating the worker: the systemd status line and watchdog interval, health, and
+// what a reload may change live.
+import { describe, expect, it } from 'vitest';
+import { formatChecks } from '../../src/check.ts';
+import { parseConfig } from '../../src/config.ts';
+import { isHealthy } from '../../src/worker/metrics.ts';
+import { describeStats, statusLine, watchdogIntervalMs } from '../../src/worker/notify.ts';
+import { applyReload, reloadPlan } from '../../src/worker/reload.ts';
+
+const env = {
+  SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
+  S3_BUCKET: 'refs',
+  AWS_REGION: 'us-east-1',
+};
+
+describe('watchdogIntervalMs', () => {
+  it('pings at half the interval systemd asked for', () => {
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '30000000' }, 42)).toBe(15_000);
+  });
+
+  it('is for this process only when WATCHDOG_PID names it', () => {
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '42' }, 42)).toBe(15_000);
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '7' }, 42)).toBeUndefined();
+  });
+
+  it.each([[undefined], [''], ['0'], ['-5'], ['abc']])('is off for WATCHDOG_USEC=%s', (usec) => {
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: usec }, 42)).toBeUndefined();
+  });
+});
+
+describe('the status line', () => {
+  it('says what is in flight, done, failed and when the last job succeeded', () => {
+    const text = describeStats({ inFlight: 3, succeeded: 120, failed: 4, retried: 2, lastSuccessAt: 10_000 }, 22_000);
+    expect(text).toBe('in flight 3; succeeded 120, failed 4, retried 2; last success 12s ago');
+  });
+
+  it('says "none yet" before the first success', () => {
+    expect(describeStats({ inFlight: 0, succeeded: 0, failed: 0, retried: 0, lastSuccessAt: undefined })).toMatch(/last success none yet$/);
+  });
+
+  it('is one bounded line', () => {
+    expect(statusLine(`a\nb\r\nc${"x".repeat(500)}`)).toMatch(/^a b cx+$/);
+    expect(statusLine('x'.repeat(500))).toHaveLength(200);
+  });
+});
+
+describe('isHealthy', () => {
+  const health = (lastReceiveAt: number | undefined, inFlight = 0) => ({ lastReceiveAt, inFlight, slots: 4 });
+
+  it('is healthy while receives answer', () => {
+    expect(isHealthy(health(1_000), 60_000, 50_000)).toBe(true);
+  });
+
+  it('is unhealthy when no receive answered for too long, or none ever did', () => {
+    expect(isHealthy(health(1_000), 60_000, 70_000)).toBe(false);
+    expect(isHealthy(health(undefined), 60_000, 70_000)).toBe(false);
+  });
+
+  it('is healthy while every slot is busy, when no receive is due', () => {
+    expect(isHealthy(health(1_000, 4), 60_000, 700_000)).toBe(true);
+  });
+});
+
+describe('reload', () => {
+  it('applies settings read per job at once, and keeps those the pool was built from until a restart', () => {
+    const current = parseConfig(env);
+    const next = parseConfig({ ...env, MAX_IMAGES_PER_JOB: '3', CONCURRENCY: '64', LOG_LEVEL: 'debug' });
+
+    const plan = reloadPlan(current, next);
+    const applied = applyReload(current, next);
+
+    expect(plan).toEqual({ live: ['maxImagesPerJob', 'logLevel'], restart: ['concurrency'] });
+    expect(applied.maxImagesPerJob).toBe(3);
+    expect(applied.logLevel).toBe('debug');
+    expect(applied.concurrency).toBe(16);
+    expect(Object.isFrozen(applied)).toBe(true);
+  });
+
+  it('changes nothing when nothing changed', () => {
+    expect(reloadPlan(parseConfig(env), parseConfig(env))).toEqual({ live: [], restart: [] });
+  });
+});
+
+describe('formatChecks', () => {
+  it('prints ✓ lines, and ✗ lines with the fix under them', () => {
+    const text = formatChecks([
+      { name: 'credentials', ok: true, detail: 'IMDSv2' },
+      { name: 'jobs queue', ok: false, detail: 'QueueDoesNotExist', hint: 'check SQS_QUEUE_URL' },
+    ]);
+    expect(text).toBe('✓ credentials: IMDSv2\n✗ jobs queue: QueueDoesNotExist\n    fix: check SQS_QUEUE_URL');
+  });
+});
