@@ -24,6 +24,20 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        test: {
+          // `npm run test:faults` only: `npm test` names the two projects above.
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          // Scenarios freeze the emulator for longer than the SDK's timeouts and wait out visibility
+          // timeouts: generous limits, and one file at a time so they do not fight for the cores.
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

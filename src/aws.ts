@@ -33,6 +33,21 @@ function common(target: AwsTarget, credentials: AwsCredentialIdentityProvider) {
 }
 
 /**
+ * Timeouts that end a request which never gets an answer (an endpoint that accepts connections and
+ * then hangs): without `throwOnRequestTimeout` the handler only warns, and the call waits forever.
+ * `requestTimeout` is the socket's idle time, so it must outlast a 20 s long poll.
+ */
+function requestHandler(requestTimeout: number, sockets: number) {
+  return {
+    connectionTimeout: 5_000,
+    requestTimeout,
+    throwOnRequestTimeout: true,
+    httpsAgent: { maxSockets: sockets, keepAlive: true },
+    httpAgent: { maxSockets: sockets, keepAlive: true },
+  };
+}
+
+/**
  * The handler's socket pool is sized to the concurrency (the SDK caps it at 50 by default, and
  * requests beyond that queue inside the client). The SQS request timeout outlasts a 20 s long poll.
  */
@@ -41,7 +56,7 @@ export function sqsClient(target: AwsTarget, credentials: AwsCredentialIdentityP
     ...common(target, credentials),
     // With an emulator every call must go to it, not to whatever host the queue URL names.
     useQueueUrlAsEndpoint: target.endpoint === undefined,
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, httpsAgent: { maxSockets: sockets, keepAlive: true }, httpAgent: { maxSockets: sockets, keepAlive: true } },
+    requestHandler: requestHandler(30_000, sockets),
   });
 }
 
@@ -50,16 +65,16 @@ export function s3Client(target: AwsTarget, credentials: AwsCredentialIdentityPr
     ...common(target, credentials),
     // Emulators serve buckets by path, not by virtual host.
     forcePathStyle: target.endpoint !== undefined,
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000, httpsAgent: { maxSockets: sockets, keepAlive: true }, httpAgent: { maxSockets: sockets, keepAlive: true } },
+    requestHandler: requestHandler(60_000, sockets),
   });
 }
 
 export function secretsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider): SecretsManagerClient {
-  return new SecretsManagerClient(common(target, credentials));
+  return new SecretsManagerClient({ ...common(target, credentials), requestHandler: requestHandler(10_000, 4) });
 }
 
 export function stsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider): STSClient {
-  return new STSClient(common(target, credentials));
+  return new STSClient({ ...common(target, credentials), requestHandler: requestHandler(10_000, 4) });
 }
 
 // The SDK marks resolved credentials with the provider that produced them (feature ids).

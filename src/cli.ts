@@ -331,7 +331,9 @@ async function main(argv: string[], env: Env): Promise<number> {
   try {
     switch (command) {
       case 'run':
-        return await run(env);
+        // `run` returns only when start-up failed: exit now, whatever requests it left hanging
+        // (an endpoint that never answered keeps its socket open until the SDK gives up).
+        process.exit(await run(env));
       case 'enqueue':
         return await enqueue(env, rest);
       case 'check':

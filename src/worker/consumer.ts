@@ -59,6 +59,7 @@ const RECEIVE_BACKOFF_MIN_MS = 1_000;
 const RECEIVE_BACKOFF_MAX_MS = 30_000;
 // How long past its wait time a long poll may take to come back (network, a slow endpoint).
 const POLL_GRACE_MS = 5_000;
+const MESSAGE_CALL_WARNING_INTERVAL_MS = 10_000;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -87,6 +88,8 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
   const stopping = new AbortController();
   // One log line when receiving starts failing and one when it recovers, not one per slot per try.
   let receiveFailing = false;
+  let lastMessageCallWarning = 0;
+  let suppressedMessageCallWarnings = 0;
   const idle = new Set<() => void>();
 
   const returnAfter = new WeakMap<Message, number>();
@@ -170,7 +173,16 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
       if (stopping.signal.aborted && !message) return; // a receive cancelled by the stop
       const fields = { slot: index, reason: transientReason(err), err: describeError(err) };
       if (message) {
-        log.warn(fields, 'a queue call for a received message failed; the message may be received again');
+        // Heartbeats of every running job fail together in an outage: one warning per interval.
+        const now = Date.now();
+        if (now - lastMessageCallWarning >= MESSAGE_CALL_WARNING_INTERVAL_MS) {
+          log.warn({ ...fields, suppressed: suppressedMessageCallWarnings }, 'a queue call for a received message failed; the message may be received again');
+          lastMessageCallWarning = now;
+          suppressedMessageCallWarnings = 0;
+        } else {
+          suppressedMessageCallWarnings += 1;
+          log.debug(fields, 'a queue call for a received message failed');
+        }
         return;
       }
       backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));

@@ -21,6 +21,24 @@ const RETRYABLE = new Set(['network', 'server', 'throttled', 'timeout', 'credent
 
 const errorName = (e: unknown): string => (e instanceof Error ? e.name : '');
 
+/** An endpoint that accepts a connection and never answers must not hold the start past its deadline. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StartupError(`${what} did not succeed before the start-up timeout: no answer`)),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  // If the deadline wins, the abandoned call may still fail later: that is expected, not unhandled.
+  work.catch(() => {});
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Runs `attempt` until it succeeds, a non-transient error occurs (rethrown, after `explain` may
  * turn it into a ConfigError), or the deadline passes. Logs the first failure and the recovery.
@@ -33,10 +51,11 @@ export async function untilReady<T>(
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (let tries = 1; ; tries += 1) {
     try {
-      const result = await attempt();
+      const result = await beforeDeadline(attempt(), options.deadline, what);
       if (tries > 1) options.log.info({ tries }, `${what}: ready`);
       return result;
     } catch (e: unknown) {
+      if (e instanceof StartupError) throw e;
       const explained = options.explain?.(e);
       if (explained) throw explained;
       const reason = transientReason(e);

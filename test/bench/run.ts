@@ -1,0 +1,404 @@
+// One benchmark run: a fresh stack, N jobs enqueued, one process (the worker or the baseline)
+// started against it, and what that process cost until the last job was done.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { DeletedMessage, FastAws } from '../support/fast-aws.ts';
+import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { baseEnv, CLI } from '../support/worker-process.ts';
+import { cpuSeconds, median, peakRssMiB, percentile } from './proc.ts';
+
+export type Impl = 'worker' | 'baseline';
+
+export interface Target {
+  kind: 'fast' | 'moto';
+  endpoint: string;
+  imdsEndpoint: string;
+  /** Set for the fast endpoint: its deletions are the exact completion times. */
+  fast?: FastAws;
+}
+
+export interface Workload {
+  /** The image of each job, by index into `images`; staged jobs read a copy from the staging bucket. */
+  images: readonly Buffer[];
+  /** Share of jobs whose image is staged in S3 instead of inline (0-1). */
+  stagedShare: number;
+}
+
+export interface RunResult {
+  endpoint: Target['kind'];
+  impl: Impl;
+  concurrency: number;
+  jobs: number;
+  seconds: number;
+  jobsPerSecond: number;
+  cpuSeconds: number;
+  cpuMsPerJob: number;
+  /** CPU seconds per wall second: 1.0 is one core's worth. */
+  cpuUtilisation: number;
+  peakRssMiB: number;
+  /** Event-loop utilisation of the process's main thread over the run (median of 1 s samples; 1.0 = never idle). */
+  eventLoopUtilisation: number;
+  /** Event-loop delay p99 over the run (max of 1 s samples), ms. */
+  eventLoopDelayP99Ms: number;
+  /** Receive → delete per job (fast endpoint only), ms. */
+  serviceMs: { p50: number; p95: number; p99: number } | null;
+  /** Enqueue → done per job, ms (includes the wait in the queue). */
+  enqueueToDoneMs: { p50: number; p95: number; p99: number };
+  /** The endpoint process's own CPU per job, ms (fast endpoint, in the benchmark process). */
+  endpointCpuMsPerJob: number | null;
+  /** Event-loop utilisation of the benchmark process (the fast endpoint runs in it) over the run. */
+  endpointEventLoopUtilisation: number;
+  /** SQS/S3 calls per job, by action (fast endpoint only). */
+  callsPerJob: Record<string, number> | null;
+  exit: { code: number | null; signal: string | null };
+  warnings: string[];
+}
+
+const BASELINE = resolve(import.meta.dirname, 'baseline.ts');
+const PROBE = resolve(import.meta.dirname, 'probe.ts');
+
+export interface ProbeSample {
+  t: number;
+  elu: number;
+  delayP50: number;
+  delayP99: number;
+  delayMax: number;
+}
+
+const pct = (values: number[]) => ({ p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) });
+
+interface PreparedJob {
+  body: string;
+  /** The object to stage first, for a staged job: one per job, as producers do (the worker may delete it). */
+  staged?: { key: string; bytes: Buffer };
+}
+
+function prepareJob(index: number, workload: Workload, stack: Stack): PreparedJob {
+  const bytes = workload.images[index % workload.images.length] ?? Buffer.alloc(0);
+  // Every job a new user: every reference is a new object (created, not "already there").
+  const userId = `bench-user-${index}@example.com`;
+  const jobId = `bench-${index}`;
+  const staged = stack.stagingBucket !== undefined && workload.stagedShare > 0 && index % Math.round(1 / workload.stagedShare) === 0;
+  if (!staged) return { body: JSON.stringify({ version: 1, jobId, userId, images: [{ data: bytes.toString('base64') }] }) };
+  const key = `uploads/${jobId}/0`;
+  return { body: JSON.stringify({ version: 1, jobId, userId, images: [{ s3: { bucket: stack.stagingBucket, key } }] }), staged: { key, bytes } };
+}
+
+async function stage(stack: Stack, jobs: readonly PreparedJob[]): Promise<void> {
+  await Promise.all(
+    jobs.map((job) => (job.staged ? stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: job.staged.key, Body: job.staged.bytes })) : undefined)),
+  );
+}
+
+/** Stages and sends jobs [from, to) in SendMessageBatch calls of at most 10 messages and 1 MiB, a few at a time. */
+async function enqueue(stack: Stack, job: (i: number) => PreparedJob, from: number, to: number): Promise<void> {
+  const batches: PreparedJob[][] = [];
+  let batch: PreparedJob[] = [];
+  let bytes = 0;
+  for (let i = from; i < to; i += 1) {
+    const prepared = job(i);
+    if (batch.length === 10 || (batch.length > 0 && bytes + prepared.body.length > 1_000_000)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(prepared);
+    bytes += prepared.body.length;
+  }
+  if (batch.length > 0) batches.push(batch);
+  let next = 0;
+  const sender = async () => {
+    while (next < batches.length) {
+      const entries = batches[next++] ?? [];
+      await stage(stack, entries);
+      const sent = await stack.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: stack.jobsQueueUrl, Entries: entries.map((e, Id) => ({ Id: String(Id), MessageBody: e.body })) }),
+      );
+      if ((sent.Failed ?? []).length > 0) throw new Error(`enqueue failed: ${JSON.stringify(sent.Failed)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+}
+
+export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency: number): NodeJS.ProcessEnv {
+  return {
+    ...baseEnv(target.imdsEndpoint),
+    AWS_REGION: stack.region,
+    AWS_ENDPOINT_URL: target.endpoint,
+    SQS_QUEUE_URL: stack.jobsQueueUrl,
+    S3_BUCKET: stack.bucket,
+    STAGING_BUCKET: stack.stagingBucket ?? '',
+    // The baseline publishes no outcome: that is part of the worker's contract, not of the baseline's.
+    RESULT_QUEUE_URL: impl === 'worker' ? (stack.resultQueueUrl ?? '') : '',
+    CONCURRENCY: String(concurrency),
+    LOG_LEVEL: 'info',
+    // moto serves long polls slowly and a stop waits for them; the fast endpoint releases them.
+    POLL_WAIT_SECONDS: target.kind === 'moto' ? '5' : '20',
+  };
+}
+
+export interface Child {
+  child: ChildProcess;
+  ready: Promise<number>;
+  /** jobId → epoch ms when the process said it was done (its log line / `done` line). */
+  done: Map<string, number>;
+  probes: ProbeSample[];
+  onDone: (() => void) | undefined;
+  warnings: string[];
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+/** Starts the worker (`node dist/cli.js run`) or the baseline and follows its stdout. */
+export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
+  const args = ['--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [BASELINE])];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const done = new Map<string, number>();
+  const warnings: string[] = [];
+  let markReady: (t: number) => void = () => {};
+  let failStart: (e: Error) => void = () => {};
+  const ready = new Promise<number>((res, rej) => {
+    markReady = res;
+    failStart = rej;
+  });
+  const probes: ProbeSample[] = [];
+  const state: Child = { child, ready, done, probes, onDone: undefined, warnings, exited: Promise.resolve({ code: null, signal: null }) };
+  let pending = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    const now = Date.now();
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('done ')) {
+        const [, jobId = ''] = line.split(' ');
+        done.set(jobId, now);
+        state.onDone?.();
+      } else if (line === 'ready') {
+        markReady(now);
+      } else if (line.startsWith('{')) {
+        // Cheap checks first: most lines are "job succeeded".
+        if (line.includes('"msg":"job succeeded"') || line.includes('"msg":"job failed"')) {
+          const jobId = /"jobId":"([^"]+)"/.exec(line)?.[1];
+          if (jobId) done.set(jobId, now);
+          if (line.includes('"msg":"job failed"') && warnings.length < 5) warnings.push(line.slice(0, 400));
+          state.onDone?.();
+        } else if (line.includes('"msg":"ready: receiving jobs"')) {
+          markReady(now);
+        } else if (/"level":"(warn|error|fatal)"/.test(line) && warnings.length < 5) {
+          warnings.push(line.slice(0, 400));
+        }
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8');
+  let pendingErr = '';
+  child.stderr?.on('data', (chunk: string) => {
+    pendingErr += chunk;
+    const lines = pendingErr.split('\n');
+    pendingErr = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('probe ')) probes.push(JSON.parse(line.slice('probe '.length)) as ProbeSample);
+      else if (warnings.length < 5 && line.trim() !== '' && !line.startsWith('stopped;')) warnings.push(`stderr: ${line.trim().slice(0, 400)}`);
+    }
+  });
+  state.exited = new Promise((res) => {
+    child.on('exit', (code, signal) => {
+      failStart(new Error(`${impl} exited before it was ready (${code ?? signal}): ${warnings.join(' | ')}`));
+      res({ code, signal });
+    });
+  });
+  return state;
+}
+
+export async function stopProcess(proc: Child, target: Target): Promise<{ code: number | null; signal: string | null }> {
+  proc.child.kill('SIGTERM');
+  // The fast endpoint answers the idle long polls at once, so the drain need not wait them out.
+  const release = setInterval(() => target.fast?.releaseWaits(), 200);
+  const force = setTimeout(() => proc.child.kill('SIGKILL'), 45_000);
+  try {
+    return await proc.exited;
+  } finally {
+    clearInterval(release);
+    clearTimeout(force);
+  }
+}
+
+async function depth(stack: Stack, queueUrl: string | undefined): Promise<number> {
+  if (!queueUrl) return 0;
+  const { Attributes = {} } = await stack.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+}
+
+export async function newStack(target: Target, label: string): Promise<{ stack: Stack; name: string }> {
+  const name = uniqueName(label);
+  return { stack: await createStack(target.endpoint, name), name };
+}
+
+/** Queue-fed throughput run: the queue holds all `jobs` before the process starts. */
+export async function throughputRun(target: Target, impl: Impl, concurrency: number, jobs: number, workload: Workload): Promise<RunResult> {
+  const { stack, name } = await newStack(target, `b${impl[0]}c${concurrency}`);
+  await enqueue(stack, (i) => prepareJob(i, workload, stack), 0, jobs);
+
+  const deleted: DeletedMessage[] = [];
+  let complete: () => void = () => {};
+  const allDone = new Promise<void>((r) => (complete = r));
+  const count = () => (target.fast ? deleted.length : proc.done.size);
+  const check = () => {
+    if (count() >= jobs) complete();
+  };
+  const onDeleted = (d: DeletedMessage) => {
+    if (d.queue !== `${name}-jobs`) return;
+    deleted.push(d);
+    check();
+  };
+  target.fast?.events.on('deleted', onDeleted);
+  target.fast?.resetCounts();
+
+  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency));
+  const pid = proc.child.pid ?? 0;
+  proc.onDone = check;
+  let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  try {
+    const started = await proc.ready;
+    const cpuAtStart = cpuSeconds(pid);
+    const endpointCpuAtStart = process.cpuUsage();
+    const endpointEluAtStart = performance.eventLoopUtilization();
+    check();
+    const timeout = setTimeout(() => complete(), Math.max(120_000, jobs * 200));
+    await allDone;
+    clearTimeout(timeout);
+    const finished = target.fast ? Math.max(...deleted.map((d) => d.deletedAt)) : Math.max(...proc.done.values());
+    const cpu = cpuSeconds(pid) - cpuAtStart;
+    const endpointCpu = process.cpuUsage(endpointCpuAtStart);
+    const endpointElu = performance.eventLoopUtilization(performance.eventLoopUtilization(), endpointEluAtStart).utilization;
+    const peak = peakRssMiB(pid);
+    const requests = { ...(target.fast?.requests ?? {}) };
+    const finishedJobs = count();
+    exit = await stopProcess(proc, target);
+    target.fast?.events.off('deleted', onDeleted);
+
+    const warnings = [...proc.warnings];
+    if (finishedJobs < jobs) warnings.push(`only ${finishedJobs} of ${jobs} jobs finished before the timeout`);
+    const stored = (await listKeys(stack.s3, stack.bucket)).length;
+    if (stored !== jobs) warnings.push(`${stored} references stored for ${jobs} jobs`);
+    const left = await depth(stack, stack.jobsQueueUrl);
+    if (left !== 0) warnings.push(`${left} messages left in the jobs queue`);
+    const dead = await depth(stack, stack.deadLetterQueueUrl);
+    if (dead !== 0) warnings.push(`${dead} messages dead-lettered`);
+    if (impl === 'worker') {
+      const outcomes = await depth(stack, stack.resultQueueUrl);
+      if (outcomes !== jobs) warnings.push(`${outcomes} outcomes published for ${jobs} jobs`);
+    }
+    if (exit.code !== 0) warnings.push(`exit ${exit.code ?? exit.signal}`);
+
+    const seconds = (finished - started) / 1000;
+    // Whole seconds inside the run only (a sample covers the second before it).
+    const window = proc.probes.filter((p) => p.t - 1000 >= started && p.t <= finished);
+    const callsPerJob = target.fast
+      ? Object.fromEntries(
+          Object.entries(requests)
+            .filter(([k]) => k.startsWith('sqs:') || k.startsWith('s3:'))
+            .map(([k, v]) => [k, Math.round((v / finishedJobs) * 100) / 100]),
+        )
+      : null;
+    const inQueueAndService = target.fast ? deleted.map((d) => d.deletedAt - d.sentAt) : [];
+    return {
+      endpoint: target.kind,
+      impl,
+      concurrency,
+      jobs: finishedJobs,
+      seconds,
+      jobsPerSecond: finishedJobs / seconds,
+      cpuSeconds: cpu,
+      cpuMsPerJob: (cpu * 1000) / finishedJobs,
+      cpuUtilisation: cpu / seconds,
+      peakRssMiB: peak,
+      eventLoopUtilisation: median(window.map((p) => p.elu)),
+      eventLoopDelayP99Ms: Math.max(...window.map((p) => p.delayP99)),
+      serviceMs: target.fast ? pct(deleted.map((d) => d.deletedAt - (d.firstReceivedAt ?? d.sentAt))) : null,
+      enqueueToDoneMs: target.fast ? pct(inQueueAndService) : pct([...proc.done.values()].map((t) => t - started)),
+      endpointCpuMsPerJob: target.fast ? (endpointCpu.user + endpointCpu.system) / 1000 / finishedJobs : null,
+      endpointEventLoopUtilisation: endpointElu,
+      callsPerJob,
+      exit,
+      warnings,
+    };
+  } finally {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+    target.fast?.events.off('deleted', onDeleted);
+    target.fast?.forget(name);
+  }
+}
+
+export interface LatencyResult {
+  impl: Impl;
+  concurrency: number;
+  ratePerSecond: number;
+  jobs: number;
+  enqueueToDoneMs: { p50: number; p95: number; p99: number };
+  /** Enqueue → first received, and first received → deleted, ms. */
+  inQueueMs: { p50: number; p95: number; p99: number };
+  serviceMs: { p50: number; p95: number; p99: number };
+  cpuMsPerJob: number;
+  warnings: string[];
+}
+
+/**
+ * Open-loop latency on the fast endpoint: jobs arrive at a fixed rate (below capacity) while the
+ * process runs, and each is timed from its SendMessage to its delete, at the endpoint.
+ */
+export async function latencyRun(target: Target, impl: Impl, concurrency: number, ratePerSecond: number, seconds: number, workload: Workload): Promise<LatencyResult> {
+  const fast = target.fast;
+  if (!fast) throw new Error('the latency run needs the fast endpoint');
+  const { stack, name } = await newStack(target, `l${impl[0]}c${concurrency}`);
+  const jobs = Math.max(1, Math.round(ratePerSecond * seconds));
+  const prepared = Array.from({ length: jobs }, (_, i) => prepareJob(i, workload, stack));
+  // Staged in advance: the producer's upload is not part of the latency measured.
+  await stage(stack, prepared);
+  const latencies: number[] = [];
+  const inQueue: number[] = [];
+  const service: number[] = [];
+  let complete: () => void = () => {};
+  const allDone = new Promise<void>((r) => (complete = r));
+  const onDeleted = (d: DeletedMessage) => {
+    if (d.queue !== `${name}-jobs`) return;
+    latencies.push(d.deletedAt - d.sentAt);
+    inQueue.push((d.firstReceivedAt ?? d.sentAt) - d.sentAt);
+    service.push(d.deletedAt - (d.firstReceivedAt ?? d.sentAt));
+    if (latencies.length >= jobs) complete();
+  };
+  fast.events.on('deleted', onDeleted);
+  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency));
+  try {
+    await proc.ready;
+    const pid = proc.child.pid ?? 0;
+    const cpuAtStart = cpuSeconds(pid);
+    const start = Date.now();
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < jobs; i += 1) {
+      const due = start + (i * 1000) / ratePerSecond;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      sends.push(stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: prepared[i]?.body })));
+    }
+    await Promise.all(sends);
+    const timeout = setTimeout(() => complete(), 60_000);
+    await allDone;
+    clearTimeout(timeout);
+    const cpu = cpuSeconds(pid) - cpuAtStart;
+    const exit = await stopProcess(proc, target);
+    const warnings = [...proc.warnings];
+    if (latencies.length < jobs) warnings.push(`only ${latencies.length} of ${jobs} jobs finished`);
+    if (exit.code !== 0) warnings.push(`exit ${exit.code ?? exit.signal}`);
+    return { impl, concurrency, ratePerSecond, jobs: latencies.length, enqueueToDoneMs: pct(latencies), inQueueMs: pct(inQueue), serviceMs: pct(service), cpuMsPerJob: (cpu * 1000) / Math.max(1, latencies.length), warnings };
+  } finally {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+    fast.events.off('deleted', onDeleted);
+    fast.forget(name);
+  }
+}

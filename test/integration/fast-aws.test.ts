@@ -1,0 +1,177 @@
+// The benchmark's fast endpoint (test/support/fast-aws.ts) must answer as AWS does, or the figures
+// measured against it mean nothing: the built worker runs a real job mix against it end to end,
+// and the protocol details the worker relies on (long polls, visibility, redrive, conditional
+// writes, checksums, ranges, MD5s, IMDSv2, STS) are checked one by one.
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromInstanceMetadata } from '@aws-sdk/credential-providers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST_AWS_ACCOUNT, md5OfMessageAttributes, startFastAws, type FastAws } from '../support/fast-aws.ts';
+import { jpegImage } from '../support/images.ts';
+import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+
+let aws: FastAws;
+const reaper = workerReaper();
+
+beforeAll(async () => {
+  aws = await startFastAws({ delayMs: 2 });
+});
+
+afterAll(async () => {
+  await reaper.killAll();
+  await aws.stop();
+});
+
+describe('the worker against the fast endpoint', () => {
+  it('stores inline and staged jobs, dead-letters a bad one, and drains on SIGTERM', async () => {
+    const stack = await createStack(aws.endpoint, uniqueName('fast-e2e'));
+    const worker = reaper.track(await startWorker(stackEnv(stack, aws.imdsEndpoint, { LOG_LEVEL: 'info' })));
+    // The worker's credentials came from this endpoint's IMDSv2, and it asked STS who it is.
+    expect(aws.requests.imds).toBeGreaterThanOrEqual(3);
+    expect(aws.requests['sts:GetCallerIdentity']).toBeGreaterThanOrEqual(1);
+
+    const [inline, staged] = await Promise.all([jpegImage({ width: 320, height: 400 }), jpegImage({ width: 400, height: 320 })]);
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'uploads/s1/0', Body: staged }));
+    await sendJob(stack, inlineJob('Alice@Example.com', [inline], 'fast-inline'));
+    await sendJob(stack, { version: 1, jobId: 'fast-staged', userId: 'bob', images: [{ s3: { bucket: stack.stagingBucket, key: 'uploads/s1/0' } }] });
+    await sendJob(stack, { version: 1, jobId: 'fast-bad', userId: 'carol', images: [{ data: Buffer.from('not an image').toString('base64') }] }, {
+      source: { DataType: 'String', StringValue: 'test' },
+    });
+
+    const results = await outcomes(stack, 3, 30_000);
+    const byJob = Object.fromEntries(results.map((o) => [o.jobId, o]));
+    expect(byJob['fast-inline']?.status).toBe('succeeded');
+    expect(byJob['fast-staged']?.status).toBe('succeeded');
+    expect(byJob['fast-bad']?.error?.code).toBe('INVALID_IMAGE');
+    const keys = await listKeys(stack.s3, stack.bucket);
+    expect(keys.sort()).toEqual(
+      [...(byJob['fast-inline']?.references ?? []), ...(byJob['fast-staged']?.references ?? [])].map((r) => r.key).sort(),
+    );
+    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 5_000 });
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.MessageAttributes?.ErrorCode?.StringValue).toBe('INVALID_IMAGE');
+    expect(dead[0]?.MessageAttributes?.source?.StringValue).toBe('test');
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+
+    // The idle long polls are answered at once, so the drain need not wait them out.
+    const stopping = worker.stop('SIGTERM');
+    aws.releaseWaits();
+    expect((await stopping).code).toBe(0);
+  });
+});
+
+describe('the fast endpoint speaks the protocol', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await createStack(aws.endpoint, uniqueName('fast-proto'), { maxReceiveCount: 2 });
+  });
+
+  it('holds a long poll until a message arrives, and hides a received message for its visibility timeout', async () => {
+    const started = Date.now();
+    const polling = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 1, MessageSystemAttributeNames: ['All'] }));
+    await new Promise((r) => setTimeout(r, 300));
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: 'hello' }));
+    const first = (await polling).Messages ?? [];
+    expect(first).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(first[0]?.Attributes?.ApproximateReceiveCount).toBe('1');
+
+    const hidden = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 0 }));
+    expect(hidden.Messages ?? []).toHaveLength(0);
+    // Visible again once its 1 s is up: a long poll is answered when that happens.
+    const again = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 30, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
+    expect(again.Messages?.[0]?.MessageId).toBe(first[0]?.MessageId);
+    expect(again.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe('2');
+
+    // The old receipt handle is stale: its delete succeeds but leaves the message.
+    await stack.sqs.send(new DeleteMessageCommand({ QueueUrl: stack.jobsQueueUrl, ReceiptHandle: first[0]?.ReceiptHandle }));
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 1 });
+    await expect(
+      stack.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: stack.jobsQueueUrl, ReceiptHandle: first[0]?.ReceiptHandle, VisibilityTimeout: 0 })),
+    ).rejects.toThrow(/expired/);
+
+    // Received twice with maxReceiveCount 2: made visible, it moves to the dead-letter queue.
+    await stack.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: stack.jobsQueueUrl, ReceiptHandle: again.Messages?.[0]?.ReceiptHandle, VisibilityTimeout: 0 }));
+    const none = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 1 }));
+    expect(none.Messages ?? []).toHaveLength(0);
+    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 3_000 });
+    expect(dead.map((m) => m.Body)).toEqual(['hello']);
+  });
+
+  it('answers with the MD5s SQS computes, and refuses a message over 1 MiB', async () => {
+    const attributes = { b: { DataType: 'Binary', BinaryValue: new Uint8Array([1, 2, 3]) }, a: { DataType: 'String', StringValue: 'x' } };
+    const sent = await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.resultQueueUrl, MessageBody: 'body', MessageAttributes: attributes }));
+    expect(sent.MD5OfMessageBody).toBe(createHash('md5').update('body').digest('hex'));
+    // By hand, as the SQS documentation describes it: names sorted; each of name, type and value
+    // length-prefixed (4 bytes, big-endian); a transport byte 1 (string) or 2 (binary) before the value.
+    const field = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+    const expected = createHash('md5')
+      .update(Buffer.concat([field(Buffer.from('a')), field(Buffer.from('String')), Buffer.from([1]), field(Buffer.from('x'))]))
+      .update(Buffer.concat([field(Buffer.from('b')), field(Buffer.from('Binary')), Buffer.from([2]), field(Buffer.from([1, 2, 3]))]))
+      .digest('hex');
+    expect(sent.MD5OfMessageAttributes).toBe(expected);
+    expect(md5OfMessageAttributes({ a: { DataType: 'String', StringValue: 'x' }, b: { DataType: 'Binary', BinaryValue: 'AQID' } })).toBe(expected);
+    const received = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.resultQueueUrl, MessageAttributeNames: ['All'], WaitTimeSeconds: 1 }));
+    expect(received.Messages?.[0]?.MD5OfMessageAttributes).toBe(expected);
+    expect(received.Messages?.[0]?.MessageAttributes?.b?.BinaryValue).toEqual(new Uint8Array([1, 2, 3]));
+
+    await expect(stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.resultQueueUrl, MessageBody: 'x'.repeat(1_048_577) }))).rejects.toThrow(/shorter than/);
+    await expect(stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: `${aws.endpoint}/${FAST_AWS_ACCOUNT}/no-such-queue`, AttributeNames: ['All'] }))).rejects.toMatchObject({
+      name: 'QueueDoesNotExist',
+    });
+    const created = await stack.sqs.send(new CreateQueueCommand({ QueueName: 'fast-proto-extra' }));
+    expect(created.QueueUrl).toBe(`${aws.endpoint}/${FAST_AWS_ACCOUNT}/fast-proto-extra`);
+  });
+
+  it('writes conditionally, verifies ChecksumSHA256, and serves ranges and checksums', async () => {
+    const body = Buffer.from('reference bytes');
+    const sha256 = createHash('sha256').update(body).digest('base64');
+    const put = (checksum: string) =>
+      stack.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', Body: body, ChecksumSHA256: checksum, IfNoneMatch: '*', Metadata: { 'job-id': 'j' } }));
+    await expect(put(createHash('sha256').update('other').digest('base64'))).rejects.toMatchObject({ name: 'BadDigest' });
+    await put(sha256);
+    await expect(put(sha256)).rejects.toMatchObject({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
+
+    const whole = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', ChecksumMode: 'ENABLED' }));
+    expect(whole.ChecksumSHA256).toBe(sha256);
+    expect(whole.Metadata).toEqual({ 'job-id': 'j' });
+    expect(Buffer.from((await whole.Body?.transformToByteArray()) ?? [])).toEqual(body);
+    const part = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', Range: 'bytes=0-8' }));
+    expect(part.ContentRange).toBe(`bytes 0-8/${body.length}`);
+    expect(await part.Body?.transformToString()).toBe('reference');
+
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: 'empty', Body: Buffer.alloc(0) }));
+    await expect(stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'empty', Range: 'bytes=0-10' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 416 } });
+    await expect(stack.s3.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: 'missing' }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'missing' }))).rejects.toMatchObject({ name: 'NoSuchKey' });
+    await expect(stack.s3.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'k' }))).rejects.toMatchObject({ name: 'NoSuchBucket' });
+    expect(await listKeys(stack.s3, stack.bucket)).toEqual(['empty', 'users/u/ref.jpg']);
+  });
+
+  it('hands out instance-role credentials over IMDSv2 only, and answers STS', async () => {
+    const unsigned = await fetch(`${aws.imdsEndpoint}/latest/meta-data/iam/security-credentials/`);
+    expect(unsigned.status).toBe(401);
+    const saved = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = aws.imdsEndpoint;
+    const credentials = await fromInstanceMetadata({ ec2MetadataV1Disabled: true })().finally(() => {
+      if (saved === undefined) delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+      else process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = saved;
+    });
+    expect(credentials.accessKeyId).toBe('test');
+    const sts = new STSClient({ region: 'us-east-1', endpoint: aws.endpoint, credentials });
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    expect(identity.Account).toBe(FAST_AWS_ACCOUNT);
+    sts.destroy();
+  });
+});
