@@ -51,28 +51,38 @@ function isPreconditionFailed(e: unknown): boolean {
  * The S3 adapter. `If-None-Match: *` makes "already there" a 412, which counts as stored. A 409
  * (a concurrent conditional write in progress) is left to propagate: it is transient, and the
  * retry sees the 412. The SHA-256 of the stored bytes is sent as ChecksumSHA256, so S3 verifies
- * them end to end and the SDK computes no second checksum. User metadata: `job-id`, `sha256` (the
+ * them end to end, the SDK computes no second checksum, and the same hash signs the payload. User metadata: `job-id`, `sha256` (the
  * image as received, which the key names) and `stored-sha256` (the stored bytes).
  */
 export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter {
   return async (object) => {
     try {
-      await s3.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: object.key,
-          Body: object.body,
-          ContentLength: object.body.length,
-          ContentType: object.contentType,
-          ChecksumSHA256: object.storedSha256.toString('base64'),
-          IfNoneMatch: '*',
-          Metadata: {
-            'job-id': object.jobId,
-            sha256: object.sha256.toString('hex'),
-            'stored-sha256': object.storedSha256.toString('hex'),
-          },
-        }),
+      const put = new PutObjectCommand({
+        Bucket: bucket,
+        Key: object.key,
+        Body: object.body,
+        ContentLength: object.body.length,
+        ContentType: object.contentType,
+        ChecksumSHA256: object.storedSha256.toString('base64'),
+        IfNoneMatch: '*',
+        Metadata: {
+          'job-id': object.jobId,
+          sha256: object.sha256.toString('hex'),
+          'stored-sha256': object.storedSha256.toString('hex'),
+        },
+      });
+      // Hash once: the signature's payload hash is the same SHA-256, so the signer need not
+      // compute it again (it uses this header when present).
+      const payloadHash = object.storedSha256.toString('hex');
+      put.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amz-content-sha256'] = payloadHash;
+          return next(args);
+        },
+        { step: 'build', name: 'knownPayloadHash' },
       );
+      await s3.send(put);
       return 'created';
     } catch (e: unknown) {
       if (isPreconditionFailed(e)) return 'existed';

@@ -152,7 +152,9 @@ export interface Child {
 
 /** Starts the worker (`node dist/cli.js run`) or the baseline and follows its stdout. */
 export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
-  const args = ['--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [BASELINE])];
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile both processes.
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...extra, '--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [BASELINE])];
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const done = new Map<string, number>();
   const warnings: string[] = [];
