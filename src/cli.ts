@@ -31,7 +31,7 @@ import { Registry } from 'prom-client';
 import { createConsumerPool } from './worker/consumer.ts';
 import { boundPort, createJobMetrics, startMetricsServer } from './worker/metrics.ts';
 import { describeStats, silentNotifier, systemdNotifier, type Notifier } from './worker/notify.ts';
-import { applyReload, reloadPlan } from './worker/reload.ts';
+import { applyReload, reloadPlan, reloadRefusal } from './worker/reload.ts';
 import { sqsDeadLetterSender } from './worker/dead-letter.ts';
 import { processJobMessage } from './worker/job-message.ts';
 import { handleShutdownSignals } from './worker/lifecycle.ts';
@@ -74,6 +74,13 @@ async function run(env: Env): Promise<number> {
   // now); without a handler it would kill the process, which systemd counts as a clean exit.
   let onHangUp = () => log.info('reload requested during start-up: the settings being loaded are current');
   process.on('SIGHUP', () => onHangUp());
+  // A stop during start-up: nothing was received yet, so there is nothing to drain.
+  const stopDuringStartup = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopped during start-up');
+    process.exit(0);
+  };
+  process.on('SIGTERM', stopDuringStartup);
+  process.on('SIGINT', stopDuringStartup);
   try {
     // Fail on a bad environment before any network call.
     const boot = parseBootstrap(env);
@@ -183,9 +190,10 @@ async function run(env: Env): Promise<number> {
         const variable = secretVariable(env);
         const text = await fetchSecretText(secrets, secretName, variable).finally(() => secrets.destroy());
         const next = parseConfig(env, settingsFromSecret(text, secretName, variable).settings);
+        const refusal = reloadRefusal(live, next);
+        if (refusal !== undefined) throw new ConfigError([refusal]);
         const plan = reloadPlan(live, next);
         live = applyReload(live, next);
-        log.level = live.logLevel;
         log.info({ secret: secretName, applied: plan.live, needRestart: plan.restart }, 'reload: secret re-read');
         if (plan.restart.length > 0) log.warn({ settings: plan.restart }, 'reload: these settings take effect only at the next start');
       } catch (e: unknown) {
@@ -197,6 +205,8 @@ async function run(env: Env): Promise<number> {
     };
     onHangUp = () => void reload();
 
+    process.off('SIGTERM', stopDuringStartup);
+    process.off('SIGINT', stopDuringStartup);
     handleShutdownSignals({
       log,
       // The drain also waits for long polls in flight (up to POLL_WAIT_SECONDS).

@@ -135,6 +135,19 @@ const settingsSchema = settingsShape.superRefine((s, ctx) => {
     if (s.STAGING_PREFIX !== undefined && s.STAGING_BUCKET === undefined) {
       ctx.addIssue({ code: 'custom', path: ['STAGING_PREFIX'], message: 'needs STAGING_BUCKET' });
     }
+    if (s.STAGING_PREFIX !== undefined && !s.STAGING_PREFIX.endsWith('/')) {
+      // "uploads" would also admit "uploads-private/…".
+      ctx.addIssue({ code: 'custom', path: ['STAGING_PREFIX'], message: 'must end with "/" (e.g. uploads/)' });
+    }
+    // An outcome or a dead-lettered job sent back to the jobs queue would come back as a job,
+    // fail, and be sent back again, forever.
+    const jobs = parseUrl(s.SQS_QUEUE_URL)?.href;
+    for (const name of ['RESULT_QUEUE_URL', 'DEAD_LETTER_QUEUE_URL'] as const) {
+      const url = s[name];
+      if (url !== undefined && parseUrl(url)?.href === jobs) {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'must not be the jobs queue (SQS_QUEUE_URL)' });
+      }
+    }
     const heartbeat = s.HEARTBEAT_INTERVAL_SECONDS;
     if (heartbeat !== undefined && heartbeat >= s.VISIBILITY_TIMEOUT_SECONDS) {
       ctx.addIssue({

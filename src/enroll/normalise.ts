@@ -80,6 +80,10 @@ async function normalise(bytes: Buffer, info: ImageInfo, label: string, limits: 
     output = await pipeline.toBuffer({ resolveWithObject: true });
   } catch (e: unknown) {
     const reason = reasonOf(e);
+    // The machine's fault, not the image's: a transient failure, retried rather than dead-lettered.
+    if (/out of memory|memory allocation|cannot allocate|insufficient memory/i.test(reason)) {
+      throw new Error(`${label} could not be decoded for lack of memory: ${reason}`, { cause: e });
+    }
     if (/pixel limit/i.test(reason)) {
       throw new JobError('IMAGE_TOO_LARGE', `${label} is over the limit of ${limits.maxImagePixels} pixels (MAX_IMAGE_PIXELS)`, { cause: e });
     }

@@ -56,6 +56,10 @@ export function checkStagedSource(source: { bucket: string; key: string }, label
   if (!source.key.startsWith(rules.stagingPrefix)) {
     throw new JobError('SOURCE_NOT_ALLOWED', `${label}: key is outside the staging prefix "${rules.stagingPrefix}"`);
   }
+  // S3 does not resolve "..", but proxies and other S3 implementations may: refuse it outright.
+  if (source.key.split('/').some((segment, i, all) => segment === '..' || segment === '.' || (segment === '' && i > 0 && i < all.length - 1))) {
+    throw new JobError('SOURCE_NOT_ALLOWED', `${label}: key has an empty, "." or ".." segment`);
+  }
 }
 
 export async function loadImage(

@@ -17,7 +17,11 @@ const jobIdSchema = z.string({ error: 'jobId must be a string' }).regex(JOB_ID, 
 const inlineImageSchema = z.object({ data: z.string({ error: 'must be a base64 string' }) });
 const stagedImageSchema = z.object({
   s3: z.object({
-    bucket: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }),
+    // S3's own limit: a longer "bucket" cannot exist, and would only carry junk into messages.
+    bucket: z
+      .string({ error: 'must be a string' })
+      .min(1, { error: 'must not be empty' })
+      .max(63, { error: 'must be at most 63 characters' }),
     key: z
       .string({ error: 'must be a string' })
       .min(1, { error: 'must not be empty' })

@@ -24,13 +24,16 @@ export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
 /** Codes that only appear in outcomes and logs, never on a dead-letter entry written by us. */
 export const RETRIES_EXHAUSTED = 'RETRIES_EXHAUSTED';
 
+export const JOB_ERROR_MESSAGE_MAX = 1000;
+
 /** A permanent failure: the job is wrong. Carries a stable code and a message safe to log. */
 export class JobError extends Error {
   override readonly name = 'JobError';
   readonly code: JobErrorCode;
 
   constructor(code: JobErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // Bounded, so no input can make a log line, an outcome or a dead-letter attribute huge.
+    super(message.length > JOB_ERROR_MESSAGE_MAX ? `${message.toWellFormed().slice(0, JOB_ERROR_MESSAGE_MAX)}…` : message, options);
     this.code = code;
   }
 }

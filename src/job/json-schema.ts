@@ -36,7 +36,7 @@ const inlineImage = z
 const stagedImage = z
   .looseObject({
     s3: z.looseObject({
-      bucket: z.string().min(1).meta({ description: "The worker's STAGING_BUCKET." }),
+      bucket: z.string().min(1).max(63).meta({ description: "The worker's STAGING_BUCKET." }),
       key: z.string().min(1).max(1024).meta({ description: "Under the worker's STAGING_PREFIX." }),
     }),
     data: z.never().optional(),

@@ -96,6 +96,8 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
 
   const slots = Array.from({ length: options.concurrency }, (_, index) => {
     let busy = false;
+    // Handing a message back at shutdown: its visibility change must land before the exit.
+    let releasing = false;
     let backoffMs = 0;
 
     const receiveSucceeded = () => {
@@ -127,6 +129,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
         if (stopping.signal.aborted) {
           // Received as the stop began: hand it straight back rather than hold it until it times out.
           returnAfter.set(message, 0);
+          releasing = true;
           stats.released += 1;
           log.info({ messageId: message.MessageId }, 'message received during shutdown; returned to the queue');
           throw new ReturnToQueue('released at shutdown');
@@ -159,6 +162,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
     });
     consumer.on('response_processed', () => {
       busy = false;
+      releasing = false;
       stats.inFlight -= 1;
       for (const wake of idle) wake();
     });
@@ -195,7 +199,7 @@ export function createConsumerPool(options: PoolOptions): ConsumerPool {
       }
     });
 
-    return { consumer, isBusy: () => busy, isPolling: () => consumer.status.isPolling };
+    return { consumer, isBusy: () => busy && !releasing, isPolling: () => consumer.status.isPolling };
   });
 
   return {

@@ -15,6 +15,8 @@ const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
   'deadLetterQueueUrl',
   'metricsPort',
   'metricsHost',
+  // The stop's forced-exit guard is set from it when the signal handlers are installed.
+  'drainTimeoutSeconds',
 ];
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -28,6 +30,18 @@ export function reloadPlan(current: Config, next: Config): { live: string[]; res
     live: changed.filter((k) => !NEEDS_RESTART.includes(k)),
     restart: changed.filter((k) => NEEDS_RESTART.includes(k)),
   };
+}
+
+/**
+ * Why a reload must be refused, if it must: a secret that lost its signing key would switch job
+ * authentication off in a running worker without a word. Turning it off takes a restart, where the
+ * start-up warning says so.
+ */
+export function reloadRefusal(current: Config, next: Config): string | undefined {
+  if (current.signingKeys.current !== undefined && next.signingKeys.current === undefined) {
+    return 'JOB_SIGNING_KEY is gone from the secret: a reload does not switch job authentication off (restart to do that)';
+  }
+  return undefined;
 }
 
 /** The config to run with after a reload: the new values, except those that need a restart. */

@@ -100,6 +100,20 @@ describe('credentials', () => {
   });
 });
 
+describe('a stop during start-up', () => {
+  it('exits 0 at once on SIGTERM while start-up still waits for credentials', async () => {
+    const worker = spawnCli(['run'], stackEnv(stack, 'http://127.0.0.1:9', { STARTUP_TIMEOUT_SECONDS: '60' }));
+    await worker.waitForLog((l) => String(l.msg).startsWith('AWS credentials: not ready yet'));
+
+    const stoppedAt = Date.now();
+    const exit = await worker.stop('SIGTERM');
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    expect(worker.logs.at(-1)).toMatchObject({ msg: 'stopped during start-up', signal: 'SIGTERM' });
+  });
+});
+
 describe('the secret', () => {
   it('supplies settings, and wins over the environment (SECRETS_NAME, as in the seed)', async () => {
     const name = await createSecret(JSON.stringify({ MAX_IMAGES_PER_JOB: 1, SECRET_KEY: 'not-ours', AWS_REGION: 'eu-west-1' }));

@@ -361,7 +361,7 @@ describe('parseConfig: other formats', () => {
 
   it('refuses a STAGING_PREFIX over 1024 characters', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: 'p'.repeat(1025) })));
+    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: `${'p'.repeat(1024)}/` })));
 
     // Assess
     expect(problems).toEqual(['STAGING_PREFIX must be at most 1024 characters']);
@@ -369,6 +369,17 @@ describe('parseConfig: other formats', () => {
 });
 
 describe('parseConfig: settings that depend on each other', () => {
+  it('refuses a STAGING_PREFIX that does not end with "/" (it would admit "uploads-private/…")', () => {
+    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: 'uploads' })));
+    expect(problems).toEqual(['STAGING_PREFIX must end with "/" (e.g. uploads/)']);
+  });
+
+  it.each([['RESULT_QUEUE_URL'], ['DEAD_LETTER_QUEUE_URL']])('refuses a %s that is the jobs queue (an endless loop)', (name) => {
+    const jobs = 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs';
+    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: jobs, [name]: jobs })));
+    expect(problems).toEqual([`${name} must not be the jobs queue (SQS_QUEUE_URL)`]);
+  });
+
   it('refuses a STAGING_BUCKET equal to S3_BUCKET', () => {
     // Act
     const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'face-references' })));

@@ -5,6 +5,7 @@ import {
   failureKind,
   isJobError,
   JOB_ERROR_CODES,
+  JOB_ERROR_MESSAGE_MAX,
   JobError,
   RETRIES_EXHAUSTED,
   transientReason,
@@ -195,5 +196,13 @@ describe('describeError', () => {
 
     // Assess
     expect(described).toEqual({ name: 'string', message: 'boom' });
+  });
+});
+
+describe('JobError messages are bounded', () => {
+  it('cuts a message over JOB_ERROR_MESSAGE_MAX characters, so no input can make a log line or outcome huge', () => {
+    const error = new JobError('SOURCE_NOT_ALLOWED', `bucket "${'x'.repeat(5000)}"`);
+    expect(error.message).toHaveLength(JOB_ERROR_MESSAGE_MAX + 1);
+    expect(error.message.endsWith('…')).toBe(true);
   });
 });

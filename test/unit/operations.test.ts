@@ -5,7 +5,7 @@ import { formatChecks } from '../../src/check.ts';
 import { parseConfig } from '../../src/config.ts';
 import { isHealthy } from '../../src/worker/metrics.ts';
 import { describeStats, statusLine, watchdogIntervalMs } from '../../src/worker/notify.ts';
-import { applyReload, reloadPlan } from '../../src/worker/reload.ts';
+import { applyReload, reloadPlan, reloadRefusal } from '../../src/worker/reload.ts';
 
 const env = {
   SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
@@ -88,5 +88,18 @@ describe('formatChecks', () => {
       { name: 'jobs queue', ok: false, detail: 'QueueDoesNotExist', hint: 'check SQS_QUEUE_URL' },
     ]);
     expect(text).toBe('✓ credentials: IMDSv2\n✗ jobs queue: QueueDoesNotExist\n    fix: check SQS_QUEUE_URL');
+  });
+});
+
+describe('reloadRefusal', () => {
+  const keyed = { ...env, JOB_SIGNING_KEY: 'k'.repeat(40) };
+
+  it('refuses a secret that lost the signing key while signatures are checked', () => {
+    expect(reloadRefusal(parseConfig(keyed), parseConfig(env))).toMatch(/^JOB_SIGNING_KEY is gone from the secret/);
+  });
+
+  it('allows a rotation, and a worker without a key to get one', () => {
+    expect(reloadRefusal(parseConfig(keyed), parseConfig({ ...env, JOB_SIGNING_KEY: 'n'.repeat(40), JOB_SIGNING_KEY_PREVIOUS: 'k'.repeat(40) }))).toBeUndefined();
+    expect(reloadRefusal(parseConfig(env), parseConfig(keyed))).toBeUndefined();
   });
 });

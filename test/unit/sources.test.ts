@@ -226,3 +226,13 @@ describe('isStrictBase64', () => {
     for (const s of strings) expect(isStrictBase64(s), JSON.stringify(s)).toBe(reference.test(s));
   });
 });
+
+describe('checkStagedSource: key segments', () => {
+  const rules = { stagingBucket: 'staging', stagingPrefix: 'uploads/', maxImageBytes: 1000 };
+  it.each([['uploads/../users/victim/ref.jpg'], ['uploads/./a.jpg'], ['uploads//a.jpg'], ['uploads/a/..']])('refuses %s', (key) => {
+    expect(() => checkStagedSource({ bucket: 'staging', key }, 'images[0]', rules)).toThrow(/empty, "\." or "\.\." segment/);
+  });
+  it('accepts an ordinary key under the prefix', () => {
+    expect(() => checkStagedSource({ bucket: 'staging', key: 'uploads/job-1/0' }, 'images[0]', rules)).not.toThrow();
+  });
+});
