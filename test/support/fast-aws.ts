@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
+import { roleCredentialsDocument } from './imds.ts';
 
 export const FAST_AWS_ACCOUNT = '123456789012';
 export const FAST_AWS_ROLE = 'enrollment-worker-bench-role';
@@ -116,6 +117,23 @@ class AwsError extends Error {
     this.code = code;
     this.queryCode = queryCode;
   }
+}
+
+/** A batch call: each entry succeeds or fails by itself, as SQS answers batches. */
+function eachEntry(input: Record<string, unknown>, act: (entry: Record<string, unknown>) => void) {
+  const entries = Array.isArray(input.Entries) ? (input.Entries as Record<string, unknown>[]) : [];
+  const Successful: Record<string, unknown>[] = [];
+  const Failed: Record<string, unknown>[] = [];
+  for (const entry of entries) {
+    try {
+      act(entry);
+      Successful.push({ Id: entry.Id });
+    } catch (e: unknown) {
+      if (!(e instanceof AwsError)) throw e;
+      Failed.push({ Id: entry.Id, SenderFault: true, Code: e.code, Message: e.message });
+    }
+  }
+  return { Successful, Failed };
 }
 
 const md5Hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
@@ -603,19 +621,7 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     },
     DeleteMessageBatch: (input) => {
       const queue = queueByUrl(input.QueueUrl);
-      const entries = Array.isArray(input.Entries) ? (input.Entries as Record<string, unknown>[]) : [];
-      const Successful: Record<string, unknown>[] = [];
-      const Failed: Record<string, unknown>[] = [];
-      for (const entry of entries) {
-        try {
-          deleteOne(queue, entry.ReceiptHandle);
-          Successful.push({ Id: entry.Id });
-        } catch (e: unknown) {
-          if (!(e instanceof AwsError)) throw e;
-          Failed.push({ Id: entry.Id, SenderFault: true, Code: e.code, Message: e.message });
-        }
-      }
-      return { Successful, Failed };
+      return eachEntry(input, (entry) => deleteOne(queue, entry.ReceiptHandle));
     },
     ChangeMessageVisibility: (input) => {
       changeVisibility(queueByUrl(input.QueueUrl), input.ReceiptHandle, input.VisibilityTimeout);
@@ -623,19 +629,7 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     },
     ChangeMessageVisibilityBatch: (input) => {
       const queue = queueByUrl(input.QueueUrl);
-      const entries = Array.isArray(input.Entries) ? (input.Entries as Record<string, unknown>[]) : [];
-      const Successful: Record<string, unknown>[] = [];
-      const Failed: Record<string, unknown>[] = [];
-      for (const entry of entries) {
-        try {
-          changeVisibility(queue, entry.ReceiptHandle, entry.VisibilityTimeout);
-          Successful.push({ Id: entry.Id });
-        } catch (e: unknown) {
-          if (!(e instanceof AwsError)) throw e;
-          Failed.push({ Id: entry.Id, SenderFault: true, Code: e.code, Message: e.message });
-        }
-      }
-      return { Successful, Failed };
+      return eachEntry(input, (entry) => changeVisibility(queue, entry.ReceiptHandle, entry.VisibilityTimeout));
     },
   };
 
@@ -865,20 +859,7 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     const base = '/latest/meta-data/iam/security-credentials/';
     if (path === base) return send(200, FAST_AWS_ROLE);
     if (path === `${base}${FAST_AWS_ROLE}`) {
-      const now = Date.now();
-      return send(
-        200,
-        JSON.stringify({
-          Code: 'Success',
-          LastUpdated: new Date(now).toISOString(),
-          Type: 'AWS-HMAC',
-          AccessKeyId: 'test',
-          SecretAccessKey: 'test',
-          Token: 'test',
-          Expiration: new Date(now + 6 * 3600_000).toISOString(),
-        }),
-        'application/json',
-      );
+      return send(200, roleCredentialsDocument(6 * 3600_000), 'application/json');
     }
     return send(404, 'not found');
   };

@@ -23,6 +23,19 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 }
 
 /** Starts the service on a free loopback port. */
+/** The instance role's credentials as IMDS serves them: the emulators' dummy values. */
+export function roleCredentialsDocument(lifetimeMs: number, now = Date.now()): string {
+  return JSON.stringify({
+    Code: 'Success',
+    LastUpdated: new Date(now).toISOString(),
+    Type: 'AWS-HMAC',
+    AccessKeyId: 'test',
+    SecretAccessKey: 'test',
+    Token: 'test',
+    Expiration: new Date(now + lifetimeMs).toISOString(),
+  });
+}
+
 export function startImds(): Promise<Imds> {
   const tokens = new Map<string, number>(); // token → expiry (epoch ms)
   let requests = 0;
@@ -55,17 +68,7 @@ export function startImds(): Promise<Imds> {
 
     if (path === CREDENTIALS_PATH) return send(res, 200, IMDS_ROLE);
     if (path === `${CREDENTIALS_PATH}${IMDS_ROLE}`) {
-      const now = Date.now();
-      const body = JSON.stringify({
-        Code: 'Success',
-        LastUpdated: new Date(now).toISOString(),
-        Type: 'AWS-HMAC',
-        AccessKeyId: 'test',
-        SecretAccessKey: 'test',
-        Token: 'test',
-        Expiration: new Date(now + CREDENTIALS_LIFETIME_MS).toISOString(),
-      });
-      return send(res, 200, body, 'application/json');
+      return send(res, 200, roleCredentialsDocument(CREDENTIALS_LIFETIME_MS), 'application/json');
     }
     return send(res, 404, 'not found');
   };
