@@ -10,9 +10,9 @@ import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import { whoAmI } from './aws.ts';
-import { ConfigError, parseBootstrap, parseConfig, secretNameOf, secretVariable, settingsFromSecret, type Config, type Env } from './config.ts';
+import { ConfigError, loadConfig, parseBootstrap, parseConfig, secretNameOf, type Config, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
-import { fetchSecretText, parseQueueArn } from './worker/startup.ts';
+import { parseQueueArn, secretFetcher } from './worker/startup.ts';
 
 export interface CheckResult {
   readonly name: string;
@@ -73,13 +73,9 @@ export async function runChecks(env: Env, clientsFor: (target: { region: string;
   let config: Config;
   const secretName = secretNameOf(env);
   try {
+    ({ config } = await loadConfig(env, secretFetcher(clients.secrets, env)));
     if (secretName !== undefined) {
-      const variable = secretVariable(env);
-      const { settings } = settingsFromSecret(await fetchSecretText(clients.secrets, secretName, variable), secretName, variable);
-      config = parseConfig(env, settings);
       pass('secret', `"${secretName}" readable; supplies ${config.fromSecret.length > 0 ? config.fromSecret.join(', ') : 'no settings'}`);
-    } else {
-      config = parseConfig(env);
     }
     pass('configuration', `queue ${config.queueUrl}, bucket ${config.bucket}, concurrency ${config.concurrency}`);
   } catch (e: unknown) {

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import { defaultCredentials, s3Client, secretsClient, sqsClient, stsClient, type AwsTarget } from './aws.ts';
 import {
   ConfigError,
@@ -12,9 +13,8 @@ import {
   parseBootstrap,
   parseConfig,
   parseProducerConfig,
+  loadConfig,
   secretNameOf,
-  secretVariable,
-  settingsFromSecret,
   type Config,
   type Env,
 } from './config.ts';
@@ -37,7 +37,7 @@ import { processJobMessage } from './worker/job-message.ts';
 import { handleShutdownSignals } from './worker/lifecycle.ts';
 import { noOutcomePublisher, sqsOutcomePublisher } from './worker/outcomes.ts';
 import { receiveCountOf, retryDelaySeconds } from './worker/retry.ts';
-import { fetchSecretText, identityOf, inspectJobsQueue, StartupError, untilReady } from './worker/startup.ts';
+import { identityOf, inspectJobsQueue, secretFetcher, StartupError, untilReady } from './worker/startup.ts';
 
 const USAGE = `usage: enrollment-worker <command>
 
@@ -53,17 +53,24 @@ commands:
 `;
 
 /** Configuration: the environment alone, or the environment plus the secret once credentials work. */
-async function configure(env: Env, log: Logger, target: AwsTarget, deadline: number): Promise<Config> {
+async function configure(
+  env: Env,
+  log: Logger,
+  target: AwsTarget,
+  credentials: AwsCredentialIdentityProvider,
+  deadline: number,
+): Promise<Config> {
   const secretName = secretNameOf(env);
   if (secretName === undefined) return parseConfig(env);
-  const secrets = secretsClient(target, defaultCredentials());
-  const variable = secretVariable(env);
-  const text = await untilReady('the secret', () => fetchSecretText(secrets, secretName, variable), { deadline, log });
-  secrets.destroy();
-  const { settings, ignored } = settingsFromSecret(text, secretName, variable);
-  const config = parseConfig(env, settings);
-  log.info({ secret: secretName, settings: config.fromSecret, ignoredKeys: ignored }, 'settings read from the secret');
-  return config;
+  const secrets = secretsClient(target, credentials);
+  const fetch = secretFetcher(secrets, env);
+  try {
+    const { config, ignoredSecretKeys } = await loadConfig(env, (name) => untilReady('the secret', () => fetch(name), { deadline, log }));
+    log.info({ secret: secretName, settings: config.fromSecret, ignoredKeys: ignoredSecretKeys }, 'settings read from the secret');
+    return config;
+  } finally {
+    secrets.destroy();
+  }
 }
 
 async function run(env: Env): Promise<number> {
@@ -99,7 +106,7 @@ async function run(env: Env): Promise<number> {
     sts.destroy();
     log.info({ credentialSource: identity.credentialSource, arn: identity.arn, account: identity.account }, 'AWS credentials');
 
-    const config = await configure(env, log, target, deadline);
+    const config = await configure(env, log, target, credentials, deadline);
     const sockets = config.concurrency * 2 + 8;
     const sqs = sqsClient(target, credentials, sockets);
     const s3 = s3Client(target, credentials, sockets);
@@ -187,9 +194,7 @@ async function run(env: Env): Promise<number> {
       notifier.reloading();
       try {
         const secrets = secretsClient(target, credentials);
-        const variable = secretVariable(env);
-        const text = await fetchSecretText(secrets, secretName, variable).finally(() => secrets.destroy());
-        const next = parseConfig(env, settingsFromSecret(text, secretName, variable).settings);
+        const { config: next } = await loadConfig(env, secretFetcher(secrets, env)).finally(() => secrets.destroy());
         const refusal = reloadRefusal(live, next);
         if (refusal !== undefined) throw new ConfigError([refusal]);
         const plan = reloadPlan(live, next);

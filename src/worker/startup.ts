@@ -10,7 +10,7 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import type { Logger } from 'pino';
 import { whoAmI, type Identity } from '../aws.ts';
-import { ConfigError } from '../config.ts';
+import { ConfigError, secretVariable, type Env, type SecretFetcher } from '../config.ts';
 import { describeError, transientReason } from '../job/errors.ts';
 
 export class StartupError extends Error {
@@ -91,6 +91,11 @@ export async function fetchSecretText(secrets: SecretsManagerClient, secretName:
     }
     throw e;
   }
+}
+
+/** The fetcher `loadConfig` takes: the secret's text through `secrets`, errors naming the variable used. */
+export function secretFetcher(secrets: SecretsManagerClient, env: Env): SecretFetcher {
+  return (secretName) => fetchSecretText(secrets, secretName, secretVariable(env));
 }
 
 export function identityOf(credentials: AwsCredentialIdentityProvider, sts: STSClient, deadline: number, log: Logger): Promise<Identity> {
