@@ -9,9 +9,10 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
-import { whoAmI } from './aws.ts';
-import { ConfigError, loadConfig, parseBootstrap, parseConfig, secretNameOf, type Config, type Env } from './config.ts';
+import { whoAmI } from './aws/clients.ts';
+import { checkEnvironment, ConfigError, loadConfig, secretNameOf, type Config, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
+import { fingerprintsOf } from './job/signature.ts';
 import { parseQueueArn, secretFetcher } from './worker/startup.ts';
 
 export interface CheckResult {
@@ -54,8 +55,7 @@ export async function runChecks(env: Env, clientsFor: (target: { region: string;
 
   let boot;
   try {
-    boot = parseBootstrap(env);
-    if (secretNameOf(env) === undefined) parseConfig(env);
+    boot = checkEnvironment(env);
   } catch (e: unknown) {
     fail('configuration', e instanceof ConfigError ? e.problems.join('; ') : errorText(e), 'fix the variables named, in the environment file');
     return results;
@@ -78,6 +78,13 @@ export async function runChecks(env: Env, clientsFor: (target: { region: string;
       pass('secret', `"${secretName}" readable; supplies ${config.fromSecret.length > 0 ? config.fromSecret.join(', ') : 'no settings'}`);
     }
     pass('configuration', `queue ${config.queueUrl}, bucket ${config.bucket}, concurrency ${config.concurrency}`);
+    const keys = fingerprintsOf(config.signingKeys);
+    pass(
+      'signing',
+      keys.current === null
+        ? 'ALLOW_UNSIGNED_JOBS=true: jobs are NOT authenticated'
+        : `jobs must be signed; keys in force: current ${keys.current}${keys.previous === null ? '' : `, previous ${keys.previous}`} (fingerprints)`,
+    );
   } catch (e: unknown) {
     const problems = e instanceof ConfigError ? e.problems.join('; ') : errorText(e);
     fail(secretName !== undefined ? 'secret' : 'configuration', problems, 'grant secretsmanager:GetSecretValue on the secret, and make it a JSON object of settings');

@@ -6,11 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
-import { defaultCredentials, s3Client, secretsClient, sqsClient, stsClient, type AwsTarget } from './aws.ts';
+import { defaultCredentials, s3Client, secretsClient, sqsClient, stsClient, type AwsTarget } from './aws/clients.ts';
 import {
+  checkEnvironment,
   ConfigError,
   EXIT_CONFIG,
-  parseBootstrap,
   parseConfig,
   parseProducerConfig,
   loadConfig,
@@ -24,6 +24,7 @@ import { s3ReferenceWriter } from './enroll/references.ts';
 import { imageNormaliser } from './enroll/normalise.ts';
 import { discardStagedSources, s3StagedObjectReader, s3StagedObjectRemover } from './enroll/sources.ts';
 import { jobJsonSchema } from './job/json-schema.ts';
+import { fingerprintsOf } from './job/signature.ts';
 import { describeError } from './job/errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { enqueueJob, waitForOutcome } from './producer/enqueue.ts';
@@ -90,8 +91,7 @@ async function run(env: Env): Promise<number> {
   process.on('SIGINT', stopDuringStartup);
   try {
     // Fail on a bad environment before any network call.
-    const boot = parseBootstrap(env);
-    if (secretNameOf(env) === undefined) parseConfig(env);
+    const boot = checkEnvironment(env);
     log = createLogger(boot.logLevel);
     notifier = systemdNotifier(log);
     const target: AwsTarget = { region: boot.region, endpoint: boot.endpoint };
@@ -125,7 +125,10 @@ async function run(env: Env): Promise<number> {
     // Decoding images is the main CPU cost: one libvips thread per image, one image per core.
     const normalise = imageNormaliser();
     if (config.signingKeys.current === undefined) {
-      log.warn('no JOB_SIGNING_KEY: jobs are not authenticated (anyone who can send to the jobs queue can enroll a face)');
+      log.warn(
+        { allowUnsignedJobs: true },
+        'no JOB_SIGNING_KEY and ALLOW_UNSIGNED_JOBS=true: jobs are not authenticated (anyone who can send to the jobs queue can enroll a face)',
+      );
     }
     const pool = createConsumerPool({
       sqs,
@@ -140,7 +143,7 @@ async function run(env: Env): Promise<number> {
         jobMetrics.received();
         const started = performance.now();
         const verdict = await processJobMessage(message, {
-          limits: live,
+          limits: { maxImagesPerJob: live.maxImagesPerJob, maxJobAgeSeconds: live.signedJobMaxAgeSeconds },
           signingKeys: () => live.signingKeys,
           enroll: (job) =>
             enroll(job, {
@@ -199,7 +202,10 @@ async function run(env: Env): Promise<number> {
         if (refusal !== undefined) throw new ConfigError([refusal]);
         const plan = reloadPlan(live, next);
         live = applyReload(live, next);
-        log.info({ secret: secretName, applied: plan.live, needRestart: plan.restart }, 'reload: secret re-read');
+        log.info(
+          { secret: secretName, applied: plan.live, needRestart: plan.restart, signingKeys: fingerprintsOf(live.signingKeys) },
+          'reload: secret re-read',
+        );
         if (plan.restart.length > 0) log.warn({ settings: plan.restart }, 'reload: these settings take effect only at the next start');
       } catch (e: unknown) {
         const problems = e instanceof ConfigError ? e.problems : [describeError(e).message];
@@ -251,6 +257,8 @@ async function run(env: Env): Promise<number> {
         maxReceiveCount: queue.maxReceiveCount ?? null,
         resultQueue: config.resultQueueUrl ?? null,
         stagingBucket: config.stagingBucket ?? null,
+        // Which keys are in force, by fingerprint (never the key): how a rotation is followed.
+        signingKeys: fingerprintsOf(config.signingKeys),
         endpoint: target.endpoint ?? null,
         metrics: metricsServer ? `http://${config.metricsHost}:${boundPort(metricsServer)}` : null,
         notify: notifier.enabled,

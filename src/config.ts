@@ -8,6 +8,8 @@
  * value takes effect without editing every instance's env file.
  */
 import { z } from 'zod';
+import { sameQueue } from './aws/sqs-rules.ts';
+import { MAX_JOB_AGE_SECONDS } from './job/contract.ts';
 import { SIGNING_KEY_MIN_LENGTH, signingKeysFrom, type SigningKeys } from './job/signature.ts';
 
 export const EXIT_CONFIG = 78; // EX_CONFIG from sysexits.h: systemd is told not to restart on it
@@ -105,6 +107,8 @@ const settingsShape = z.object({
     DELETE_STAGED_SOURCES: flag(false),
     JOB_SIGNING_KEY: optional(signingKey),
     JOB_SIGNING_KEY_PREVIOUS: optional(signingKey),
+    ALLOW_UNSIGNED_JOBS: flag(false),
+    SIGNED_JOB_MAX_AGE_SECONDS: withDefault(60, MAX_JOB_AGE_SECONDS, MAX_JOB_AGE_SECONDS),
     CONCURRENCY: withDefault(1, 1024, 16),
     DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
     VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
@@ -140,13 +144,21 @@ const settingsSchema = settingsShape.superRefine((s, ctx) => {
       ctx.addIssue({ code: 'custom', path: ['STAGING_PREFIX'], message: 'must end with "/" (e.g. uploads/)' });
     }
     // An outcome or a dead-lettered job sent back to the jobs queue would come back as a job,
-    // fail, and be sent back again, forever.
-    const jobs = parseUrl(s.SQS_QUEUE_URL)?.href;
+    // fail, and be sent back again, forever: compared as queues, not as text.
     for (const name of ['RESULT_QUEUE_URL', 'DEAD_LETTER_QUEUE_URL'] as const) {
       const url = s[name];
-      if (url !== undefined && parseUrl(url)?.href === jobs) {
+      if (url !== undefined && sameQueue(url, s.SQS_QUEUE_URL)) {
         ctx.addIssue({ code: 'custom', path: [name], message: 'must not be the jobs queue (SQS_QUEUE_URL)' });
       }
+    }
+    // Fail closed: a lost key must stop the worker, not silently switch authentication off.
+    if (s.JOB_SIGNING_KEY === undefined && !s.ALLOW_UNSIGNED_JOBS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JOB_SIGNING_KEY'],
+        message:
+          'is required: jobs must be signed (put the key in the secret; to run without authenticating jobs, set ALLOW_UNSIGNED_JOBS=true)',
+      });
     }
     const heartbeat = s.HEARTBEAT_INTERVAL_SECONDS;
     if (heartbeat !== undefined && heartbeat >= s.VISIBILITY_TIMEOUT_SECONDS) {
@@ -192,8 +204,12 @@ export interface Config {
   readonly maxReferenceDimension: number | undefined;
   /** Delete staged sources once their job has succeeded. */
   readonly deleteStagedSources: boolean;
-  /** JOB_SIGNING_KEY (current) and JOB_SIGNING_KEY_PREVIOUS; serialises without the key bytes. */
+  /** JOB_SIGNING_KEY (current) and JOB_SIGNING_KEY_PREVIOUS; serialises as fingerprints only. */
   readonly signingKeys: SigningKeys;
+  /** ALLOW_UNSIGNED_JOBS: run without a signing key (jobs unauthenticated). */
+  readonly allowUnsignedJobs: boolean;
+  /** A job whose `issuedAt` is older than this is JOB_EXPIRED. */
+  readonly signedJobMaxAgeSeconds: number;
   readonly concurrency: number;
   readonly drainTimeoutSeconds: number;
   readonly visibilityTimeoutSeconds: number;
@@ -268,6 +284,32 @@ export function settingsFromSecret(
   return { settings, ignored };
 }
 
+/** Settings that belong in the secret alone when one is named. */
+const SECRET_ONLY_NAMES = ['JOB_SIGNING_KEY', 'JOB_SIGNING_KEY_PREVIOUS'] as const;
+
+/**
+ * With a secret, signing keys in the environment are refused: a key left in an env file would
+ * outlive its removal from the secret (and a restart would quietly bring it back).
+ */
+function secretOnlyProblems(env: Env): string[] {
+  if (secretNameOf(env) === undefined) return [];
+  return SECRET_ONLY_NAMES.filter((name) => unsetIfBlank(env[name]) !== undefined).map(
+    (name) => `${name} must not be set in the environment when ${secretVariable(env)} names a secret: keep signing keys in the secret only`,
+  );
+}
+
+/**
+ * What can be checked of the environment before any network call: the bootstrap settings, signing
+ * keys that belong in the secret, and, with no secret, everything. Throws ConfigError (exit 78).
+ */
+export function checkEnvironment(env: Env): Bootstrap {
+  const problems = secretOnlyProblems(env);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const boot = parseBootstrap(env);
+  if (secretNameOf(env) === undefined) parseConfig(env);
+  return boot;
+}
+
 /** Parses the merged settings into a Config, or throws ConfigError naming each bad variable. */
 export function parseConfig(env: Env, secretSettings: Readonly<Record<string, string>> = {}): Config {
   // A blank value in the secret means unset, as in the environment: it hides nothing.
@@ -275,7 +317,8 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
   const fromSecret = new Set(Object.keys(supplied));
   const merged = { ...env, ...supplied };
   const result = settingsSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(problemsOf(result.error, fromSecret));
+  const problems = [...secretOnlyProblems(env), ...(result.success ? [] : problemsOf(result.error, fromSecret))];
+  if (!result.success || problems.length > 0) throw new ConfigError(problems);
   const s = result.data;
   return Object.freeze({
     queueUrl: s.SQS_QUEUE_URL,
@@ -293,6 +336,8 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     maxReferenceDimension: s.MAX_REFERENCE_DIMENSION,
     deleteStagedSources: s.DELETE_STAGED_SOURCES,
     signingKeys: signingKeysFrom(s.JOB_SIGNING_KEY, s.JOB_SIGNING_KEY_PREVIOUS),
+    allowUnsignedJobs: s.ALLOW_UNSIGNED_JOBS,
+    signedJobMaxAgeSeconds: s.SIGNED_JOB_MAX_AGE_SECONDS,
     concurrency: s.CONCURRENCY,
     drainTimeoutSeconds: s.DRAIN_TIMEOUT_SECONDS,
     visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,

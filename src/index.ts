@@ -10,12 +10,14 @@ export {
   planStaging,
   waitForOutcome,
   type JobImage,
+  type JobInput,
   type JobMessage,
   type SignedJob,
+  type StagedImage,
 } from './producer/enqueue.ts';
-export { SIGNATURE_ATTRIBUTE, signJob, verifyJobSignature, type SigningKeys } from './job/signature.ts';
+export { keyFingerprint, SIGNATURE_ATTRIBUTE, signJob, verifyJobSignature, type SigningKeys } from './job/signature.ts';
 export { jobJsonSchema } from './job/json-schema.ts';
-export { CONTRACT_VERSION, parseJob, type Job, type Outcome, type ParsedJob, type Reference } from './job/contract.ts';
+export { CLOCK_SKEW_SECONDS, CONTRACT_VERSION, MAX_JOB_AGE_SECONDS, parseJob, type Job, type Outcome, type ParsedJob, type Reference } from './job/contract.ts';
 export { JOB_ERROR_CODES, RETRIES_EXHAUSTED, type JobErrorCode } from './job/errors.ts';
 export { normalizeUserId, type UserId } from './job/user-id.ts';
 export { referenceKey, userPrefix } from './enroll/references.ts';

@@ -14,6 +14,9 @@ export function createLogger(level: LogLevel = 'info', destination: pino.Destina
       base: { service: 'enrollment-worker', pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // An Error logged as `err` is written whole, stack included (unexpected failures: bugs to
+      // find); a flat `{ name, message }` (expected failures, e.g. throttling) stays one short line.
+      serializers: { err: (e: unknown) => (e instanceof Error ? pino.stdSerializers.err(e) : e) },
     },
     destination,
   );

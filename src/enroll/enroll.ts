@@ -33,18 +33,17 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
   const loaded = await Promise.all(
     job.images.map((source, index) => loadImage(source, label(index), deps.rules, deps.readStaged)),
   );
-  const checked = loaded.map((bytes, index) => {
+  const checked = loaded.map(({ bytes, sha256 }, index) => {
     const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
     checkDimensions(info, label(index), deps.rules);
-    return { bytes, info, index };
+    return { bytes, sha256, info, index };
   });
 
   // The same photo twice in one job is one reference (and one decode), not two.
-  const planned = new Map<string, (typeof checked)[number] & { sha256: Buffer }>();
+  const planned = new Map<string, (typeof checked)[number]>();
   for (const image of checked) {
-    const sha256 = sha256Of(image.bytes);
-    const key = referenceKey(job.userId, sha256.toString('hex'), image.info.type.ext);
-    if (!planned.has(key)) planned.set(key, { ...image, sha256 });
+    const key = referenceKey(job.userId, image.sha256.toString('hex'), image.info.type.ext);
+    if (!planned.has(key)) planned.set(key, image);
   }
 
   const plan = await Promise.all(

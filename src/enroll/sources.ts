@@ -6,7 +6,8 @@
  */
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ImageSource, Job } from '../job/contract.ts';
-import { JobError } from '../job/errors.ts';
+import { JobError, WorkerMisconfigured } from '../job/errors.ts';
+import { sha256Of } from './references.ts';
 
 export interface StagingRules {
   readonly stagingBucket: string | undefined;
@@ -62,24 +63,46 @@ export function checkStagedSource(source: { bucket: string; key: string }, label
   }
 }
 
+/** An image's bytes as received, with their SHA-256 (which names the reference). */
+export interface LoadedImage {
+  readonly bytes: Buffer;
+  readonly sha256: Buffer;
+}
+
+/**
+ * The image's bytes. A staged object is hashed as soon as it is read and must be the object the
+ * job names (its `sha256`), before anything else is done with the bytes: the body is what the
+ * producer signed, so an object swapped after signing is refused (SOURCE_MISMATCH).
+ */
 export async function loadImage(
   source: ImageSource,
   label: string,
   rules: StagingRules,
   readStaged: StagedObjectReader,
-): Promise<Buffer> {
-  if (source.kind === 'inline') return decodeInline(source.data, label, rules.maxImageBytes);
+): Promise<LoadedImage> {
+  if (source.kind === 'inline') {
+    const bytes = decodeInline(source.data, label, rules.maxImageBytes);
+    return { bytes, sha256: sha256Of(bytes) };
+  }
   checkStagedSource(source, label, rules);
-  return readStaged(source.bucket, source.key, rules.maxImageBytes, label);
+  const bytes = await readStaged(source.bucket, source.key, rules.maxImageBytes, label);
+  const sha256 = sha256Of(bytes);
+  const found = sha256.toString('hex');
+  if (found !== source.sha256) {
+    throw new JobError('SOURCE_MISMATCH', `${label}: the staged object's SHA-256 is ${found}, the job says ${source.sha256}`);
+  }
+  return { bytes, sha256 };
 }
 
-const NOT_FOUND_NAMES: ReadonlySet<string> = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket']);
+const NOT_FOUND_NAMES: ReadonlySet<string> = new Set(['NoSuchKey', 'NotFound']);
 
 function isNotFound(e: unknown): boolean {
   if (typeof e !== 'object' || e === null) return false;
   const { name, $metadata } = e as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
   return (typeof name === 'string' && NOT_FOUND_NAMES.has(name)) || $metadata?.httpStatusCode === 404;
 }
+
+const isNoSuchBucket = (e: unknown): boolean => e instanceof Error && e.name === 'NoSuchBucket';
 
 function isInvalidRange(e: unknown): boolean {
   if (typeof e !== 'object' || e === null) return false;
@@ -105,6 +128,11 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
     try {
       response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }));
     } catch (e: unknown) {
+      // A missing bucket is the worker's setting, not the job: every staged job would fail. Retried
+      // (the job is good) and logged as a configuration problem; a missing object is the job's.
+      if (isNoSuchBucket(e)) {
+        throw new WorkerMisconfigured('STAGING_BUCKET', `the staging bucket "${bucket}" does not exist (STAGING_BUCKET)`, { cause: e });
+      }
       if (isNotFound(e)) throw new JobError('SOURCE_NOT_FOUND', `${label}: s3://${bucket}/${key} does not exist`, { cause: e });
       // A range cannot be satisfied by an empty object: it is empty.
       if (isInvalidRange(e)) return Buffer.alloc(0);

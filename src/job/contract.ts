@@ -9,6 +9,12 @@ import { normalizeUserId, type UserId } from './user-id.ts';
 export const CONTRACT_VERSION = 1;
 
 const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** How far ahead of the worker's clock `issuedAt` may be (producers' clocks drift). */
+export const CLOCK_SKEW_SECONDS = 300;
+/** SQS's longest retention: a job cannot sit in a queue for longer. */
+export const MAX_JOB_AGE_SECONDS = 1_209_600;
 
 const jobIdSchema = z.string({ error: 'jobId must be a string' }).regex(JOB_ID, {
   error: 'jobId must be 1-128 characters of A-Z a-z 0-9 . _ : -',
@@ -26,10 +32,15 @@ const stagedImageSchema = z.object({
       .string({ error: 'must be a string' })
       .min(1, { error: 'must not be empty' })
       .max(1024, { error: 'must be at most 1024 characters' }),
+    // Pins the staged bytes: the signature covers the body, and the body names these bytes, so
+    // an object overwritten after signing is refused (SOURCE_MISMATCH), not stored.
+    sha256: z
+      .string({ error: 'is required: the SHA-256 of the staged object, 64 lower-case hex digits' })
+      .regex(SHA256_HEX, { error: 'must be 64 lower-case hex digits (the SHA-256 of the staged object)' }),
   }),
 });
 
-const IMAGE_SHAPE = 'must be {"data": "<base64>"} or {"s3": {"bucket": "...", "key": "..."}}';
+const IMAGE_SHAPE = 'must be {"data": "<base64>"} or {"s3": {"bucket": "...", "key": "...", "sha256": "..."}}';
 
 /** Unknown extra fields are ignored, here and inside images, for forward compatibility. */
 const jobSchema = z.object({
@@ -41,17 +52,23 @@ const jobSchema = z.object({
 
 export type ImageSource =
   | { readonly kind: 'inline'; readonly data: string }
-  | { readonly kind: 's3'; readonly bucket: string; readonly key: string };
+  | { readonly kind: 's3'; readonly bucket: string; readonly key: string; readonly sha256: string };
 
 export interface Job {
   readonly version: 1;
   readonly jobId: string;
   readonly userId: UserId;
   readonly images: readonly ImageSource[];
+  /** When the producer built the job, seconds since the Unix epoch (signed with the body). */
+  readonly issuedAt?: number;
 }
 
 export interface ContractLimits {
   readonly maxImagesPerJob: number;
+  /** `issuedAt` must be present (the worker checks signatures). Default false. */
+  readonly requireIssuedAt?: boolean;
+  /** A job issued longer ago than this is JOB_EXPIRED. Default MAX_JOB_AGE_SECONDS. */
+  readonly maxJobAgeSeconds?: number;
 }
 
 export type ParsedJob =
@@ -73,17 +90,53 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A short, log-safe rendering of a value the sender put where it should not be. */
+/**
+ * A short, log-safe rendering of a value the sender put where it should not be. Never serialises
+ * a nested value: a body of deeply nested arrays must not overflow the stack here.
+ */
 function preview(v: unknown): string {
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object' && v !== null) return 'an object';
+  return String(v);
+}
+
+/** Why `issuedAt` makes the job unusable at `nowSeconds`, if it does. */
+function issuedAtProblem(
+  issuedAt: unknown,
+  limits: ContractLimits,
+  nowSeconds: number,
+): { code: JobErrorCode; message: string } | undefined {
+  if (issuedAt === undefined) {
+    return limits.requireIssuedAt === true
+      ? { code: 'INVALID_MESSAGE', message: 'issuedAt is required: signed jobs carry the time they were built, in seconds since the Unix epoch' }
+      : undefined;
+  }
+  if (typeof issuedAt !== 'number' || !Number.isSafeInteger(issuedAt) || issuedAt < 0) {
+    return { code: 'INVALID_MESSAGE', message: `issuedAt must be a whole number of seconds since the Unix epoch (got ${preview(issuedAt)})` };
+  }
+  const age = Math.floor(nowSeconds) - issuedAt;
+  if (-age > CLOCK_SKEW_SECONDS) {
+    return {
+      code: 'INVALID_MESSAGE',
+      message: `issuedAt is ${-age} s ahead of the worker's clock (at most ${CLOCK_SKEW_SECONDS} s of clock skew is allowed)`,
+    };
+  }
+  const maxAge = limits.maxJobAgeSeconds ?? MAX_JOB_AGE_SECONDS;
+  if (age > maxAge) {
+    return {
+      code: 'JOB_EXPIRED',
+      message: `the job was issued ${age} s ago; jobs expire after ${maxAge} s (SIGNED_JOB_MAX_AGE_SECONDS): issue it again`,
+    };
+  }
+  return undefined;
 }
 
 /**
  * Reads a message body into a Job, or says exactly why not. Never throws: a bad job is a value.
  * The ids are read as far as they can be, so a failed outcome can still be correlated.
  */
-export function parseJob(body: string, limits: ContractLimits): ParsedJob {
+export function parseJob(body: string, limits: ContractLimits, nowMs: number = Date.now()): ParsedJob {
   let raw: unknown;
   try {
     raw = JSON.parse(body);
@@ -112,6 +165,8 @@ export function parseJob(body: string, limits: ContractLimits): ParsedJob {
 
   const shape = jobSchema.safeParse(raw);
   if (!shape.success) return failWithIds('INVALID_MESSAGE', formatIssues(shape.error.issues));
+  const expiry = issuedAtProblem(raw.issuedAt, limits, nowMs / 1000);
+  if (expiry) return failWithIds(expiry.code, expiry.message);
   if (userIdResult && !userIdResult.ok) return failWithIds('INVALID_USER_ID', userIdResult.reason);
   if (shape.data.images.length > limits.maxImagesPerJob) {
     return failWithIds(
@@ -142,7 +197,8 @@ export function parseJob(body: string, limits: ContractLimits): ParsedJob {
     // Unreachable: both were checked by the schema and the user-id rules above.
     return failWithIds('INVALID_MESSAGE', 'jobId or userId is invalid');
   }
-  return { ok: true, job: { version: CONTRACT_VERSION, jobId, userId, images } };
+  const issuedAt = typeof raw.issuedAt === 'number' ? { issuedAt: raw.issuedAt } : {};
+  return { ok: true, job: { version: CONTRACT_VERSION, jobId, userId, images, ...issuedAt } };
 }
 
 function fail(code: JobErrorCode, message: string): ParsedJob {

@@ -17,6 +17,8 @@ export const JOB_ERROR_CODES = [
   'IMAGE_TOO_SMALL',
   'SOURCE_NOT_ALLOWED',
   'SOURCE_NOT_FOUND',
+  'SOURCE_MISMATCH',
+  'JOB_EXPIRED',
 ] as const;
 
 export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
@@ -42,6 +44,21 @@ export function isJobError(e: unknown): e is JobError {
   return e instanceof JobError;
 }
 
+/**
+ * Not the job's fault and not passing: the worker's own settings are wrong (e.g. STAGING_BUCKET
+ * names a bucket that does not exist). Retried like any transient failure — the job is good and
+ * must not be dead-lettered — and logged as an error naming the setting, so ops see it at once.
+ */
+export class WorkerMisconfigured extends Error {
+  override readonly name = 'WorkerMisconfigured';
+  readonly variable: string;
+
+  constructor(variable: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.variable = variable;
+  }
+}
+
 export type FailureKind = 'permanent' | 'transient';
 
 export function failureKind(e: unknown): FailureKind {
@@ -52,7 +69,7 @@ export function failureKind(e: unknown): FailureKind {
  * Why a transient failure happened, for logs and metrics: a table of the SDK's error names and
  * Node's network codes, not string matching on messages.
  */
-export type TransientReason = 'throttled' | 'server' | 'network' | 'credentials' | 'timeout' | 'other';
+export type TransientReason = 'throttled' | 'server' | 'network' | 'credentials' | 'timeout' | 'configuration' | 'other';
 
 const THROTTLING_NAMES: ReadonlySet<string> = new Set([
   'Throttling',
@@ -102,6 +119,7 @@ const WRAPPER_NAMES: ReadonlySet<string> = new Set(['SQSError', 'StandardError']
 
 export function transientReason(e: unknown): TransientReason {
   if (typeof e !== 'object' || e === null) return 'other';
+  if (e instanceof WorkerMisconfigured) return 'configuration';
   const { name, code, cause, $metadata } = e as ErrorShape;
   if (typeof name === 'string' && WRAPPER_NAMES.has(name) && cause !== undefined) return transientReason(cause);
   const status = typeof $metadata?.httpStatusCode === 'number' ? $metadata.httpStatusCode : undefined;

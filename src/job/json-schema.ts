@@ -5,7 +5,7 @@
  * in the descriptions), and a property test keeps the two in agreement.
  */
 import { z } from 'zod';
-import { CONTRACT_VERSION } from './contract.ts';
+import { CLOCK_SKEW_SECONDS, CONTRACT_VERSION, MAX_JOB_AGE_SECONDS } from './contract.ts';
 import { USER_ID_MAX_LENGTH } from './user-id.ts';
 import { SIGNATURE_ATTRIBUTE } from './signature.ts';
 
@@ -38,6 +38,10 @@ const stagedImage = z
     s3: z.looseObject({
       bucket: z.string().min(1).max(63).meta({ description: "The worker's STAGING_BUCKET." }),
       key: z.string().min(1).max(1024).meta({ description: "Under the worker's STAGING_PREFIX." }),
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .meta({ description: 'SHA-256 of the staged object as uploaded, 64 lower-case hex digits; another object at that key is refused (SOURCE_MISMATCH).' }),
     }),
     data: z.never().optional(),
   })
@@ -55,6 +59,13 @@ export const jobContractSchema = z
       description:
         'Normalised by the worker as Python strip() then lower-case; must be ASCII before lower-casing. The reference keys are users/<normalised id>/ref_<12 hex>.<jpg|png>.',
     }),
+    issuedAt: z
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        description: `When the job was built, in whole seconds since the Unix epoch. Required when the worker checks signatures. Older than the worker's SIGNED_JOB_MAX_AGE_SECONDS (default ${MAX_JOB_AGE_SECONDS}) is JOB_EXPIRED; more than ${CLOCK_SKEW_SECONDS} s ahead of the worker's clock is INVALID_MESSAGE.`,
+      }),
     images: z
       .array(z.xor([inlineImage, stagedImage]))
       .min(1)

@@ -8,7 +8,7 @@
  * canonicalisation — so any language can produce it, and the worker checks it before it reads a
  * single field of the body. Comparison is constant-time.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { JobError } from './errors.ts';
 
 export const SIGNATURE_ATTRIBUTE = 'Signature';
@@ -30,18 +30,31 @@ export interface SigningKeys {
 export type SignatureCheck = 'current' | 'previous' | 'unchecked';
 
 /**
- * Keys from their settings' values. The object serialises to `"<set>"` per key, so a config that
- * is logged by mistake does not carry the key bytes.
+ * Names a key in logs without revealing it: the first 8 hex digits of its SHA-256. Enough to tell
+ * which key is in force on which worker during a rotation; useless for signing.
+ */
+export function keyFingerprint(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/** The fingerprints of the keys in force, for logs: `{ current, previous }`, null when unset. */
+export function fingerprintsOf(keys: SigningKeys): { current: string | null; previous: string | null } {
+  return {
+    current: keys.current ? keyFingerprint(keys.current) : null,
+    previous: keys.previous ? keyFingerprint(keys.previous) : null,
+  };
+}
+
+/**
+ * Keys from their settings' values. The object serialises to the keys' fingerprints, so a config
+ * that is logged (or compared as JSON on reload) never carries the key bytes, yet a swapped key shows.
  */
 export function signingKeysFrom(current: string | undefined, previous: string | undefined): SigningKeys {
   const keys: SigningKeys = {
     ...(current !== undefined ? { current: Buffer.from(current, 'utf8') } : {}),
     ...(previous !== undefined ? { previous: Buffer.from(previous, 'utf8') } : {}),
   };
-  Object.defineProperty(keys, 'toJSON', {
-    enumerable: false,
-    value: () => ({ current: keys.current ? '<set>' : undefined, previous: keys.previous ? '<set>' : undefined }),
-  });
+  Object.defineProperty(keys, 'toJSON', { enumerable: false, value: () => fingerprintsOf(keys) });
   return Object.freeze(keys);
 }
 

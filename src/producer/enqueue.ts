@@ -2,7 +2,7 @@
  * The producer's side of the contract: build a job, send it, and (when a result queue is known)
  * wait for its outcome. Used by `enrollment-worker enqueue`, and exported for Node producers.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   DeleteMessageCommand,
@@ -13,25 +13,46 @@ import {
 } from '@aws-sdk/client-sqs';
 import { CONTRACT_VERSION, type Outcome } from '../job/contract.ts';
 import { SIGNATURE_ATTRIBUTE, signJob } from '../job/signature.ts';
-import { SQS_MAX_MESSAGE_BYTES } from '../worker/dead-letter.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../aws/sqs-rules.ts';
 
-export type JobImage = { data: string } | { s3: { bucket: string; key: string } };
+export type JobImage = { data: string } | { s3: { bucket: string; key: string; sha256: string } };
 
 export interface JobMessage {
   version: 1;
   jobId: string;
   userId: string;
+  /** Seconds since the Unix epoch when the job was built; signed with the body. */
+  issuedAt: number;
   images: JobImage[];
 }
 
-/** Builds a v1 job body. Images given as bytes are inlined as base64. */
-export function buildJob(input: { jobId?: string; userId: string; images: ReadonlyArray<Buffer | { bucket: string; key: string }> }): JobMessage {
+/**
+ * A staged image as a producer names it: where it is, and either its SHA-256 (hex) or the bytes
+ * that were uploaded (hashed here). The worker refuses any other object at that key.
+ */
+export type StagedImage = { bucket: string; key: string } & ({ sha256: string } | { bytes: Buffer });
+
+export interface JobInput {
+  jobId?: string;
+  userId: string;
+  images: ReadonlyArray<Buffer | StagedImage>;
+  /** Default: now. */
+  issuedAt?: number;
+}
+
+const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest();
+
+/** Builds a v1 job body. Images given as bytes are inlined as base64; staged ones carry their SHA-256. */
+export function buildJob(input: JobInput): JobMessage {
   return {
     version: CONTRACT_VERSION,
     jobId: input.jobId ?? randomUUID(),
     userId: input.userId,
+    issuedAt: input.issuedAt ?? Math.floor(Date.now() / 1000),
     images: input.images.map((image) =>
-      Buffer.isBuffer(image) ? { data: image.toString('base64') } : { s3: { bucket: image.bucket, key: image.key } },
+      Buffer.isBuffer(image)
+        ? { data: image.toString('base64') }
+        : { s3: { bucket: image.bucket, key: image.key, sha256: 'sha256' in image ? image.sha256 : sha256Of(image.bytes).toString('hex') } },
     ),
   };
 }
@@ -48,10 +69,7 @@ export interface SignedJob {
  * Builds a v1 job and its message: the JSON body, and with a key (JOB_SIGNING_KEY; a string is
  * taken as its UTF-8 bytes) the `Signature` attribute over exactly that body.
  */
-export function buildSignedJob(
-  input: { jobId?: string; userId: string; images: ReadonlyArray<Buffer | { bucket: string; key: string }> },
-  key: Buffer | string | undefined,
-): SignedJob {
+export function buildSignedJob(input: JobInput, key: Buffer | string | undefined): SignedJob {
   const job = buildJob(input);
   const body = JSON.stringify(job);
   const messageAttributes: Record<string, MessageAttributeValue> =
@@ -62,8 +80,8 @@ export function buildSignedJob(
 // Headroom under the 1 MiB SQS limit for the JSON around the images (ids, punctuation).
 const INLINE_BUDGET = SQS_MAX_MESSAGE_BYTES - 4096;
 // What one staged reference costs in the body at most: a 63-character bucket, a key of up to
-// 1024 characters of prefix plus the job id and index, and the JSON around them.
-const STAGED_ENTRY_BYTES = 1300;
+// 1024 characters of prefix plus the job id and index, a 64-character SHA-256, and the JSON around them.
+const STAGED_ENTRY_BYTES = 1400;
 
 /**
  * Which images must be staged so the message fits: the largest first, until the inline rest and
@@ -113,9 +131,13 @@ export async function enqueueJob(
     input.images.map(async (bytes, index) => {
       if (!toStage.has(index) || deps.stagingBucket === undefined) return bytes;
       const key = `${deps.stagingPrefix}${jobId}/${index}`;
-      await deps.s3.send(new PutObjectCommand({ Bucket: deps.stagingBucket, Key: key, Body: bytes }));
+      const sha256 = sha256Of(bytes);
+      // S3 checks the upload against the same hash the job will carry.
+      await deps.s3.send(
+        new PutObjectCommand({ Bucket: deps.stagingBucket, Key: key, Body: bytes, ChecksumSHA256: sha256.toString('base64') }),
+      );
       staged.push(key);
-      return { bucket: deps.stagingBucket, key };
+      return { bucket: deps.stagingBucket, key, sha256: sha256.toString('hex') };
     }),
   );
   const { body, messageAttributes } = buildSignedJob({ jobId, userId: input.userId, images }, deps.signingKey);

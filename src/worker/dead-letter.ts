@@ -4,9 +4,7 @@
  * already use most of both, so the entry is fitted to those limits rather than failing to send.
  */
 import { SendMessageCommand, type Message, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
-
-export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
-export const SQS_MAX_ATTRIBUTES = 10;
+import { SQS_MAX_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES, sqsText } from '../aws/sqs-rules.ts';
 const ERROR_MESSAGE_MAX_CHARS = 1024;
 const ERROR_ATTRIBUTES = ['ErrorCode', 'ErrorMessage'] as const;
 
@@ -58,13 +56,14 @@ export function deadLetterEntry(message: Message, error: { code: string; message
   const kept = Object.fromEntries(original.slice(0, room).map(([n, v]) => [n, copyAttribute(v)]));
   const droppedAttributes = original.slice(room).map(([n]) => n);
 
-  const code: MessageAttributeValue = { DataType: 'String', StringValue: error.code };
+  const code: MessageAttributeValue = { DataType: 'String', StringValue: sqsText(error.code) };
   const withCode = { ...kept, ErrorCode: code };
   if (totalSize(body, withCode) > SQS_MAX_MESSAGE_BYTES) return { body, attributes: kept, droppedAttributes, errorOmitted: true };
   const spare = SQS_MAX_MESSAGE_BYTES - totalSize(body, withCode) - Buffer.byteLength('ErrorMessage') - Buffer.byteLength('String');
   // Less room than "x…" leaves the message out: SQS refuses an empty attribute value.
   if (spare < 4) return { body, attributes: withCode, droppedAttributes, errorOmitted: false };
-  const text = truncateUtf8(firstChars(error.message, ERROR_MESSAGE_MAX_CHARS), spare);
+  // Job text quoted in the message (a bucket name, a libvips reason) may hold characters SQS refuses.
+  const text = truncateUtf8(firstChars(sqsText(error.message), ERROR_MESSAGE_MAX_CHARS), spare);
   return { body, attributes: { ...withCode, ErrorMessage: { DataType: 'String', StringValue: text } }, droppedAttributes, errorOmitted: false };
 }
 

@@ -6,7 +6,7 @@
 import type { Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { failed, parseJob, succeeded, type ContractLimits, type Job, type Outcome, type ParsedJob } from '../job/contract.ts';
-import { describeError, failureKind, isJobError, RETRIES_EXHAUSTED, transientReason, type JobError } from '../job/errors.ts';
+import { describeError, failureKind, isJobError, JobError, RETRIES_EXHAUSTED, transientReason } from '../job/errors.ts';
 import { verifyJobSignature, type SigningKeys } from '../job/signature.ts';
 import type { Enrollment } from '../enroll/enroll.ts';
 import { deadLetterEntry, type DeadLetterSender } from './dead-letter.ts';
@@ -33,7 +33,10 @@ export interface JobMessageDeps {
   /** The jobs queue's redrive maxReceiveCount, when it has one. */
   readonly maxReceiveCount: number | undefined;
   readonly log: Logger;
+  /** A monotonic clock in ms, for durations. */
   readonly now: () => number;
+  /** The wall clock in epoch ms, for `issuedAt`. Default Date.now. */
+  readonly clock?: () => number;
   readonly random?: () => number;
 }
 
@@ -65,22 +68,63 @@ export function redactedBody(body: string): unknown {
   }
 }
 
+/**
+ * Fields for a failure's log line. Errors we expect (the SDK's, the network's) are one line; anything
+ * else is a bug of ours or a surprise and is logged whole, with its stack (pino's err serializer).
+ */
+function errorFields(e: unknown): Record<string, unknown> {
+  const reason = transientReason(e);
+  return reason === 'other' && !isJobError(e) ? { reason, err: e } : { reason, err: describeError(e) };
+}
+
+/** Reads the message as far as it can be trusted: signature first, then the body. Never throws. */
+function readMessage(message: Message, deps: JobMessageDeps, log: Logger): { parsed: ParsedJob; signature: string } {
+  const body = message.Body ?? '';
+  try {
+    const keys = deps.signingKeys();
+    // Authenticity first: a job whose signature fails is not read at all — not even its ids, which
+    // are then left out of its outcome and log lines (it is dead-lettered as it came).
+    const signature = verifyJobSignature(body, message.MessageAttributes, keys);
+    if (!signature.ok) return { parsed: { ok: false, error: signature.error, jobId: null, userId: null }, signature: 'invalid' };
+    const limits = { ...deps.limits, requireIssuedAt: keys.current !== undefined };
+    return { parsed: parseJob(body, limits, (deps.clock ?? Date.now)()), signature: signature.key };
+  } catch (e: unknown) {
+    // A bug of ours that this body triggers: it would fail the same way on every delivery, so it
+    // ends here as an unreadable message instead of looping until the redrive policy moves it.
+    log.error({ err: e }, 'the message could not be read: a bug in the worker, triggered by this body');
+    const error = new JobError('INVALID_MESSAGE', `the worker could not read the message (${describeError(e).name}; see its log)`);
+    return { parsed: { ok: false, error, jobId: null, userId: null }, signature: 'unread' };
+  }
+}
+
+/**
+ * One message's fate, exactly one verdict whatever its bytes: the few steps that could throw are
+ * guarded, and a failure nobody foresaw is logged with its stack and retried.
+ */
 export async function processJobMessage(message: Message, deps: JobMessageDeps): Promise<MessageVerdict> {
+  try {
+    return await decide(message, deps);
+  } catch (e: unknown) {
+    const receiveCount = receiveCountOf(message);
+    deps.log.error(
+      { messageId: message.MessageId ?? '', receiveCount, outcome: 'retry', err: e },
+      'unexpected failure while processing a message; it will be retried',
+    );
+    return { action: 'retry', delaySeconds: retryDelaySeconds(receiveCount, deps.retryPolicy, deps.random) };
+  }
+}
+
+async function decide(message: Message, deps: JobMessageDeps): Promise<MessageVerdict> {
   const started = deps.now();
   const messageId = message.MessageId ?? '';
   const receiveCount = receiveCountOf(message);
   let log = deps.log.child({ messageId, receiveCount });
   const elapsed = () => Math.round(deps.now() - started);
 
-  // Authenticity first: a job whose signature fails is not read at all — not even its ids, which
-  // are then left out of its outcome and log lines (it is dead-lettered as it came).
-  const signature = verifyJobSignature(message.Body ?? '', message.MessageAttributes, deps.signingKeys());
-  const parsed: ParsedJob = signature.ok
-    ? parseJob(message.Body ?? '', deps.limits)
-    : { ok: false, error: signature.error, jobId: null, userId: null };
+  const { parsed, signature } = readMessage(message, deps, log);
   const ids = parsed.ok ? { jobId: parsed.job.jobId, userId: parsed.job.userId } : { jobId: parsed.jobId, userId: parsed.userId };
   // Which key matched (current / previous / unchecked), never the key.
-  log = log.child({ ...ids, signature: signature.ok ? signature.key : 'invalid' });
+  log = log.child({ ...ids, signature });
 
   const failPermanently = async (error: JobError): Promise<MessageVerdict> => {
     const outcome = failed(ids, messageId, error);
@@ -95,10 +139,11 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
   const retry = (e: unknown, what: string, stored = false): MessageVerdict => {
     const delaySeconds = retryDelaySeconds(receiveCount, deps.retryPolicy, deps.random);
     const last = deps.maxReceiveCount !== undefined && receiveCount >= deps.maxReceiveCount;
-    log.warn(
-      { outcome: 'retry', reason: transientReason(e), err: describeError(e), retryInSeconds: delaySeconds, lastAttempt: last, durationMs: elapsed() },
-      `${what}; it will be retried`,
-    );
+    const fields = { outcome: 'retry', ...errorFields(e), retryInSeconds: delaySeconds, lastAttempt: last, durationMs: elapsed() };
+    // The worker's own settings are wrong (e.g. a staging bucket that does not exist): every job
+    // like this one will fail until ops fix it, so it is an error, not a passing warning.
+    if (transientReason(e) === 'configuration') log.error(fields, `${what}: the worker's configuration is wrong; it will be retried`);
+    else log.warn(fields, `${what}; it will be retried`);
     // Once the references are stored, a "failed" outcome would be false: say nothing instead.
     if (last && !stored) void publishExhausted(e);
     return { action: 'retry', delaySeconds };
@@ -110,7 +155,7 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
     try {
       await deps.publish(failed(ids, messageId, error));
     } catch (publishError: unknown) {
-      log.error({ err: describeError(publishError) }, 'could not publish the outcome of an exhausted job');
+      log.error({ ...errorFields(publishError) }, 'could not publish the outcome of an exhausted job');
     }
   };
 
@@ -135,7 +180,7 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
       discarded = await deps.discardSources(parsed.job);
     } catch (e: unknown) {
       // The job succeeded: say so and keep the sources (the staging bucket's lifecycle rule removes them).
-      log.warn({ err: describeError(e), reason: transientReason(e) }, 'could not delete the staged sources of a succeeded job; they are kept');
+      log.warn(errorFields(e), 'could not delete the staged sources of a succeeded job; they are kept');
     }
   }
   log.info(
@@ -150,6 +195,7 @@ export async function processJobMessage(message: Message, deps: JobMessageDeps):
   );
   return { action: 'delete', status: 'succeeded' };
 }
+
 
 async function deadLetterAndPublish(
   message: Message,

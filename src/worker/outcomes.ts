@@ -2,24 +2,28 @@
  * Publishing a job's outcome to RESULT_QUEUE_URL, when one is configured. The `status` and
  * `jobId` attributes let a consumer filter without parsing the body.
  */
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
+import { sqsJson } from '../aws/sqs-rules.ts';
 import type { Outcome } from '../job/contract.ts';
 
 export type OutcomePublisher = (outcome: Outcome) => Promise<void>;
 
 export const noOutcomePublisher: OutcomePublisher = async () => {};
 
+/** The SQS message of an outcome: a body SQS accepts whatever job text the error quotes. */
+export function outcomeMessage(outcome: Outcome): { body: string; attributes: Record<string, MessageAttributeValue> } {
+  return {
+    body: sqsJson(outcome),
+    attributes: {
+      status: { DataType: 'String', StringValue: outcome.status },
+      ...(outcome.jobId !== null ? { jobId: { DataType: 'String', StringValue: outcome.jobId } } : {}),
+    },
+  };
+}
+
 export function sqsOutcomePublisher(sqs: SQSClient, queueUrl: string): OutcomePublisher {
   return async (outcome) => {
-    await sqs.send(
-      new SendMessageCommand({
-        QueueUrl: queueUrl,
-        MessageBody: JSON.stringify(outcome),
-        MessageAttributes: {
-          status: { DataType: 'String', StringValue: outcome.status },
-          ...(outcome.jobId !== null ? { jobId: { DataType: 'String', StringValue: outcome.jobId } } : {}),
-        },
-      }),
-    );
+    const { body, attributes } = outcomeMessage(outcome);
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageAttributes: attributes }));
   };
 }

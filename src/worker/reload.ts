@@ -2,6 +2,7 @@
  * What a reload (SIGHUP) may change while jobs run. Settings read per job take effect for the next
  * job; settings the running pool was built from need a restart, and the reload says so.
  */
+import { sameQueue } from '../aws/sqs-rules.ts';
 import type { Config } from '../config.ts';
 
 const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
@@ -40,6 +41,11 @@ export function reloadPlan(current: Config, next: Config): { live: string[]; res
 export function reloadRefusal(current: Config, next: Config): string | undefined {
   if (current.signingKeys.current !== undefined && next.signingKeys.current === undefined) {
     return 'JOB_SIGNING_KEY is gone from the secret: a reload does not switch job authentication off (restart to do that)';
+  }
+  // The new settings were checked against their own SQS_QUEUE_URL, which a reload does not apply:
+  // the result queue must not be the queue this worker is consuming.
+  if (next.resultQueueUrl !== undefined && sameQueue(next.resultQueueUrl, current.queueUrl)) {
+    return `RESULT_QUEUE_URL must not be the jobs queue this worker consumes (${current.queueUrl})`;
   }
   return undefined;
 }

@@ -9,7 +9,8 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import type { Logger } from 'pino';
-import { whoAmI, type Identity } from '../aws.ts';
+import { whoAmI, type Identity } from '../aws/clients.ts';
+import { sameQueue } from '../aws/sqs-rules.ts';
 import { ConfigError, secretVariable, type Env, type SecretFetcher } from '../config.ts';
 import { describeError, transientReason } from '../job/errors.ts';
 
@@ -174,5 +175,8 @@ export async function inspectJobsQueue(
     async () => (await sqs.send(new GetQueueUrlCommand({ QueueName: target.name, QueueOwnerAWSAccountId: target.account }))).QueueUrl,
     { deadline, log, explain: queueError('SQS_QUEUE_URL', `the dead-letter queue "${target.name}" named by its redrive policy`) },
   );
+  if (url !== undefined && sameQueue(url, queueUrl)) {
+    throw new ConfigError([`SQS_QUEUE_URL: its redrive policy names the jobs queue itself as the dead-letter queue`]);
+  }
   return { deadLetterQueueUrl: url, deadLetterSource: url ? 'redrive policy' : 'none', maxReceiveCount };
 }

@@ -1,4 +1,4 @@
-// The emulator frozen for longer than the SDK's timeouts (src/aws.ts: SQS requestTimeout 30 s,
+// The emulator frozen for longer than the SDK's timeouts (src/aws/clients.ts: SQS requestTimeout 30 s,
 // connectionTimeout 5 s), then resumed: the worker stays up, gives up the calls the freeze left
 // hanging and retries them with backoff rather than spinning, and finishes everything — what was in
 // flight at the freeze and what comes after it.

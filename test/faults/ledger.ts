@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { jpegImage } from '../support/images.ts';
-import { queueDepth, sendJob, type Outcome } from '../support/jobs.ts';
+import { issuedNow, queueDepth, sendJob, type Outcome } from '../support/jobs.ts';
 import { drainQueue, listKeys, type Stack } from '../support/resources.ts';
 import type { LogLine, WorkerProcess } from '../support/worker-process.ts';
 import { JOB_ERROR_CODES } from '../../src/job/errors.ts';
@@ -73,8 +73,8 @@ const inline = (b: Buffer) => ({ data: b.toString('base64') });
 /**
  * Builds `good` + `bad` jobs. Good jobs spread over a few users, carry one or two new photos, and
  * every fourth repeats a photo of an earlier job of the same user (the same key: one object); every
- * fifth has one staged photo. Bad jobs cycle through the permanent error codes (all ten with
- * `bad` ≥ 10). Every job is signed (FAULT_ENV sets the key), the INVALID_SIGNATURE ones wrongly.
+ * fifth has one staged photo. Bad jobs cycle through the permanent error codes (all twelve with
+ * `bad` ≥ 12). Every job is signed (FAULT_ENV sets the key), the INVALID_SIGNATURE ones wrongly.
  */
 export async function createLedger(stack: Stack, name: string, counts: { good: number; bad: number }): Promise<Ledger> {
   if (stack.stagingBucket === undefined) throw new Error('fault scenarios need a staging bucket');
@@ -102,10 +102,10 @@ export async function createLedger(stack: Stack, name: string, counts: { good: n
       await stack.s3.send(new PutObjectCommand({ Bucket: stagingBucket, Key: key, Body: staged }));
       stagedKeys.push(key);
       photos.push(staged);
-      images.push({ s3: { bucket: stagingBucket, key } });
+      images.push({ s3: { bucket: stagingBucket, key, sha256: sha256(staged) } });
     }
     const keys = [...new Set(photos.map((p) => refKey(userId, p)))];
-    cases.push({ kind: 'good', id, jobId, userId, keys, body: JSON.stringify({ version: 1, jobId, userId, images }) });
+    cases.push({ kind: 'good', id, jobId, userId, keys, body: JSON.stringify({ version: 1, jobId, userId, issuedAt: issuedNow(), images }) });
   }
 
   const photo = await jpegImage({ width: 96, height: 72 });
@@ -115,7 +115,8 @@ export async function createLedger(stack: Stack, name: string, counts: { good: n
     const code = BAD_CODES[i % BAD_CODES.length] ?? 'INVALID_MESSAGE';
     const jobId = `${name}-${id}`;
     const userId = `${name}-bad@example.com`;
-    const job = (images: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ version: 1, jobId, userId, images, ...extra });
+    const job = (images: unknown[], extra: Record<string, unknown> = {}) =>
+      JSON.stringify({ version: 1, jobId, userId, issuedAt: issuedNow(), images, ...extra });
     let body: string;
     switch (code) {
       case 'INVALID_SIGNATURE':
@@ -147,10 +148,22 @@ export async function createLedger(stack: Stack, name: string, counts: { good: n
         body = job([inline(await jpegImage({ width: 40, height: 30 }))]);
         break;
       case 'SOURCE_NOT_ALLOWED':
-        body = job([{ s3: { bucket: stack.bucket, key: `users/${userId}/ref_000000000000.jpg` } }]);
+        body = job([{ s3: { bucket: stack.bucket, key: `users/${userId}/ref_000000000000.jpg`, sha256: sha256(photo) } }]);
         break;
       case 'SOURCE_NOT_FOUND':
-        body = job([{ s3: { bucket: stagingBucket, key: `uploads/${jobId}/missing.jpg` } }]);
+        body = job([{ s3: { bucket: stagingBucket, key: `uploads/${jobId}/missing.jpg`, sha256: sha256(photo) } }]);
+        break;
+      case 'SOURCE_MISMATCH': {
+        // The object at the key is not the one the (signed) job names: swapped after signing.
+        const key = `uploads/${jobId}/swapped.jpg`;
+        await stack.s3.send(new PutObjectCommand({ Bucket: stagingBucket, Key: key, Body: await jpegImage({ width: 96, height: 72 }) }));
+        stagedKeys.push(key);
+        body = job([{ s3: { bucket: stagingBucket, key, sha256: sha256(photo) } }]);
+        break;
+      }
+      case 'JOB_EXPIRED':
+        // Issued 15 days ago: past the default SIGNED_JOB_MAX_AGE_SECONDS (14 days).
+        body = job([inline(photo)], { issuedAt: issuedNow() - 15 * 86_400 });
         break;
     }
     cases.push({ kind: 'bad', id, code, body });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config.ts';
+import { parseConfig, settingsFromSecret } from '../../src/config.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const file = join(root, 'docker-compose.yml');
@@ -31,11 +31,14 @@ describe('docker-compose.yml', () => {
     expect(text).toContain('LOCALSTACK_AUTH_TOKEN: ${LOCALSTACK_AUTH_TOKEN:-}');
   });
 
-  it("gives the worker settings its own configuration accepts", () => {
+  it("gives the worker settings its own configuration accepts, with the secret the LocalStack init hook creates", () => {
     const env = serviceEnvironment(readFileSync(file, 'utf8'), 'worker');
     expect(Object.keys(env)).toContain('SQS_QUEUE_URL');
+    const init = readFileSync(join(root, 'test', 'support', 'localstack-init.sh'), 'utf8');
+    const secretText = /--secret-string '([^']*)'/.exec(init)?.[1] ?? '';
+    const { settings } = settingsFromSecret(secretText, 'enrollment-worker/settings');
 
-    const config = parseConfig(env);
+    const config = parseConfig(env, settings);
 
     expect(config).toMatchObject({ bucket: 'enrollment-refs', stagingBucket: 'enrollment-staging', metricsPort: 9464 });
   });

@@ -4,7 +4,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
@@ -56,7 +56,7 @@ describe('a good job', () => {
     const big = await jpegImage({ width: 1400, height: 1400 });
     expect(big.length).toBeGreaterThan(1024 * 1024);
     await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'uploads/big.bin', Body: big }));
-    const job = { version: 1, jobId: 'staged-1', userId: 'bob', images: [{ s3: { bucket: stack.stagingBucket, key: 'uploads/big.bin' } }] };
+    const job = { version: 1, jobId: 'staged-1', userId: 'bob', images: [stagedImage(stack.stagingBucket, 'uploads/big.bin', big)] };
 
     await sendJob(stack, job);
     const [outcome] = await outcomes(stack, 1);

@@ -17,7 +17,7 @@ import { fromInstanceMetadata } from '@aws-sdk/credential-providers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_AWS_ACCOUNT, md5OfMessageAttributes, startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
@@ -44,7 +44,7 @@ describe('the worker against the fast endpoint', () => {
     const [inline, staged] = await Promise.all([jpegImage({ width: 320, height: 400 }), jpegImage({ width: 400, height: 320 })]);
     await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'uploads/s1/0', Body: staged }));
     await sendJob(stack, inlineJob('Alice@Example.com', [inline], 'fast-inline'));
-    await sendJob(stack, { version: 1, jobId: 'fast-staged', userId: 'bob', images: [{ s3: { bucket: stack.stagingBucket, key: 'uploads/s1/0' } }] });
+    await sendJob(stack, { version: 1, jobId: 'fast-staged', userId: 'bob', images: [stagedImage(stack.stagingBucket, 'uploads/s1/0', staged)] });
     await sendJob(stack, { version: 1, jobId: 'fast-bad', userId: 'carol', images: [{ data: Buffer.from('not an image').toString('base64') }] }, {
       source: { DataType: 'String', StringValue: 'test' },
     });
@@ -132,6 +132,19 @@ describe('the fast endpoint speaks the protocol', () => {
     });
     const created = await stack.sqs.send(new CreateQueueCommand({ QueueName: 'fast-proto-extra' }));
     expect(created.QueueUrl).toBe(`${aws.endpoint}/${FAST_AWS_ACCOUNT}/fast-proto-extra`);
+  });
+
+  it('refuses bodies and attribute values with characters SQS refuses (which moto lets through)', async () => {
+    const send = (body: string, value = 'ok') =>
+      stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.resultQueueUrl, MessageBody: body, MessageAttributes: { a: { DataType: 'String', StringValue: value } } }));
+
+    for (const bad of ['\u0001', '\u0000', '\u001f', '\uFFFE', '\uFFFF', '\uD800', '\uDC00x']) {
+      await expect(send(`x${bad}y`)).rejects.toMatchObject({ name: 'InvalidMessageContents' });
+      await expect(send('x', `v${bad}`)).rejects.toMatchObject({ name: 'InvalidParameterValue', message: expect.stringMatching(/attribute 'a' value contains invalid binary character/) });
+    }
+    // The edges of the allowed set, and a whole surrogate pair, are accepted.
+    await expect(send('\t\n\r \uD7FF\uE000\uFFFD\u{10000}\u{10FFFF}😀')).resolves.toMatchObject({ MessageId: expect.any(String) });
+    await drainQueue(stack.sqs, stack.resultQueueUrl ?? '', { timeoutMs: 2_000 });
   });
 
   it('writes conditionally, verifies ChecksumSHA256, and serves ranges and checksums', async () => {

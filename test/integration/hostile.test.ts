@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { cameraJpeg, jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, type Outcome } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage, type Outcome } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
@@ -90,7 +90,10 @@ describe('a worker with a signing key, facing hostile jobs', () => {
       const body = JSON.stringify(job);
       return { name, code, body, attributes: signature(body, CURRENT) };
     };
-    const job = (jobId: string, userId: string, images: unknown[]) => ({ version: 1, jobId, userId, images });
+    const job = (jobId: string, userId: string, images: unknown[], issuedAt = issuedNow()) => ({ version: 1, jobId, userId, issuedAt, images });
+    // Staged at a key after the job was signed naming other bytes: what a leaked producer role can do.
+    const swapped = await jpegImage({ width: 120, height: 90, seed: 77 });
+    await stack.s3.send(new PutObjectCommand({ Bucket: staging, Key: 'uploads/swapped.jpg', Body: swapped }));
     const unsignedBody = JSON.stringify(inlineJob('mallory', [photo], 'unsigned'));
     const forgedBody = JSON.stringify(inlineJob('victim', [photo], 'forged'));
     const staleBody = JSON.stringify(inlineJob('victim', [photo], 'stale'));
@@ -115,17 +118,22 @@ describe('a worker with a signing key, facing hostile jobs', () => {
       signed('truncated JPEG', 'INVALID_IMAGE', inlineJob('mallory', [photo.subarray(0, Math.floor(photo.length * 0.7))], 'truncated')),
       signed('PNG bomb', 'IMAGE_TOO_LARGE', inlineJob('mallory', [pngBomb()], 'bomb')),
       signed('HTML inline', 'INVALID_IMAGE', job('html-inline', 'mallory', [{ data: b64(HTML) }])),
-      signed('HTML renamed .jpg', 'INVALID_IMAGE', job('html-staged', 'mallory', [{ s3: { bucket: staging, key: 'uploads/page.jpg' } }])),
-      signed('SVG renamed .png', 'INVALID_IMAGE', job('svg-staged', 'mallory', [{ s3: { bucket: staging, key: 'uploads/drawing.png' } }])),
-      signed('PDF renamed .jpg', 'INVALID_IMAGE', job('pdf-staged', 'mallory', [{ s3: { bucket: staging, key: 'uploads/doc.jpg' } }])),
+      signed('HTML renamed .jpg', 'INVALID_IMAGE', job('html-staged', 'mallory', [stagedImage(staging, 'uploads/page.jpg', Buffer.from(HTML))])),
+      signed('SVG renamed .png', 'INVALID_IMAGE', job('svg-staged', 'mallory', [stagedImage(staging, 'uploads/drawing.png', Buffer.from(SVG))])),
+      signed('PDF renamed .jpg', 'INVALID_IMAGE', job('pdf-staged', 'mallory', [stagedImage(staging, 'uploads/doc.jpg', Buffer.from(PDF))])),
       signed('JPEG+ZIP polyglot', 'INVALID_IMAGE', inlineJob('mallory', [Buffer.concat([photo, Buffer.from('PK\x03\x04\x14\x00payload.jar')])], 'polyglot')),
       signed('zero bytes inline', 'INVALID_IMAGE', job('empty-inline', 'mallory', [{ data: '' }])),
-      signed('zero bytes staged', 'INVALID_IMAGE', job('empty-staged', 'mallory', [{ s3: { bucket: staging, key: 'uploads/empty.jpg' } }])),
+      signed('zero bytes staged', 'INVALID_IMAGE', job('empty-staged', 'mallory', [stagedImage(staging, 'uploads/empty.jpg', Buffer.alloc(0))])),
       signed('base64 garbage', 'INVALID_IMAGE', job('garbage', 'mallory', [{ data: 'SGVsbG8@#$%^&*()_+=' }])),
       signed('base64 of random bytes', 'INVALID_IMAGE', job('noise', 'mallory', [{ data: b64(Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 37) % 256))) }])),
       signed('too small to hold a face', 'IMAGE_TOO_SMALL', inlineJob('mallory', [await pngImage({ width: 40, height: 40 })], 'tiny')),
-      signed('foreign bucket', 'SOURCE_NOT_ALLOWED', job('foreign', 'mallory', [{ s3: { bucket: foreignBucket, key: 'uploads/face.jpg' } }])),
-      signed('the reference bucket itself', 'SOURCE_NOT_ALLOWED', job('refs', 'mallory', [{ s3: { bucket: stack.bucket, key: 'users/victim/ref_000000000000.jpg' } }])),
+      signed('foreign bucket', 'SOURCE_NOT_ALLOWED', job('foreign', 'mallory', [stagedImage(foreignBucket, 'uploads/face.jpg', photo)])),
+      signed('the reference bucket itself', 'SOURCE_NOT_ALLOWED', job('refs', 'mallory', [stagedImage(stack.bucket, 'users/victim/ref_000000000000.jpg')])),
+      // Trust, second pass: the staged bytes and the job's age are signed too.
+      signed('staged object swapped after signing', 'SOURCE_MISMATCH', job('swapped', 'victim', [stagedImage(staging, 'uploads/swapped.jpg', photo)])),
+      signed('a signed job with no issuedAt', 'INVALID_MESSAGE', { version: 1, jobId: 'no-issued-at', userId: 'victim', images: [{ data: b64(photo) }] }),
+      signed('a signed job 15 days old', 'JOB_EXPIRED', job('expired', 'victim', [{ data: b64(photo) }], issuedNow() - 15 * 86_400)),
+      signed('a signed job from an hour ahead', 'INVALID_MESSAGE', job('future', 'victim', [{ data: b64(photo) }], issuedNow() + 3_600)),
     ];
 
     camera = await cameraJpeg({ width: 160, height: 100 });
@@ -133,7 +141,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
     await stack.s3.send(new PutObjectCommand({ Bucket: staging, Key: 'uploads/good.bin', Body: stagedGood }));
     const cameraBody = JSON.stringify(inlineJob('Grace', [camera], 'camera'));
     const previousBody = JSON.stringify(inlineJob('heidi', [await pngImage({ width: 100, height: 80 })], 'rotation'));
-    const stagedBody = JSON.stringify(job('staged-good', 'ivan', [{ s3: { bucket: staging, key: 'uploads/good.bin' } }]));
+    const stagedBody = JSON.stringify(job('staged-good', 'ivan', [stagedImage(staging, 'uploads/good.bin', stagedGood)]));
     good.push(
       { name: 'camera photo', body: cameraBody, attributes: signature(cameraBody, CURRENT), jobId: 'camera' },
       { name: 'previous key', body: previousBody, attributes: signature(previousBody, PREVIOUS), jobId: 'rotation' },
@@ -216,7 +224,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
 
   it('deletes the staged source of a succeeded job, and keeps those of failed jobs', async () => {
     const staged = await listKeys(stack.s3, stack.stagingBucket ?? '');
-    expect(staged.sort()).toEqual(['uploads/doc.jpg', 'uploads/drawing.png', 'uploads/empty.jpg', 'uploads/page.jpg']);
+    expect(staged.sort()).toEqual(['uploads/doc.jpg', 'uploads/drawing.png', 'uploads/empty.jpg', 'uploads/page.jpg', 'uploads/swapped.jpg']);
     expect(worker.logs.find((l) => l.jobId === 'staged-good' && l.msg === 'job succeeded')).toMatchObject({ stagedSourcesDeleted: 1 });
     const ref = results.find((o) => o.jobId === 'staged-good')?.references?.[0];
     expect(ref?.key).toBe(`users/ivan/ref_${sha256(stagedGood).slice(0, 12)}.jpg`);
@@ -242,7 +250,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
   });
 });
 
-describe('a worker without a signing key', () => {
+describe('a worker without a signing key, with ALLOW_UNSIGNED_JOBS=true', () => {
   it('says once, at start, that jobs are not authenticated, and still runs them', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('unsigned'));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));

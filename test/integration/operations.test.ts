@@ -87,6 +87,7 @@ describe('enrollment-worker check', () => {
     expect(cli.text.map((l) => l.split(':')[0])).toEqual([
       '✓ credentials',
       '✓ configuration',
+      '✓ signing',
       '✓ jobs queue',
       '✓ visibility',
       '✓ dead-letter queue',

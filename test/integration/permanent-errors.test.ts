@@ -4,7 +4,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
@@ -37,9 +37,9 @@ async function badJobs(stack: Stack): Promise<Case[]> {
     // One good image and one that is HTML: the job fails whole, and the good one is not stored either.
     { code: 'INVALID_IMAGE', body: job('html', 'frank', [{ data: good.toString('base64') }, { data: b64('<html><body>hi</body></html>') }]), jobId: 'html', userId: 'frank' },
     { code: 'INVALID_IMAGE', body: job('garbage', 'frank', [{ data: '!!!not base64!!!' }]), jobId: 'garbage', userId: 'frank' },
-    { code: 'IMAGE_TOO_LARGE', body: job('huge', 'frank', [{ s3: { bucket: staging, key: 'in/huge.jpg' } }]), jobId: 'huge', userId: 'frank' },
-    { code: 'SOURCE_NOT_ALLOWED', body: job('refs', 'frank', [{ s3: { bucket: stack.bucket, key: 'users/victim/ref_000000000000.jpg' } }]), jobId: 'refs', userId: 'frank' },
-    { code: 'SOURCE_NOT_FOUND', body: job('missing', 'frank', [{ s3: { bucket: staging, key: 'in/missing.jpg' } }]), jobId: 'missing', userId: 'frank' },
+    { code: 'IMAGE_TOO_LARGE', body: job('huge', 'frank', [stagedImage(staging, 'in/huge.jpg', Buffer.alloc(11 * 1024 * 1024, 0xff))]), jobId: 'huge', userId: 'frank' },
+    { code: 'SOURCE_NOT_ALLOWED', body: job('refs', 'frank', [stagedImage(stack.bucket, 'users/victim/ref_000000000000.jpg')]), jobId: 'refs', userId: 'frank' },
+    { code: 'SOURCE_NOT_FOUND', body: job('missing', 'frank', [stagedImage(staging, 'in/missing.jpg', good)]), jobId: 'missing', userId: 'frank' },
   ];
 }
 

@@ -4,7 +4,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
 
@@ -31,8 +31,9 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
 
 /** A job whose one image is staged under `key`; the proxy can then slow down just that read. */
 async function stagedJob(stack: Stack, userId: string, key: string, jobId: string) {
-  await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: key, Body: await jpegImage() }));
-  return { version: 1, jobId, userId, images: [{ s3: { bucket: stack.stagingBucket, key } }] };
+  const photo = await jpegImage();
+  await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: key, Body: photo }));
+  return { version: 1, jobId, userId, images: [stagedImage(stack.stagingBucket, key, photo)] };
 }
 
 const succeededJob = (jobId: string) => (l: LogLine) => l.msg === 'job succeeded' && l.jobId === jobId;

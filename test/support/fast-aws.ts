@@ -195,6 +195,33 @@ function checkAttributes(raw: unknown): Record<string, AttributeValue> {
   return out;
 }
 
+// SQS's character rule for bodies and String attribute values, which moto does not enforce:
+// #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. A send that breaks it is refused,
+// as AWS refuses it, so a worker that would lose a dead-letter entry to it is caught here.
+const SQS_FORBIDDEN_CHARACTER = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+function forbiddenCharacter(text: string): string | undefined {
+  const found = SQS_FORBIDDEN_CHARACTER.exec(text)?.[0];
+  return found === undefined ? undefined : `#x${(found.codePointAt(0) ?? 0).toString(16).toUpperCase()}`;
+}
+
+function checkSqsCharacters(body: string, attributes: Record<string, AttributeValue>): void {
+  const inBody = forbiddenCharacter(body);
+  if (inBody !== undefined) {
+    throw new AwsError(
+      400,
+      'InvalidMessageContents',
+      `Invalid binary character '${inBody}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF`,
+    );
+  }
+  for (const [name, value] of Object.entries(attributes)) {
+    const inValue = value.StringValue === undefined ? undefined : forbiddenCharacter(value.StringValue);
+    if (inValue !== undefined) {
+      throw new AwsError(400, 'InvalidParameterValue', `Message (user) attribute '${name}' value contains invalid binary character '${inValue}'.`);
+    }
+  }
+}
+
 function wantsOf(input: Record<string, unknown>): ReceiveWants {
   const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const system = new Set([...list(input.MessageSystemAttributeNames), ...list(input.AttributeNames)]);
@@ -466,6 +493,7 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     const body = entry.MessageBody;
     if (typeof body !== 'string' || body === '') throw new AwsError(400, 'MissingParameter', 'The request must contain the parameter MessageBody.');
     const attributes = checkAttributes(entry.MessageAttributes);
+    checkSqsCharacters(body, attributes);
     const size = Buffer.byteLength(body) + attributeBytes(attributes);
     if (size > SQS_MAX_MESSAGE_BYTES) {
       throw new AwsError(400, 'InvalidParameterValue', `One or more parameters are invalid. Reason: Message must be shorter than ${SQS_MAX_MESSAGE_BYTES} bytes.`);

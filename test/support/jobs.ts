@@ -1,5 +1,5 @@
 // Sending jobs and reading outcomes in integration tests.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { drainQueue, type Stack } from './resources.ts';
 
@@ -13,8 +13,17 @@ export type Outcome = {
   error?: { code: string; message: string };
 };
 
+/** A staged image as a job names it: where it is and the SHA-256 of the bytes put there. */
+export function stagedImage(bucket: string | undefined, key: string, bytes: Buffer = Buffer.alloc(0)) {
+  return { s3: { bucket: bucket ?? '', key, sha256: createHash('sha256').update(bytes).digest('hex') } };
+}
+
+/** Now, as a job's `issuedAt` (whole seconds since the Unix epoch). */
+export const issuedNow = () => Math.floor(Date.now() / 1000);
+
+/** A v1 job with inline images, issued now (so it is valid for a worker with a signing key too). */
 export function inlineJob(userId: string, images: Buffer[], jobId = `job-${randomUUID()}`) {
-  return { version: 1, jobId, userId, images: images.map((b) => ({ data: b.toString('base64') })) };
+  return { version: 1, jobId, userId, issuedAt: issuedNow(), images: images.map((b) => ({ data: b.toString('base64') })) };
 }
 
 export async function sendJob(

@@ -4,6 +4,7 @@
 // worker in the foreground. The worker gets no keys: its credentials come from the emulator's
 // IMDSv2 endpoint, exactly as on EC2. Ctrl-C drains the worker and stops the emulator.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { startEmulator, type Emulator } from './emulator.ts';
@@ -43,6 +44,9 @@ const settings: Record<string, string> = {
   S3_BUCKET: stack.bucket,
   STAGING_BUCKET: stack.stagingBucket ?? '',
   RESULT_QUEUE_URL: stack.resultQueueUrl ?? '',
+  // Jobs must be signed, as in production: a fresh key per run, in the env file that
+  // `enqueue:local` reads too (there is no secret locally, so the environment may hold it).
+  JOB_SIGNING_KEY: randomBytes(32).toString('hex'),
   CONCURRENCY: '4',
   // A short long poll, so that Ctrl-C (which lets polls in flight finish) is quick.
   POLL_WAIT_SECONDS: '5',

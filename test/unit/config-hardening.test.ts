@@ -1,13 +1,17 @@
-// The settings of issue 4: signing keys, image limits, staged-source deletion.
+// The settings of the trust model and of image handling: signing keys (fail closed, secret only),
+// job expiry, image limits, staged-source deletion.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, parseProducerConfig, settingsFromSecret } from '../../src/config.ts';
+import { checkEnvironment, ConfigError, parseConfig, parseProducerConfig, settingsFromSecret } from '../../src/config.ts';
 import { thrownBy } from './helpers.ts';
 
-const ENV = {
+/** The required settings and no signing key: refused unless ALLOW_UNSIGNED_JOBS=true is added. */
+const REQUIRED = {
   SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/enrollment-jobs',
   S3_BUCKET: 'face-references',
   AWS_REGION: 'eu-west-1',
 };
+const ENV = { ...REQUIRED, ALLOW_UNSIGNED_JOBS: 'true' };
+const SECRET = { SECRETS_MANAGER_SECRET_NAME: 'enrollment-worker/settings' };
 const KEY = 'k3y-0123456789abcdef0123456789abcdef';
 const OLD_KEY = 'old-0123456789abcdef0123456789abcdef';
 
@@ -27,31 +31,85 @@ describe('signing keys', () => {
     expect(config.signingKeys.previous?.toString('utf8')).toBe(OLD_KEY);
   });
 
-  it('takes them from the secret, which wins over the environment, and lists only their names', () => {
+  it('takes them from the secret when one is named, and lists only their names', () => {
     // Prepare
     const { settings } = settingsFromSecret(JSON.stringify({ JOB_SIGNING_KEY: KEY, JOB_SIGNING_KEY_PREVIOUS: OLD_KEY }), 'worker');
 
     // Act
-    const config = parseConfig({ ...ENV, JOB_SIGNING_KEY: 'from-the-env-0123456789abcdef0123456789' }, settings);
+    const config = parseConfig({ ...REQUIRED, ...SECRET }, settings);
 
     // Assess
     expect(config.signingKeys.current?.toString('utf8')).toBe(KEY);
+    expect(config.signingKeys.previous?.toString('utf8')).toBe(OLD_KEY);
     expect(config.fromSecret).toEqual(['JOB_SIGNING_KEY', 'JOB_SIGNING_KEY_PREVIOUS']);
   });
 
-  it('has no key by default (unsigned mode)', () => {
+  it('fails closed: no JOB_SIGNING_KEY is a configuration error that says how to fix it', () => {
+    // Act: ENV's ALLOW_UNSIGNED_JOBS blanked (unset).
+    const problems = problemsOf({ ALLOW_UNSIGNED_JOBS: '' });
+
     // Assess
-    expect(parseConfig(ENV).signingKeys).toEqual({});
+    expect(problems).toEqual([
+      'JOB_SIGNING_KEY is required: jobs must be signed (put the key in the secret; to run without authenticating jobs, set ALLOW_UNSIGNED_JOBS=true)',
+    ]);
   });
 
-  it('never puts a key in a serialised config', () => {
+  it('fails closed when the secret has no key, even if the environment once had one', () => {
     // Act
-    const text = JSON.stringify(parseConfig({ ...ENV, JOB_SIGNING_KEY: KEY, JOB_SIGNING_KEY_PREVIOUS: OLD_KEY }));
+    const problems = problemsOf({ ...SECRET, ALLOW_UNSIGNED_JOBS: '' }, { MAX_IMAGES_PER_JOB: '5' });
+
+    // Assess
+    expect(problems).toEqual([expect.stringMatching(/^JOB_SIGNING_KEY is required/)]);
+  });
+
+  it.each([['false'], ['0'], ['FALSE']])('fails closed with ALLOW_UNSIGNED_JOBS=%j', (value) => {
+    // Assess
+    expect(problemsOf({ ALLOW_UNSIGNED_JOBS: value })).toEqual([expect.stringMatching(/^JOB_SIGNING_KEY is required/)]);
+  });
+
+  it('runs without a key only with ALLOW_UNSIGNED_JOBS=true, and says so in the config', () => {
+    // Act
+    const config = parseConfig(ENV);
+
+    // Assess
+    expect(config.signingKeys).toEqual({});
+    expect(config.allowUnsignedJobs).toBe(true);
+  });
+
+  it.each([['JOB_SIGNING_KEY', { JOB_SIGNING_KEY: KEY }], ['JOB_SIGNING_KEY_PREVIOUS', { JOB_SIGNING_KEY_PREVIOUS: OLD_KEY }]])(
+    'refuses %s in the environment when a secret is named, before any network call, without its value',
+    (name, keyEnv) => {
+      // Act
+      const early = thrownBy(() => checkEnvironment({ ...REQUIRED, ...SECRET, ...keyEnv }));
+      const late = problemsOf({ ...SECRET, ...keyEnv }, { JOB_SIGNING_KEY: KEY });
+
+      // Assess
+      const problem = `${name} must not be set in the environment when SECRETS_MANAGER_SECRET_NAME names a secret: keep signing keys in the secret only`;
+      expect(early).toBeInstanceOf(ConfigError);
+      expect((early as ConfigError).problems).toEqual([problem]);
+      expect(late).toContain(problem);
+      expect(JSON.stringify(late)).not.toContain(KEY);
+    },
+  );
+
+  it('names SECRETS_NAME when that is how the secret was given', () => {
+    // Act
+    const error = thrownBy(() => checkEnvironment({ ...REQUIRED, SECRETS_NAME: 'worker', JOB_SIGNING_KEY: KEY }));
+
+    // Assess
+    expect((error as ConfigError).problems).toEqual([
+      'JOB_SIGNING_KEY must not be set in the environment when SECRETS_NAME names a secret: keep signing keys in the secret only',
+    ]);
+  });
+
+  it('never puts a key in a serialised config: only each key\'s fingerprint', () => {
+    // Act
+    const text = JSON.stringify(parseConfig({ ...REQUIRED, JOB_SIGNING_KEY: KEY, JOB_SIGNING_KEY_PREVIOUS: OLD_KEY }));
 
     // Assess
     expect(text).not.toContain(KEY);
     expect(text).not.toContain(OLD_KEY);
-    expect(text).toContain('"signingKeys":{"current":"<set>","previous":"<set>"}');
+    expect(text).toMatch(/"signingKeys":\{"current":"[0-9a-f]{8}","previous":"[0-9a-f]{8}"\}/);
   });
 
   it.each([
@@ -81,6 +139,23 @@ describe('signing keys', () => {
 
     // Assess
     expect(producer.signingKey).toBe(KEY);
+  });
+});
+
+describe('job expiry', () => {
+  it('defaults SIGNED_JOB_MAX_AGE_SECONDS to 14 days, SQS\'s longest retention', () => {
+    // Assess
+    expect(parseConfig(ENV).signedJobMaxAgeSeconds).toBe(1_209_600);
+  });
+
+  it.each([['60', 60], ['86400', 86_400], ['1209600', 1_209_600]])('reads SIGNED_JOB_MAX_AGE_SECONDS=%s', (value, expected) => {
+    // Assess
+    expect(parseConfig({ ...ENV, SIGNED_JOB_MAX_AGE_SECONDS: value }).signedJobMaxAgeSeconds).toBe(expected);
+  });
+
+  it.each([['59'], ['1209601'], ['1.5'], ['two weeks']])('refuses SIGNED_JOB_MAX_AGE_SECONDS=%j', (value) => {
+    // Assess
+    expect(problemsOf({ SIGNED_JOB_MAX_AGE_SECONDS: value })).toEqual(['SIGNED_JOB_MAX_AGE_SECONDS must be a whole number from 60 to 1209600']);
   });
 });
 

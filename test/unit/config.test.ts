@@ -15,8 +15,8 @@ import { rejectionOf, thrownBy } from './helpers.ts';
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/enrollment-jobs';
 const RESULTS = 'https://sqs.us-east-1.amazonaws.com/123456789012/enrollment-results';
 
-/** The three required settings, valid. */
-const ENV: Env = { SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'face-references', AWS_REGION: 'us-east-1' };
+/** The three required settings, valid, and no signing key (explicitly allowed). */
+const ENV: Env = { SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'face-references', AWS_REGION: 'us-east-1', ALLOW_UNSIGNED_JOBS: 'true' };
 
 const env = (overrides: Record<string, string | undefined> = {}): Env => ({ ...ENV, ...overrides });
 
@@ -69,6 +69,8 @@ describe('parseConfig: defaults', () => {
       maxReferenceDimension: undefined,
       deleteStagedSources: false,
       signingKeys: {},
+      allowUnsignedJobs: true,
+      signedJobMaxAgeSeconds: 1_209_600,
       concurrency: 16,
       drainTimeoutSeconds: 30,
       visibilityTimeoutSeconds: 60,
@@ -380,6 +382,44 @@ describe('parseConfig: settings that depend on each other', () => {
     expect(problems).toEqual([`${name} must not be the jobs queue (SQS_QUEUE_URL)`]);
   });
 
+  // Every spelling SQS answers to for one queue: the loop guard compares queues, not text.
+  it.each([
+    ['a trailing slash', 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs/'],
+    ['the host in capitals', 'https://SQS.US-EAST-1.AMAZONAWS.COM/123456789012/jobs'],
+    ['the legacy global host', 'https://queue.amazonaws.com/123456789012/jobs'],
+    ['the legacy regional host', 'https://us-east-1.queue.amazonaws.com/123456789012/jobs'],
+    ['the FIPS host', 'https://sqs-fips.us-east-1.amazonaws.com/123456789012/jobs'],
+    ['http and a port', 'http://sqs.us-east-1.amazonaws.com:443/123456789012/jobs'],
+    ['a VPC endpoint', 'https://vpce-0a1b2c3d-4e5f6a7b.sqs.us-east-1.vpce.amazonaws.com/123456789012/jobs'],
+  ])('refuses RESULT_QUEUE_URL naming the jobs queue with %s', (_, spelling) => {
+    const jobs = 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs';
+    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: jobs, RESULT_QUEUE_URL: spelling, DEAD_LETTER_QUEUE_URL: spelling })));
+    expect(problems).toEqual(['RESULT_QUEUE_URL must not be the jobs queue (SQS_QUEUE_URL)', 'DEAD_LETTER_QUEUE_URL must not be the jobs queue (SQS_QUEUE_URL)']);
+  });
+
+  it.each([
+    ['another name', 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs-results'],
+    ['a name differing in case (SQS names are case-sensitive)', 'https://sqs.us-east-1.amazonaws.com/123456789012/Jobs'],
+    ['another account', 'https://sqs.us-east-1.amazonaws.com/210987654321/jobs'],
+    ['another region', 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs'],
+  ])('accepts a result queue with %s', (_, url) => {
+    const config = parseConfig(env({ SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs', RESULT_QUEUE_URL: url }));
+    expect(config.resultQueueUrl).toBe(url);
+  });
+
+  it('compares emulator queue URLs by account and name, whatever host names the emulator', () => {
+    const problems = problemsFrom(() =>
+      parseConfig(
+        env({
+          AWS_ENDPOINT_URL: 'http://localhost:4566',
+          SQS_QUEUE_URL: 'http://localhost:4566/000000000000/jobs',
+          RESULT_QUEUE_URL: 'http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/jobs',
+        }),
+      ),
+    );
+    expect(problems).toEqual(['RESULT_QUEUE_URL must not be the jobs queue (SQS_QUEUE_URL)']);
+  });
+
   it('refuses a STAGING_BUCKET equal to S3_BUCKET', () => {
     // Act
     const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'face-references' })));
@@ -687,7 +727,7 @@ describe('loadConfig', () => {
 
   it('lets the secret supply the required worker settings', async () => {
     // Prepare
-    const fetcher = fakeFetcher(JSON.stringify({ SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'secret-bucket' }));
+    const fetcher = fakeFetcher(JSON.stringify({ SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'secret-bucket', JOB_SIGNING_KEY: 'k'.repeat(32) }));
 
     // Act
     const { config } = await loadConfig({ AWS_REGION: 'us-east-1', SECRETS_NAME: 'prod' }, fetcher.fetch);

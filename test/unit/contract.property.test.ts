@@ -58,8 +58,11 @@ const imageLike = fc.oneof(
 
 const validImage = fc.oneof(
   fc.record({ data: fc.base64String({ minLength: 4, maxLength: 40 }) }),
-  fc.record({ s3: fc.record({ bucket: fc.stringMatching(/^[a-z0-9.-]{1,12}$/), key: fc.string({ minLength: 1, maxLength: 30 }) }) }),
+  fc.record({
+    s3: fc.record({ bucket: fc.stringMatching(/^[a-z0-9.-]{1,12}$/), key: fc.string({ minLength: 1, maxLength: 30 }), sha256: fc.stringMatching(/^[0-9a-f]{64}$/) }),
+  }),
 );
+const NOW = Math.floor(Date.now() / 1000);
 
 /** Job-shaped objects: every field right but the user id, which is anything. */
 const nearlyValidJob = fc.record({
@@ -67,6 +70,8 @@ const nearlyValidJob = fc.record({
   jobId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/),
   userId: userIdLike,
   images: fc.array(validImage, { minLength: 1, maxLength: 12 }),
+  // Within the default 14-day window and the 300 s of skew.
+  issuedAt: fc.option(fc.integer({ min: NOW - 1_000_000, max: NOW + 200 }), { nil: undefined }),
   extra: fc.option(jsonish, { nil: undefined }),
 });
 

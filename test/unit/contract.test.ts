@@ -5,6 +5,10 @@ import { JobError } from '../../src/job/errors.ts';
 import { job, jobBody, jobRecord, withoutField } from './helpers.ts';
 
 const LIMITS = { maxImagesPerJob: 10 } as const;
+/** The SHA-256 a staged image names (any 64 lower-case hex digits, for the parser). */
+const SHA = 'c0ffee'.padEnd(64, '0');
+const NOW_MS = 1_796_040_000_000;
+const NOW = NOW_MS / 1000;
 
 // A recognisable stand-in for image bytes: if it appears in an error, image data was echoed.
 const IMAGE_DATA = Buffer.from('SECRET-PIXELS '.repeat(20)).toString('base64');
@@ -17,7 +21,7 @@ function failure(result: ParsedJob): Extract<ParsedJob, { ok: false }> {
 describe('parseJob: valid jobs', () => {
   it('reads an inline and a staged image in order', () => {
     // Prepare
-    const body = jobBody({ images: [{ data: IMAGE_DATA }, { s3: { bucket: 'staging', key: 'incoming/j/1' } }] });
+    const body = jobBody({ images: [{ data: IMAGE_DATA }, { s3: { bucket: 'staging', key: 'incoming/j/1', sha256: SHA } }] });
 
     // Act
     const result = parseJob(body, LIMITS);
@@ -31,7 +35,7 @@ describe('parseJob: valid jobs', () => {
         userId: 'alice',
         images: [
           { kind: 'inline', data: IMAGE_DATA },
-          { kind: 's3', bucket: 'staging', key: 'incoming/j/1' },
+          { kind: 's3', bucket: 'staging', key: 'incoming/j/1', sha256: SHA },
         ],
       },
     });
@@ -52,7 +56,7 @@ describe('parseJob: valid jobs', () => {
       trace: { id: 'abc' },
       images: [
         { data: IMAGE_DATA, contentType: 'image/gif', name: 'me.jpg' },
-        { s3: { bucket: 'staging', key: 'k', region: 'eu-west-1', versionId: '3' }, note: 'x' },
+        { s3: { bucket: 'staging', key: 'k', sha256: SHA, region: 'eu-west-1', versionId: '3' }, note: 'x' },
       ],
     });
 
@@ -68,7 +72,7 @@ describe('parseJob: valid jobs', () => {
         userId: 'alice',
         images: [
           { kind: 'inline', data: IMAGE_DATA },
-          { kind: 's3', bucket: 'staging', key: 'k' },
+          { kind: 's3', bucket: 'staging', key: 'k', sha256: SHA },
         ],
       },
     });
@@ -250,9 +254,14 @@ describe('parseJob: INVALID_MESSAGE', () => {
   });
 
   it.each([
-    ['an empty bucket', { bucket: '', key: 'k' }, 'images[0].s3.bucket: must not be empty'],
-    ['an empty key', { bucket: 'staging', key: '' }, 'images[0].s3.key: must not be empty'],
-    ['a key over 1024 characters', { bucket: 'staging', key: 'k'.repeat(1025) }, 'images[0].s3.key: must be at most 1024 characters'],
+    ['an empty bucket', { bucket: '', key: 'k', sha256: SHA }, 'images[0].s3.bucket: must not be empty'],
+    ['an empty key', { bucket: 'staging', key: '', sha256: SHA }, 'images[0].s3.key: must not be empty'],
+    ['a key over 1024 characters', { bucket: 'staging', key: 'k'.repeat(1025), sha256: SHA }, 'images[0].s3.key: must be at most 1024 characters'],
+    ['no sha256', { bucket: 'staging', key: 'k' }, 'images[0].s3.sha256: is required: the SHA-256 of the staged object, 64 lower-case hex digits'],
+    ['a sha256 that is not a string', { bucket: 'staging', key: 'k', sha256: 42 }, 'images[0].s3.sha256: is required: the SHA-256 of the staged object, 64 lower-case hex digits'],
+    ['an upper-case sha256', { bucket: 'staging', key: 'k', sha256: SHA.toUpperCase() }, 'images[0].s3.sha256: must be 64 lower-case hex digits (the SHA-256 of the staged object)'],
+    ['a short sha256', { bucket: 'staging', key: 'k', sha256: SHA.slice(1) }, 'images[0].s3.sha256: must be 64 lower-case hex digits (the SHA-256 of the staged object)'],
+    ['a base64 sha256', { bucket: 'staging', key: 'k', sha256: Buffer.from(SHA, 'hex').toString('base64') }, 'images[0].s3.sha256: must be 64 lower-case hex digits (the SHA-256 of the staged object)'],
   ])('says exactly what is wrong with a staged image with %s', (_name, s3, message) => {
     // Act
     const result = failure(parseJob(jobBody({ images: [{ s3 }] }), LIMITS));
@@ -462,5 +471,130 @@ describe('outcomes', () => {
       error: { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' },
     });
     expect(JSON.parse(JSON.stringify(outcome))).toEqual(outcome);
+  });
+});
+
+describe('parseJob: issuedAt', () => {
+  const at = (issuedAt: unknown, limits: Parameters<typeof parseJob>[1] = LIMITS) => parseJob(jobBody({ issuedAt }), limits, NOW_MS);
+
+  it('carries issuedAt into the job', () => {
+    // Act
+    const result = at(NOW - 60);
+
+    // Assess
+    expect(result).toMatchObject({ ok: true, job: { issuedAt: NOW - 60 } });
+  });
+
+  it('is optional without a signing key, and absent from the job then', () => {
+    // Act
+    const result = parseJob(jobBody(), LIMITS, NOW_MS);
+
+    // Assess
+    expect(result.ok && 'issuedAt' in result.job).toBe(false);
+  });
+
+  it('is required with a signing key (requireIssuedAt)', () => {
+    // Act
+    const result = failure(parseJob(jobBody(), { ...LIMITS, requireIssuedAt: true }, NOW_MS));
+
+    // Assess
+    expect(result.error).toMatchObject({
+      code: 'INVALID_MESSAGE',
+      message: 'issuedAt is required: signed jobs carry the time they were built, in seconds since the Unix epoch',
+    });
+    expect(result.jobId).toBe('job-0001');
+  });
+
+  it.each([
+    ['a fraction', 1_796_039_000.5, 'issuedAt must be a whole number of seconds since the Unix epoch (got 1796039000.5)'],
+    ['a string', '1796039000', 'issuedAt must be a whole number of seconds since the Unix epoch (got "1796039000")'],
+    ['negative', -1, 'issuedAt must be a whole number of seconds since the Unix epoch (got -1)'],
+    ['beyond a safe integer', 2 ** 53, 'issuedAt must be a whole number of seconds since the Unix epoch (got 9007199254740992)'],
+    ['huge', 1e308, 'issuedAt must be a whole number of seconds since the Unix epoch (got 1e+308)'],
+    ['true', true, 'issuedAt must be a whole number of seconds since the Unix epoch (got true)'],
+    ['null', null, 'issuedAt must be a whole number of seconds since the Unix epoch (got null)'],
+    ['an array', [1_796_039_000], 'issuedAt must be a whole number of seconds since the Unix epoch (got an array)'],
+    ['in milliseconds (far in the future)', NOW_MS, `issuedAt is ${NOW_MS - NOW} s ahead of the worker's clock (at most 300 s of clock skew is allowed)`],
+  ])('refuses an issuedAt that is %s as INVALID_MESSAGE', (_, value, message) => {
+    // Act
+    const result = failure(at(value));
+
+    // Assess
+    expect(result.error).toMatchObject({ code: 'INVALID_MESSAGE', message });
+  });
+
+  it('allows 300 s of clock skew and no more', () => {
+    // Assess
+    expect(at(NOW + 300).ok).toBe(true);
+    expect(failure(at(NOW + 301)).error).toMatchObject({
+      code: 'INVALID_MESSAGE',
+      message: "issuedAt is 301 s ahead of the worker's clock (at most 300 s of clock skew is allowed)",
+    });
+  });
+
+  it('expires a job older than the maximum age, and keeps its ids for the outcome', () => {
+    // Prepare
+    const limits = { ...LIMITS, maxJobAgeSeconds: 3600 };
+
+    // Act
+    const atLimit = at(NOW - 3600, limits);
+    const expired = failure(at(NOW - 3601, limits));
+
+    // Assess
+    expect(atLimit.ok).toBe(true);
+    expect(expired).toMatchObject({ jobId: 'job-0001', userId: 'alice' });
+    expect(expired.error).toMatchObject({
+      code: 'JOB_EXPIRED',
+      message: 'the job was issued 3601 s ago; jobs expire after 3600 s (SIGNED_JOB_MAX_AGE_SECONDS): issue it again',
+    });
+  });
+
+  it('expires after 14 days by default', () => {
+    // Assess
+    expect(at(NOW - 1_209_600).ok).toBe(true);
+    expect(failure(at(NOW - 1_209_601)).error.code).toBe('JOB_EXPIRED');
+  });
+
+  it('checks an issuedAt that is present even without a signing key', () => {
+    // Assess
+    expect(failure(at(0)).error.code).toBe('JOB_EXPIRED');
+  });
+});
+
+describe('parseJob: bodies built to break a parser', () => {
+  const deep = (depth: number, leaf = '1') => `${'['.repeat(depth)}${leaf}${']'.repeat(depth)}`;
+
+  it('reads a version of 300,000 nested arrays as unsupported, without overflowing the stack', () => {
+    // Act
+    const result = failure(parseJob(`{"version":${deep(300_000)}}`, LIMITS));
+
+    // Assess
+    expect(result.error).toMatchObject({ code: 'UNSUPPORTED_VERSION', message: 'version an array is not supported (this worker reads version 1)' });
+  });
+
+  // Built as text: JSON.stringify itself would overflow on such values.
+  const valid = '"version":1,"jobId":"job-0001","userId":"alice","images":[{"data":"AAAA"}]';
+  it.each([
+    ['jobId', (d: string) => `{${valid},"jobId":${d}}`],
+    ['userId', (d: string) => `{${valid},"userId":${d}}`],
+    ['images', (d: string) => `{${valid},"images":${d}}`],
+    ['an image', (d: string) => `{${valid},"images":[${d}]}`],
+    ['a staged image', (d: string) => `{${valid},"images":[{"s3":${d}}]}`],
+    ['issuedAt', (d: string) => `{${valid},"issuedAt":${d}}`],
+  ])('refuses deep nesting in %s as INVALID_MESSAGE', (_, bodyWith) => {
+    // Act
+    const result = failure(parseJob(bodyWith(deep(300_000)), LIMITS));
+
+    // Assess
+    expect(result.error.code).toBe('INVALID_MESSAGE');
+    expect(result.error.message.length).toBeLessThan(300);
+  });
+
+  it('quotes at most 40 characters of an unsupported version', () => {
+    // Act
+    const result = failure(parseJob(JSON.stringify({ version: 'v'.repeat(100_000) }), LIMITS));
+
+    // Assess
+    expect(result.error.message).toBe(`version "${'v'.repeat(40)}…" is not supported (this worker reads version 1)`);
   });
 });

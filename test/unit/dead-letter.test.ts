@@ -1,6 +1,7 @@
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { deadLetterEntry, SQS_MAX_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES } from '../../src/worker/dead-letter.ts';
+import { SQS_MAX_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES } from '../../src/aws/sqs-rules.ts';
+import { deadLetterEntry } from '../../src/worker/dead-letter.ts';
 import { binaryAttribute, sqsMessage, stringAttribute } from './helpers.ts';
 
 const ERROR = { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' } as const;

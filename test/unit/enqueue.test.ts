@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/job/contract.ts';
 import { buildJob, planStaging } from '../../src/producer/enqueue.ts';
-import { SQS_MAX_MESSAGE_BYTES } from '../../src/worker/dead-letter.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../../src/aws/sqs-rules.ts';
 
 // planStaging leaves 4 KiB of the 1 MiB message for the JSON around the images.
 const INLINE_BUDGET = SQS_MAX_MESSAGE_BYTES - 4096;
@@ -12,20 +13,45 @@ const bytesFor = (chars: number) => (chars / 4) * 3;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('buildJob', () => {
-  it('builds a v1 job with inline images as base64 and staged images as s3 sources', () => {
+  it('builds a v1 job with inline images as base64 and staged images as s3 sources with their SHA-256', () => {
     // Prepare
     const photo = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]);
+    const stagedPhoto = Buffer.from('the staged photo');
+    const named = 'a'.repeat(64);
 
     // Act
-    const job = buildJob({ jobId: 'job-1', userId: 'Alice', images: [photo, { bucket: 'enrollment-staging', key: 'incoming/job-1/1' }] });
+    const job = buildJob({
+      jobId: 'job-1',
+      userId: 'Alice',
+      issuedAt: 1_700_000_000,
+      images: [photo, { bucket: 'enrollment-staging', key: 'incoming/job-1/1', bytes: stagedPhoto }, { bucket: 'enrollment-staging', key: 'incoming/job-1/2', sha256: named }],
+    });
 
     // Assess
     expect(job).toEqual({
       version: 1,
       jobId: 'job-1',
       userId: 'Alice',
-      images: [{ data: photo.toString('base64') }, { s3: { bucket: 'enrollment-staging', key: 'incoming/job-1/1' } }],
+      issuedAt: 1_700_000_000,
+      images: [
+        { data: photo.toString('base64') },
+        { s3: { bucket: 'enrollment-staging', key: 'incoming/job-1/1', sha256: createHash('sha256').update(stagedPhoto).digest('hex') } },
+        { s3: { bucket: 'enrollment-staging', key: 'incoming/job-1/2', sha256: named } },
+      ],
     });
+  });
+
+  it('stamps issuedAt with the current time, in whole seconds, when none is given', () => {
+    // Prepare
+    const before = Math.floor(Date.now() / 1000);
+
+    // Act
+    const job = buildJob({ userId: 'alice', images: [Buffer.from('x')] });
+
+    // Assess
+    expect(Number.isInteger(job.issuedAt)).toBe(true);
+    expect(job.issuedAt).toBeGreaterThanOrEqual(before);
+    expect(job.issuedAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
   });
 
   it('gives each job a fresh UUID when no jobId is given', () => {
@@ -44,7 +70,9 @@ describe('buildJob', () => {
     const photos = [Buffer.from('first photo'), Buffer.from('second')];
 
     // Act
-    const parsed = parseJob(JSON.stringify(buildJob({ userId: ' Bob ', images: [...photos, { bucket: 's', key: 'k' }] })), { maxImagesPerJob: 10 });
+    const stagedPhoto = Buffer.from('staged');
+    const body = JSON.stringify(buildJob({ userId: ' Bob ', images: [...photos, { bucket: 's', key: 'k', bytes: stagedPhoto }] }));
+    const parsed = parseJob(body, { maxImagesPerJob: 10, requireIssuedAt: true });
 
     // Assess
     expect(parsed.ok).toBe(true);
@@ -53,7 +81,7 @@ describe('buildJob', () => {
     expect(parsed.job.images).toEqual([
       { kind: 'inline', data: photos[0]?.toString('base64') },
       { kind: 'inline', data: photos[1]?.toString('base64') },
-      { kind: 's3', bucket: 's', key: 'k' },
+      { kind: 's3', bucket: 's', key: 'k', sha256: createHash('sha256').update(stagedPhoto).digest('hex') },
     ]);
   });
 });

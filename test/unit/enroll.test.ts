@@ -66,7 +66,7 @@ describe('enroll: success', () => {
   it('writes one reference per image, inline and staged', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/job-0001/1': png } });
-    const theJob = job([inline(jpeg), staged('enrollment-staging', 'incoming/job-0001/1')]);
+    const theJob = job([inline(jpeg), staged('enrollment-staging', 'incoming/job-0001/1', png)]);
 
     // Act
     const enrollment = await enroll(theJob, store.deps);
@@ -105,7 +105,7 @@ describe('enroll: success', () => {
   it('stores the same photo twice in one job as one reference', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/j/2': Buffer.from(jpeg) } });
-    const theJob = job([inline(jpeg), inline(otherJpeg), staged('enrollment-staging', 'incoming/j/2'), inline(jpeg)]);
+    const theJob = job([inline(jpeg), inline(otherJpeg), staged('enrollment-staging', 'incoming/j/2', jpeg), inline(jpeg)]);
 
     // Act
     const enrollment = await enroll(theJob, store.deps);
@@ -176,10 +176,11 @@ describe('enroll: every image is checked before anything is written', () => {
 
   it('an oversize staged image fails the job with IMAGE_TOO_LARGE and no writes', async () => {
     // Prepare
-    const store = fakeStore({ staged: { 'incoming/big': Buffer.concat([jpeg, Buffer.alloc(RULES.maxImageBytes)]) } });
+    const big = Buffer.concat([jpeg, Buffer.alloc(RULES.maxImageBytes)]);
+    const store = fakeStore({ staged: { 'incoming/big': big } });
 
     // Act
-    const error = await rejectionOf(() => enroll(job([inline(png), staged('enrollment-staging', 'incoming/big')]), store.deps));
+    const error = await rejectionOf(() => enroll(job([inline(png), staged('enrollment-staging', 'incoming/big', big)]), store.deps));
 
     // Assess
     expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE' });
@@ -222,6 +223,25 @@ describe('enroll: every image is checked before anything is written', () => {
 
     // Assess
     expect(error).toMatchObject({ code: 'SOURCE_NOT_FOUND' });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('a staged object that is not the one the job names fails with SOURCE_MISMATCH before it is decoded', async () => {
+    // Prepare: the job names `jpeg`; someone put `otherJpeg` at the key after the job was signed.
+    const store = fakeStore({ staged: { 'incoming/swapped': otherJpeg } });
+    const theJob = job([inline(png), staged('enrollment-staging', 'incoming/swapped', jpeg)]);
+
+    // Act
+    const error = await rejectionOf(() => enroll(theJob, store.deps));
+
+    // Assess
+    const found = sha256Of(otherJpeg).toString('hex');
+    const named = sha256Of(jpeg).toString('hex');
+    expect(error).toMatchObject({
+      code: 'SOURCE_MISMATCH',
+      message: `images[1]: the staged object's SHA-256 is ${found}, the job says ${named}`,
+    });
+    expect(store.decoded).toEqual([]);
     expect(store.writes).toEqual([]);
   });
 

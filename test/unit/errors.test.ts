@@ -9,6 +9,7 @@ import {
   JobError,
   RETRIES_EXHAUSTED,
   transientReason,
+  WorkerMisconfigured,
 } from '../../src/job/errors.ts';
 import { networkError, sdkError } from './helpers.ts';
 
@@ -50,8 +51,21 @@ describe('JobError', () => {
       'IMAGE_TOO_SMALL',
       'SOURCE_NOT_ALLOWED',
       'SOURCE_NOT_FOUND',
+      'SOURCE_MISMATCH',
+      'JOB_EXPIRED',
     ]);
     expect(RETRIES_EXHAUSTED).toBe('RETRIES_EXHAUSTED');
+  });
+});
+
+describe('WorkerMisconfigured', () => {
+  it('is transient: the job is good, the worker\'s setting is not', () => {
+    // Act
+    const error = new WorkerMisconfigured('STAGING_BUCKET', 'the staging bucket "x" does not exist (STAGING_BUCKET)');
+
+    // Assess
+    expect(failureKind(error)).toBe('transient');
+    expect(error).toMatchObject({ name: 'WorkerMisconfigured', variable: 'STAGING_BUCKET' });
   });
 });
 
@@ -102,6 +116,7 @@ describe('transientReason', () => {
     ['ExpiredTokenException', sdkError('ExpiredTokenException', 400), 'credentials'],
     ['TimeoutError', sdkError('TimeoutError'), 'timeout'],
     ['RequestTimeout', sdkError('RequestTimeout', 400), 'timeout'],
+    ['a setting of the worker that is wrong', new WorkerMisconfigured('STAGING_BUCKET', 'no such bucket'), 'configuration'],
     ['AccessDenied (403)', sdkError('AccessDenied', 403), 'other'],
     ['NoSuchKey (404)', sdkError('NoSuchKey', 404), 'other'],
     ['a plain Error', new Error('boom'), 'other'],

@@ -1,4 +1,5 @@
 // Record factories and small fakes for the unit tests. Pure: no AWS SDK clients, no network.
+import { createHash } from 'node:crypto';
 import type { Message, MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { createLogger, type Logger } from '../../src/log.ts';
 import type { ImageSource, Job } from '../../src/job/contract.ts';
@@ -43,8 +44,9 @@ export function inline(bytes: Buffer): ImageSource {
   return { kind: 'inline', data: bytes.toString('base64') };
 }
 
-export function staged(bucket: string, key: string): ImageSource {
-  return { kind: 's3', bucket, key };
+/** A staged source naming `bytes` (the object the producer uploaded) by their SHA-256. */
+export function staged(bucket: string, key: string, bytes: Buffer = Buffer.alloc(0)): ImageSource {
+  return { kind: 's3', bucket, key, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /** An SQS message as the consumer receives it. */

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Enrollment } from '../../src/enroll/enroll.ts';
 import type { Job, Outcome, Reference } from '../../src/job/contract.ts';
-import { JobError } from '../../src/job/errors.ts';
+import { JobError, WorkerMisconfigured } from '../../src/job/errors.ts';
 import { signJob, signingKeysFrom, type SigningKeys } from '../../src/job/signature.ts';
 import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
 import { processJobMessage, redactedBody, type JobMessageDeps } from '../../src/worker/job-message.ts';
@@ -9,6 +9,8 @@ import { jpegImage } from '../support/images.ts';
 import { jobBody, jobRecord, memoryLogger, networkError, sdkError, settle, sqsMessage, stringAttribute } from './helpers.ts';
 
 let imageData: string;
+const NOW_MS = 1_796_040_000_000;
+const NOW = NOW_MS / 1000;
 
 beforeAll(async () => {
   imageData = (await jpegImage({ width: 32, height: 32, seed: 21 })).toString('base64');
@@ -60,6 +62,7 @@ function harness(options: {
     maxReceiveCount: options.maxReceiveCount,
     log,
     now: () => 1_000,
+    clock: () => NOW_MS,
     random: () => 0,
   };
   return { deps, deadLettered, published, enrolled, lines };
@@ -476,7 +479,7 @@ describe('processJobMessage: signed jobs', () => {
     const h = harness({ signingKeys: keys });
 
     // Act
-    const verdict = await processJobMessage(signed(jobBody(), key), h.deps);
+    const verdict = await processJobMessage(signed(jobBody({ issuedAt: NOW - 5 }), key), h.deps);
 
     // Assess
     expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
@@ -527,7 +530,7 @@ describe('processJobMessage: signed jobs', () => {
     let current = signingKeysFrom(CURRENT, undefined);
     const h = harness();
     const deps = { ...h.deps, signingKeys: () => current };
-    const body = jobBody();
+    const body = jobBody({ issuedAt: NOW });
 
     // Act
     const before = await processJobMessage(signed(body, PREVIOUS), deps);
@@ -537,6 +540,133 @@ describe('processJobMessage: signed jobs', () => {
     // Assess
     expect(before).toMatchObject({ status: 'failed' });
     expect(after).toEqual({ action: 'delete', status: 'succeeded' });
+  });
+});
+
+describe('processJobMessage: signed jobs expire', () => {
+  const KEY = 'current-key-0123456789abcdef0123456789abcdef';
+  const signed = (body: string) => sqsMessage({ Body: body, MessageAttributes: { Signature: stringAttribute(signJob(body, KEY)) } });
+
+  it('refuses a signed job without issuedAt: INVALID_MESSAGE, dead-lettered, not enrolled', async () => {
+    // Prepare
+    const h = harness({ signingKeys: signingKeysFrom(KEY, undefined) });
+
+    // Act
+    const verdict = await processJobMessage(signed(jobBody()), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_MESSAGE' });
+    expect(h.enrolled).toEqual([]);
+    expect(h.deadLettered[0]?.attributes.ErrorMessage?.StringValue).toMatch(/^issuedAt is required/);
+  });
+
+  it('dead-letters a signed job older than SIGNED_JOB_MAX_AGE_SECONDS as JOB_EXPIRED, with its ids', async () => {
+    // Prepare
+    const h = harness({ signingKeys: signingKeysFrom(KEY, undefined) });
+    const deps = { ...h.deps, limits: { maxImagesPerJob: 10, maxJobAgeSeconds: 3600 } };
+
+    // Act
+    const verdict = await processJobMessage(signed(jobBody({ issuedAt: NOW - 3601 })), deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'JOB_EXPIRED' });
+    expect(h.enrolled).toEqual([]);
+    expect(h.published).toEqual([expect.objectContaining({ status: 'failed', jobId: 'job-0001', userId: 'alice', error: expect.objectContaining({ code: 'JOB_EXPIRED' }) })]);
+    expect(h.deadLettered[0]?.attributes.ErrorCode?.StringValue).toBe('JOB_EXPIRED');
+  });
+
+  it('reads the wall clock, not the monotonic one, for the age', async () => {
+    // Prepare: a monotonic clock near zero must not make every job look 56 years old.
+    const h = harness({ signingKeys: signingKeysFrom(KEY, undefined) });
+
+    // Act
+    const verdict = await processJobMessage(signed(jobBody({ issuedAt: NOW - 60 })), h.deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'succeeded' });
+  });
+});
+
+describe('processJobMessage: one verdict whatever happens', () => {
+  it('ends a message that makes the worker itself throw while reading it as INVALID_MESSAGE, logged with its stack', async () => {
+    // Prepare: a bug of ours on the read path (here, the key lookup throws).
+    const h = harness();
+    const bug = new TypeError('cannot read properties of undefined');
+    const deps = {
+      ...h.deps,
+      signingKeys: () => {
+        throw bug;
+      },
+    };
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-bug' }), deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'delete', status: 'failed', code: 'INVALID_MESSAGE' });
+    expect(h.enrolled).toEqual([]);
+    expect(h.deadLettered[0]?.attributes.ErrorMessage?.StringValue).toBe('the worker could not read the message (TypeError; see its log)');
+    const bugLine = h.lines().find((l) => l.level === 'error' && l.messageId === 'm-bug');
+    expect(bugLine).toMatchObject({ err: { type: 'TypeError', message: 'cannot read properties of undefined' } });
+    expect(String((bugLine?.err as { stack?: string }).stack)).toContain('TypeError: cannot read properties of undefined\n    at ');
+  });
+
+  it('logs an unexpected failure of the enrollment with its stack, once, with the message id, and retries', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(new RangeError('offset out of range')) });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-7' }), h.deps);
+
+    // Assess
+    expect(verdict).toMatchObject({ action: 'retry' });
+    const withStacks = h.lines().filter((l) => typeof (l.err as { stack?: unknown } | undefined)?.stack === 'string');
+    expect(withStacks).toHaveLength(1);
+    expect(withStacks[0]).toMatchObject({ messageId: 'm-7', outcome: 'retry', reason: 'other', err: { type: 'RangeError' } });
+  });
+
+  it('keeps an expected AWS failure to one line, without a stack', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(sdkError('SlowDown', 503)) });
+
+    // Act
+    await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    const line = h.lines().at(-1);
+    expect(line).toMatchObject({ outcome: 'retry', reason: 'throttled', err: { name: 'SlowDown', message: 'SlowDown from the service' } });
+    expect((line?.err as Record<string, unknown>).stack).toBeUndefined();
+  });
+
+  it('retries a job the worker\'s own settings fail (a missing staging bucket), logged as an error', async () => {
+    // Prepare
+    const h = harness({ enroll: throwing(new WorkerMisconfigured('STAGING_BUCKET', 'the staging bucket "stagng" does not exist (STAGING_BUCKET)')) });
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage(), h.deps);
+
+    // Assess
+    expect(verdict).toMatchObject({ action: 'retry' });
+    expect(h.deadLettered).toEqual([]);
+    expect(h.lines().at(-1)).toMatchObject({ level: 'error', outcome: 'retry', reason: 'configuration', err: { message: expect.stringContaining('STAGING_BUCKET') } });
+  });
+
+  it('turns a failure outside every guard into a retry, logged with the message id and its stack', async () => {
+    // Prepare: even the clock fails.
+    const h = harness();
+    const deps = {
+      ...h.deps,
+      now: () => {
+        throw new Error('clock broke');
+      },
+    };
+
+    // Act
+    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-9', receiveCount: 2 }), deps);
+
+    // Assess
+    expect(verdict).toEqual({ action: 'retry', delaySeconds: 10 });
+    expect(h.lines().at(-1)).toMatchObject({ level: 'error', messageId: 'm-9', outcome: 'retry', err: { message: 'clock broke' } });
   });
 });
 

@@ -11,6 +11,7 @@ const env = {
   SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
   S3_BUCKET: 'refs',
   AWS_REGION: 'us-east-1',
+  ALLOW_UNSIGNED_JOBS: 'true',
 };
 
 describe('watchdogIntervalMs', () => {
@@ -79,6 +80,15 @@ describe('reload', () => {
   it('changes nothing when nothing changed', () => {
     expect(reloadPlan(parseConfig(env), parseConfig(env))).toEqual({ live: [], restart: [] });
   });
+
+  it('says so when a key is swapped (compared by fingerprint, not by the masked form)', () => {
+    const current = parseConfig({ ...env, JOB_SIGNING_KEY: 'a'.repeat(40) });
+    const swapped = parseConfig({ ...env, JOB_SIGNING_KEY: 'b'.repeat(40) });
+    const same = parseConfig({ ...env, JOB_SIGNING_KEY: 'a'.repeat(40) });
+
+    expect(reloadPlan(current, swapped)).toEqual({ live: ['signingKeys'], restart: [] });
+    expect(reloadPlan(current, same)).toEqual({ live: [], restart: [] });
+  });
 });
 
 describe('formatChecks', () => {
@@ -101,5 +111,18 @@ describe('reloadRefusal', () => {
   it('allows a rotation, and a worker without a key to get one', () => {
     expect(reloadRefusal(parseConfig(keyed), parseConfig({ ...env, JOB_SIGNING_KEY: 'n'.repeat(40), JOB_SIGNING_KEY_PREVIOUS: 'k'.repeat(40) }))).toBeUndefined();
     expect(reloadRefusal(parseConfig(env), parseConfig(keyed))).toBeUndefined();
+  });
+
+  it('refuses a result queue that is the queue the worker consumes, even when the new settings name another jobs queue', () => {
+    // Prepare: the reload moves SQS_QUEUE_URL (which needs a restart) and points results at the running one.
+    const running = parseConfig(env);
+    const next = parseConfig({
+      ...env,
+      SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs-v2',
+      RESULT_QUEUE_URL: 'https://queue.amazonaws.com/123456789012/jobs/',
+    });
+
+    // Assess
+    expect(reloadRefusal(running, next)).toBe(`RESULT_QUEUE_URL must not be the jobs queue this worker consumes (${env.SQS_QUEUE_URL})`);
   });
 });

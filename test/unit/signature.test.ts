@@ -1,14 +1,15 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { buildSignedJob } from '../../src/producer/enqueue.ts';
-import { signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
+import { parseJob } from '../../src/job/contract.ts';
+import { fingerprintsOf, keyFingerprint, signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
 import { stringAttribute } from './helpers.ts';
 
 // The README's worked example: any producer, in any language, must get exactly this.
 const VECTOR_BODY =
-  '{"version":1,"jobId":"signup-7f3a9c","userId":"alice@example.com","images":[{"s3":{"bucket":"face-auth-staging","key":"uploads/signup-7f3a9c/1.jpg"}}]}';
+  '{"version":1,"jobId":"signup-7f3a9c","userId":"alice@example.com","issuedAt":1796040000,"images":[{"s3":{"bucket":"face-auth-staging","key":"uploads/signup-7f3a9c/1.jpg","sha256":"6763ec4a2e1b845c8c9e2b06a7c40a3f1e016013fc1ccbb4bd75cd43bc84af9e"}}]}';
 const VECTOR_KEY = 'example-key-do-not-use-0123456789abcdef';
-const VECTOR_SIGNATURE = 'v1=02da6cab1aa0353b1afe97d75e78c9e9b514df2b24270aa6e17124570f4ecb1c';
+const VECTOR_SIGNATURE = 'v1=19d51c38aa03678418f3d0814c1ea7493e68357e53906e2a315ef0117f5149d8';
 
 const CURRENT = 'current-key-0123456789abcdef0123456789abcdef';
 const PREVIOUS = 'previous-key-0123456789abcdef0123456789abcdef';
@@ -20,8 +21,16 @@ describe('signJob', () => {
     const signature = signJob(VECTOR_BODY, VECTOR_KEY);
 
     // Assess
-    expect(VECTOR_BODY).toHaveLength(151);
+    expect(VECTOR_BODY).toHaveLength(249);
     expect(signature).toBe(VECTOR_SIGNATURE);
+  });
+
+  it('the README test vector is a valid signed job: issuedAt and a staged sha256', () => {
+    // Act: parsed as the worker would at the vector's own time, with a key (issuedAt required).
+    const parsed = parseJob(VECTOR_BODY, { maxImagesPerJob: 10, requireIssuedAt: true }, 1_796_040_000_000);
+
+    // Assess
+    expect(parsed).toMatchObject({ ok: true, job: { issuedAt: 1_796_040_000, images: [{ kind: 's3', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) }] } });
   });
 
   it('signs the UTF-8 bytes of the body, with the UTF-8 bytes of a string key', () => {
@@ -117,19 +126,32 @@ describe('verifyJobSignature', () => {
 });
 
 describe('signingKeysFrom', () => {
-  it('serialises without the key bytes', () => {
+  it('serialises as the keys\' fingerprints, never the key bytes', () => {
     // Act
     const text = JSON.stringify({ keys: KEYS });
 
+    // Assess: the first 8 hex digits of SHA-256 of each key (computed here independently).
+    const fingerprint = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 8);
+    expect(text).toBe(`{"keys":{"current":"${fingerprint(CURRENT)}","previous":"${fingerprint(PREVIOUS)}"}}`);
+    expect(text).not.toContain(CURRENT.slice(0, 12));
+  });
+
+  it('gives a different fingerprint for a different key, and the same for the same key', () => {
+    // Act
+    const again = signingKeysFrom(CURRENT, undefined);
+    const other = signingKeysFrom(PREVIOUS, undefined);
+
     // Assess
-    expect(text).toBe('{"keys":{"current":"<set>","previous":"<set>"}}');
+    expect(fingerprintsOf(again)).toEqual({ current: fingerprintsOf(KEYS).current, previous: null });
+    expect(fingerprintsOf(other).current).not.toBe(fingerprintsOf(KEYS).current);
+    expect(keyFingerprint(Buffer.from(CURRENT))).toMatch(/^[0-9a-f]{8}$/);
   });
 });
 
 describe('buildSignedJob', () => {
   it('signs exactly the body it returns, in the Signature attribute', () => {
     // Act
-    const signed = buildSignedJob({ jobId: 'j-1', userId: 'alice', images: [{ bucket: 'staging', key: 'in/1' }] }, CURRENT);
+    const signed = buildSignedJob({ jobId: 'j-1', userId: 'alice', images: [{ bucket: 'staging', key: 'in/1', bytes: Buffer.from('photo') }] }, CURRENT);
 
     // Assess
     expect(JSON.parse(signed.body)).toEqual(signed.job);
