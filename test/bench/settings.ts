@@ -71,7 +71,7 @@ for (const c of cpuSets) if (c !== undefined && (!Number.isInteger(c) || c < 1))
 
 export const settings = {
   quick,
-  n: numberSetting('n', 'BENCH_N', 2000, 800),
+  n: numberSetting('n', 'BENCH_N', 2000, 600),
   workloads: workloads as WorkloadName[],
   /** The sweep of the photo workload. */
   concurrency: levels(listSetting('concurrency', 'BENCH_CONCURRENCY', '1,4,16,64,256', '16'), 'concurrency'),
