@@ -71,7 +71,9 @@ for (const c of cpuSets) if (c !== undefined && (!Number.isInteger(c) || c < 1))
 
 export const settings = {
   quick,
-  n: numberSetting('n', 'BENCH_N', 2000, 600),
+  // Quick: three short runs per process rather than one long one, so the median rides out the
+  // bursts of other work on a shared machine.
+  n: numberSetting('n', 'BENCH_N', 2000, 200),
   workloads: workloads as WorkloadName[],
   /** The sweep of the photo workload. */
   concurrency: levels(listSetting('concurrency', 'BENCH_CONCURRENCY', '1,4,16,64,256', '16'), 'concurrency'),
@@ -81,7 +83,7 @@ export const settings = {
   /** CPU counts to pin the processes under test to with taskset; undefined = not pinned. */
   cpuSets,
   workerEnv: workerEnv(),
-  repeats: numberSetting('repeats', 'BENCH_REPEATS', 3, 1),
+  repeats: numberSetting('repeats', 'BENCH_REPEATS', 3),
   // Repeats where a run has more than `cheapJobs` jobs (a few tens of seconds each with the worker).
   repeatsLarge: numberSetting('repeats-large', 'BENCH_REPEATS_LARGE', 1),
   cheapJobs: 500,
