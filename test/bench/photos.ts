@@ -29,9 +29,9 @@ function scene(width: number, height: number, seed: number): Buffer {
   return data;
 }
 
-async function jpegOf(width: number, seed: number): Promise<Buffer> {
+async function jpegOf(width: number, seed: number, quality = 85): Promise<Buffer> {
   const height = Math.round(width * ASPECT);
-  return sharp(scene(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  return sharp(scene(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
 }
 
 /**
@@ -60,6 +60,28 @@ export async function photoPool(count: number, minBytes: number, maxBytes: numbe
   for (let i = 0; i < count; i += 1) {
     const target = count === 1 ? minBytes : minBytes * (maxBytes / minBytes) ** (i / (count - 1));
     pool.push(await photoJpeg(target, seed * 1000 + i, { maxBytes: maxBytes * 1.05 }));
+  }
+  return pool;
+}
+
+/** The most a small inline selfie weighs: what a client sends after downscaling for upload. */
+export const SELFIE_MAX_BYTES = 100_000;
+
+/**
+ * `count` small inline selfies: 480×640 portrait JPEGs of the same photo-like scene, qualities
+ * spread over 70-90 (lowered where needed) so every one is at most SELFIE_MAX_BYTES.
+ */
+export async function selfiePool(count: number, seed = 2): Promise<Buffer[]> {
+  const pool: Buffer[] = [];
+  for (let i = 0; i < count; i += 1) {
+    let quality = Math.round(70 + (20 * i) / Math.max(1, count - 1));
+    let jpeg = await jpegOf(480, seed * 1000 + i, quality);
+    while (jpeg.length > SELFIE_MAX_BYTES && quality > 40) {
+      quality -= 5;
+      jpeg = await jpegOf(480, seed * 1000 + i, quality);
+    }
+    if (jpeg.length > SELFIE_MAX_BYTES) throw new Error(`could not make a 480×640 selfie under ${SELFIE_MAX_BYTES} bytes`);
+    pool.push(jpeg);
   }
   return pool;
 }

@@ -1,7 +1,7 @@
 // What a child process costs, read from /proc (Linux): CPU seconds of all its threads, current and
 // peak resident memory. Used by the benchmark and the memory soak.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -16,20 +16,77 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
+/** The fields of a /proc stat file after the command name (which is in parentheses and may hold spaces): [0] is state (field 3). */
+function statFields(path: string): string[] {
+  const stat = readFileSync(path, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** User + system CPU seconds the process has used so far (all threads; 10 ms resolution). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces: state is field 3.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  return (utime + stime) / clockTicks();
+  const rest = statFields(`/proc/${pid}/stat`);
+  return (Number(rest[11]) + Number(rest[12])) / clockTicks();
+}
+
+/** User + system CPU seconds of one thread of a process (the main thread's id is the pid). */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  const rest = statFields(`/proc/${pid}/task/${tid}/stat`);
+  return (Number(rest[11]) + Number(rest[12])) / clockTicks();
+}
+
+/** The process and every live descendant (pids), from the parent pid in /proc/<pid>/stat. */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(statFields(`/proc/${entry}/stat`)[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree: number[] = [];
+  const visit = (p: number) => {
+    tree.push(p);
+    for (const child of parents.get(p) ?? []) visit(child);
+  };
+  visit(pid);
+  return tree;
+}
+
+/**
+ * CPU seconds of a process and all its descendants: their own user + system time, and that of
+ * the children they have reaped (cutime + cstime), so a worker that runs several processes is
+ * measured whole. `mainThreads` is the sum over those processes of their main thread alone.
+ */
+export function treeCpuSeconds(pid: number): { all: number; mainThreads: number; processes: number } {
+  let ticks = 0;
+  let main = 0;
+  let processes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const rest = statFields(`/proc/${p}/stat`);
+      ticks += Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+      main += threadCpuSeconds(p) * clockTicks();
+      processes += 1;
+    } catch {
+      // exited meanwhile: its time is in its parent's cutime once reaped
+    }
+  }
+  return { all: ticks / clockTicks(), mainThreads: main / clockTicks(), processes };
 }
 
 function statusKb(pid: number, field: string): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const line = status.split('\n').find((l) => l.startsWith(`${field}:`));
   return Number(line?.split(/\s+/)[1] ?? Number.NaN);
+}
+
+/** The CPUs the process may run on, as the kernel lists them (`0`, `0-1`, …): shows a taskset pin took. */
+export function cpusAllowedList(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return /^Cpus_allowed_list:\s*(.+)$/m.exec(status)?.[1]?.trim() ?? 'unknown';
 }
 
 /** Resident set size now, in MiB. */
@@ -40,6 +97,19 @@ export function rssMiB(pid: number): number {
 /** Peak resident set size (VmHWM), in MiB. */
 export function peakRssMiB(pid: number): number {
   return statusKb(pid, 'VmHWM') / 1024;
+}
+
+/** Sum of the peak resident set sizes of a process and its live descendants, in MiB (an upper bound of the tree's peak). */
+export function treePeakRssMiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += peakRssMiB(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
 }
 
 export function median(values: readonly number[]): number {

@@ -1,15 +1,27 @@
-// One benchmark run: a fresh stack, N jobs enqueued, one process (the worker or the baseline)
+// One benchmark run: a fresh stack, N jobs enqueued, one process (the worker or a baseline)
 // started against it, and what that process cost until the last job was done.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { DeletedMessage, FastAws } from '../support/fast-aws.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { baseEnv, CLI } from '../support/worker-process.ts';
-import { cpuSeconds, median, peakRssMiB, percentile } from './proc.ts';
+import { countsSince, requestsPerJob, type RequestsPerJob } from './costs.ts';
+import { cpusAllowedList, percentile, treeCpuSeconds, treePeakRssMiB } from './proc.ts';
 
-export type Impl = 'worker' | 'baseline';
+/** The worker, the same-work baseline (SDK loop + sharp) and the plain SDK loop. */
+export type Impl = 'worker' | 'same-work' | 'plain';
+export const IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain'];
+
+/** How a process under test is run. */
+export interface RunOptions {
+  /** Pinned to CPUs 0..cpus-1 with `taskset` (all its threads and children); undefined: not pinned. */
+  cpus?: number;
+  /** Extra environment for the worker only (e.g. FACE_CHECK=one). */
+  workerEnv: Readonly<Record<string, string>>;
+}
 
 export interface Target {
   kind: 'fast' | 'moto';
@@ -20,6 +32,7 @@ export interface Target {
 }
 
 export interface Workload {
+  name: string;
   /** The image of each job, by index into `images`; staged jobs read a copy from the staging bucket. */
   images: readonly Buffer[];
   /** Share of jobs whose image is staged in S3 instead of inline (0-1). */
@@ -28,7 +41,11 @@ export interface Workload {
 
 export interface RunResult {
   endpoint: Target['kind'];
+  workload: string;
   impl: Impl;
+  /** CPUs the process was pinned to (taskset), or null; and the CPU list the kernel reported for it. */
+  cpus: number | null;
+  cpusAllowed: string;
   concurrency: number;
   jobs: number;
   seconds: number;
@@ -38,10 +55,19 @@ export interface RunResult {
   /** CPU seconds per wall second: 1.0 is one core's worth. */
   cpuUtilisation: number;
   peakRssMiB: number;
-  /** Event-loop utilisation of the process's main thread over the run (median of 1 s samples; 1.0 = never idle). */
+  /** Processes in the tree under test at the end (1 unless the process starts others). */
+  processes: number;
+  /**
+   * Event-loop utilisation over the run (1.0 = never idle), from the probe's marks at ready and at
+   * the last job: of the main process, and summed over every process that reported.
+   */
   eventLoopUtilisation: number;
-  /** Event-loop delay p99 over the run (max of 1 s samples), ms. */
-  eventLoopDelayP99Ms: number;
+  eventLoopUtilisationAll: number;
+  /** Event-loop delay over the run (main process), ms: p50, p99, max. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  /** Main-thread CPU per job, ms: measured (/proc, main threads of the tree) and ELU × wall ÷ jobs. */
+  mainThreadCpuMsPerJob: number;
+  mainThreadEluMsPerJob: number;
   /** Receive → delete per job (fast endpoint only), ms. */
   serviceMs: { p50: number; p95: number; p99: number } | null;
   /** Enqueue → done per job, ms (includes the wait in the queue). */
@@ -50,21 +76,39 @@ export interface RunResult {
   endpointCpuMsPerJob: number | null;
   /** Event-loop utilisation of the benchmark process (the fast endpoint runs in it) over the run. */
   endpointEventLoopUtilisation: number;
-  /** SQS/S3 calls per job, by action (fast endpoint only). */
-  callsPerJob: Record<string, number> | null;
+  /** SQS/S3 requests per job by action, billed SQS requests and cost (fast endpoint only). */
+  requests: RequestsPerJob | null;
+  /** The same for the producer's enqueue of these jobs (SendMessageBatch of 10), for reference. */
+  producerRequests: RequestsPerJob | null;
   exit: { code: number | null; signal: string | null };
   warnings: string[];
 }
 
-const BASELINE = resolve(import.meta.dirname, 'baseline.ts');
+const ENTRY: Record<Exclude<Impl, 'worker'>, string> = {
+  'same-work': resolve(import.meta.dirname, 'same-work-baseline.ts'),
+  plain: resolve(import.meta.dirname, 'baseline.ts'),
+};
 const PROBE = resolve(import.meta.dirname, 'probe.ts');
+/** Warnings the benchmark's own set-up causes (its jobs are unsigned): not worth reporting. */
+const EXPECTED_WARNINGS = /"msg":"no JOB_SIGNING_KEY/;
 
+/** The probe's line once a second. */
 export interface ProbeSample {
   t: number;
+  pid: number;
   elu: number;
-  delayP50: number;
-  delayP99: number;
-  delayMax: number;
+}
+
+/** The probe's line at a mark: the window since the previous mark. */
+export interface ProbeMark {
+  t: number;
+  pid: number;
+  since: number;
+  elu: number;
+  delayP50Ms: number;
+  delayP99Ms: number;
+  delayMaxMs: number;
+  delaySamples: number;
 }
 
 const pct = (values: number[]) => ({ p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) });
@@ -81,9 +125,12 @@ function prepareJob(index: number, workload: Workload, stack: Stack): PreparedJo
   const userId = `bench-user-${index}@example.com`;
   const jobId = `bench-${index}`;
   const staged = stack.stagingBucket !== undefined && workload.stagedShare > 0 && index % Math.round(1 / workload.stagedShare) === 0;
-  if (!staged) return { body: JSON.stringify({ version: 1, jobId, userId, images: [{ data: bytes.toString('base64') }] }) };
+  // issuedAt and the staged object's sha256 as a producer sends them (the job contract).
+  const issuedAt = Math.floor(Date.now() / 1000);
+  if (!staged) return { body: JSON.stringify({ version: 1, jobId, userId, issuedAt, images: [{ data: bytes.toString('base64') }] }) };
   const key = `uploads/${jobId}/0`;
-  return { body: JSON.stringify({ version: 1, jobId, userId, images: [{ s3: { bucket: stack.stagingBucket, key } }] }), staged: { key, bytes } };
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { body: JSON.stringify({ version: 1, jobId, userId, issuedAt, images: [{ s3: { bucket: stack.stagingBucket, key, sha256 } }] }), staged: { key, bytes } };
 }
 
 async function stage(stack: Stack, jobs: readonly PreparedJob[]): Promise<void> {
@@ -122,7 +169,7 @@ async function enqueue(stack: Stack, job: (i: number) => PreparedJob, from: numb
   await Promise.all(Array.from({ length: 8 }, sender));
 }
 
-export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency: number): NodeJS.ProcessEnv {
+export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency: number, options: RunOptions): NodeJS.ProcessEnv {
   return {
     ...baseEnv(target.imdsEndpoint),
     AWS_REGION: stack.region,
@@ -130,12 +177,15 @@ export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency
     SQS_QUEUE_URL: stack.jobsQueueUrl,
     S3_BUCKET: stack.bucket,
     STAGING_BUCKET: stack.stagingBucket ?? '',
-    // The baseline publishes no outcome: that is part of the worker's contract, not of the baseline's.
+    // The baselines publish no outcome: that is part of the worker's contract, not of theirs.
     RESULT_QUEUE_URL: impl === 'worker' ? (stack.resultQueueUrl ?? '') : '',
+    // The benchmark's jobs are not signed (a signature check is a few µs of HMAC per job).
+    ALLOW_UNSIGNED_JOBS: 'true',
     CONCURRENCY: String(concurrency),
     LOG_LEVEL: 'info',
     // moto serves long polls slowly and a stop waits for them; the fast endpoint releases them.
     POLL_WAIT_SECONDS: target.kind === 'moto' ? '5' : '20',
+    ...(impl === 'worker' ? options.workerEnv : {}),
   };
 }
 
@@ -145,17 +195,24 @@ export interface Child {
   /** jobId → epoch ms when the process said it was done (its log line / `done` line). */
   done: Map<string, number>;
   probes: ProbeSample[];
+  marks: ProbeMark[];
+  /** Called on each probe-mark line. */
+  onMark: (() => void) | undefined;
   onDone: (() => void) | undefined;
   warnings: string[];
   exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
-/** Starts the worker (`node dist/cli.js run`) or the baseline and follows its stdout. */
-export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
-  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile both processes.
+/** Starts the worker (`node dist/cli.js run`) or a baseline, pinned with taskset if asked, and follows its output. */
+export function startProcess(impl: Impl, env: NodeJS.ProcessEnv, cpus?: number): Child {
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile every process.
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const args = [...extra, '--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [BASELINE])];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [...extra, '--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [ENTRY[impl]])];
+  // taskset execs node in place: the pid is node's, and threads and children inherit the CPU set.
+  const child =
+    cpus === undefined
+      ? spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('taskset', ['-c', cpus === 1 ? '0' : `0-${cpus - 1}`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const done = new Map<string, number>();
   const warnings: string[] = [];
   let markReady: (t: number) => void = () => {};
@@ -165,7 +222,8 @@ export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
     failStart = rej;
   });
   const probes: ProbeSample[] = [];
-  const state: Child = { child, ready, done, probes, onDone: undefined, warnings, exited: Promise.resolve({ code: null, signal: null }) };
+  const marks: ProbeMark[] = [];
+  const state: Child = { child, ready, done, probes, marks, onMark: undefined, onDone: undefined, warnings, exited: Promise.resolve({ code: null, signal: null }) };
   let pending = '';
   child.stdout?.setEncoding('utf8');
   child.stdout?.on('data', (chunk: string) => {
@@ -189,7 +247,7 @@ export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
           state.onDone?.();
         } else if (line.includes('"msg":"ready: receiving jobs"')) {
           markReady(now);
-        } else if (/"level":"(warn|error|fatal)"/.test(line) && warnings.length < 5) {
+        } else if (/"level":"(warn|error|fatal)"/.test(line) && !EXPECTED_WARNINGS.test(line) && warnings.length < 5) {
           warnings.push(line.slice(0, 400));
         }
       }
@@ -203,7 +261,10 @@ export function startProcess(impl: Impl, env: NodeJS.ProcessEnv): Child {
     pendingErr = lines.pop() ?? '';
     for (const line of lines) {
       if (line.startsWith('probe ')) probes.push(JSON.parse(line.slice('probe '.length)) as ProbeSample);
-      else if (warnings.length < 5 && line.trim() !== '' && !line.startsWith('stopped;')) warnings.push(`stderr: ${line.trim().slice(0, 400)}`);
+      else if (line.startsWith('probe-mark ')) {
+        marks.push(JSON.parse(line.slice('probe-mark '.length)) as ProbeMark);
+        state.onMark?.();
+      } else if (warnings.length < 5 && line.trim() !== '' && !line.startsWith('stopped;')) warnings.push(`stderr: ${line.trim().slice(0, 400)}`);
     }
   });
   state.exited = new Promise((res) => {
@@ -242,9 +303,41 @@ export async function newStack(target: Target, label: string): Promise<{ stack: 
 }
 
 /** Queue-fed throughput run: the queue holds all `jobs` before the process starts. */
-export async function throughputRun(target: Target, impl: Impl, concurrency: number, jobs: number, workload: Workload): Promise<RunResult> {
+/**
+ * Marks the probe's window in every process that has a probe (the main one, and any child that
+ * has reported) and waits up to a second for their `probe-mark` lines.
+ */
+async function mark(proc: Child): Promise<ProbeMark[]> {
+  const pids = new Set([proc.child.pid ?? 0, ...proc.probes.map((p) => p.pid)]);
+  const before = proc.marks.length;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      pids.delete(pid); // exited
+    }
+  }
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    proc.onMark = () => {
+      if (proc.marks.length - before >= pids.size) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+  });
+  proc.onMark = undefined;
+  return proc.marks.slice(before);
+}
+
+/** Queue-fed throughput run: the queue holds all `jobs` before the process starts. */
+export async function throughputRun(target: Target, impl: Impl, concurrency: number, jobs: number, workload: Workload, options: RunOptions): Promise<RunResult> {
   const { stack, name } = await newStack(target, `b${impl[0]}c${concurrency}`);
+  const beforeEnqueue = { calls: { ...(target.fast?.requests ?? {}) }, billed: { ...(target.fast?.billedRequests ?? {}) } };
   await enqueue(stack, (i) => prepareJob(i, workload, stack), 0, jobs);
+  const producerRequests = target.fast
+    ? requestsPerJob(countsSince(target.fast.requests, beforeEnqueue.calls), countsSince(target.fast.billedRequests, beforeEnqueue.billed), jobs)
+    : null;
 
   const deleted: DeletedMessage[] = [];
   let complete: () => void = () => {};
@@ -259,27 +352,35 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
     check();
   };
   target.fast?.events.on('deleted', onDeleted);
-  target.fast?.resetCounts();
 
-  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency));
+  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency, options), options.cpus);
   const pid = proc.child.pid ?? 0;
   proc.onDone = check;
   let exit: { code: number | null; signal: string | null } = { code: null, signal: null };
   try {
     const started = await proc.ready;
-    const cpuAtStart = cpuSeconds(pid);
+    const cpusAllowed = cpusAllowedList(pid);
+    const cpuAtStart = treeCpuSeconds(pid);
+    const countsAtStart = { calls: { ...(target.fast?.requests ?? {}) }, billed: { ...(target.fast?.billedRequests ?? {}) } };
     const endpointCpuAtStart = process.cpuUsage();
     const endpointEluAtStart = performance.eventLoopUtilization();
+    // Not awaited: the window starts now, whenever the marks come back.
+    const startMarks = mark(proc);
     check();
     const timeout = setTimeout(() => complete(), Math.max(120_000, jobs * 200));
     await allDone;
     clearTimeout(timeout);
     const finished = target.fast ? Math.max(...deleted.map((d) => d.deletedAt)) : Math.max(...proc.done.values());
-    const cpu = cpuSeconds(pid) - cpuAtStart;
+    const cpu = treeCpuSeconds(pid);
+    const cpuTotal = cpu.all - cpuAtStart.all;
+    const cpuMain = cpu.mainThreads - cpuAtStart.mainThreads;
     const endpointCpu = process.cpuUsage(endpointCpuAtStart);
     const endpointElu = performance.eventLoopUtilization(performance.eventLoopUtilization(), endpointEluAtStart).utilization;
-    const peak = peakRssMiB(pid);
-    const requests = { ...(target.fast?.requests ?? {}) };
+    const calls = target.fast ? countsSince(target.fast.requests, countsAtStart.calls) : {};
+    const billed = target.fast ? countsSince(target.fast.billedRequests, countsAtStart.billed) : {};
+    const peak = treePeakRssMiB(pid);
+    await startMarks;
+    const endMarks = await mark(proc);
     const finishedJobs = count();
     exit = await stopProcess(proc, target);
     target.fast?.events.off('deleted', onDeleted);
@@ -297,36 +398,38 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
       if (outcomes !== jobs) warnings.push(`${outcomes} outcomes published for ${jobs} jobs`);
     }
     if (exit.code !== 0) warnings.push(`exit ${exit.code ?? exit.signal}`);
+    const main = endMarks.find((m) => m.pid === pid);
+    if (!main) warnings.push('no probe mark from the process: event-loop figures missing');
 
     const seconds = (finished - started) / 1000;
-    // Whole seconds inside the run only (a sample covers the second before it).
-    const window = proc.probes.filter((p) => p.t - 1000 >= started && p.t <= finished);
-    const callsPerJob = target.fast
-      ? Object.fromEntries(
-          Object.entries(requests)
-            .filter(([k]) => k.startsWith('sqs:') || k.startsWith('s3:'))
-            .map(([k, v]) => [k, Math.round((v / finishedJobs) * 100) / 100]),
-        )
-      : null;
+    const elu = main?.elu ?? Number.NaN;
     const inQueueAndService = target.fast ? deleted.map((d) => d.deletedAt - d.sentAt) : [];
     return {
       endpoint: target.kind,
+      workload: workload.name,
       impl,
+      cpus: options.cpus ?? null,
+      cpusAllowed,
       concurrency,
       jobs: finishedJobs,
       seconds,
       jobsPerSecond: finishedJobs / seconds,
-      cpuSeconds: cpu,
-      cpuMsPerJob: (cpu * 1000) / finishedJobs,
-      cpuUtilisation: cpu / seconds,
+      cpuSeconds: cpuTotal,
+      cpuMsPerJob: (cpuTotal * 1000) / finishedJobs,
+      cpuUtilisation: cpuTotal / seconds,
       peakRssMiB: peak,
-      eventLoopUtilisation: median(window.map((p) => p.elu)),
-      eventLoopDelayP99Ms: Math.max(...window.map((p) => p.delayP99)),
+      processes: cpu.processes,
+      eventLoopUtilisation: elu,
+      eventLoopUtilisationAll: endMarks.reduce((sum, m) => sum + m.elu, 0),
+      eventLoopDelayMs: { p50: main?.delayP50Ms ?? Number.NaN, p99: main?.delayP99Ms ?? Number.NaN, max: main?.delayMaxMs ?? Number.NaN },
+      mainThreadCpuMsPerJob: (cpuMain * 1000) / finishedJobs,
+      mainThreadEluMsPerJob: (endMarks.reduce((sum, m) => sum + m.elu, 0) * seconds * 1000) / finishedJobs,
       serviceMs: target.fast ? pct(deleted.map((d) => d.deletedAt - (d.firstReceivedAt ?? d.sentAt))) : null,
       enqueueToDoneMs: target.fast ? pct(inQueueAndService) : pct([...proc.done.values()].map((t) => t - started)),
       endpointCpuMsPerJob: target.fast ? (endpointCpu.user + endpointCpu.system) / 1000 / finishedJobs : null,
       endpointEventLoopUtilisation: endpointElu,
-      callsPerJob,
+      requests: target.fast ? requestsPerJob(calls, billed, finishedJobs) : null,
+      producerRequests,
       exit,
       warnings,
     };
@@ -339,6 +442,7 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
 
 export interface LatencyResult {
   impl: Impl;
+  workload: string;
   concurrency: number;
   ratePerSecond: number;
   jobs: number;
@@ -354,7 +458,7 @@ export interface LatencyResult {
  * Open-loop latency on the fast endpoint: jobs arrive at a fixed rate (below capacity) while the
  * process runs, and each is timed from its SendMessage to its delete, at the endpoint.
  */
-export async function latencyRun(target: Target, impl: Impl, concurrency: number, ratePerSecond: number, seconds: number, workload: Workload): Promise<LatencyResult> {
+export async function latencyRun(target: Target, impl: Impl, concurrency: number, ratePerSecond: number, seconds: number, workload: Workload, options: RunOptions): Promise<LatencyResult> {
   const fast = target.fast;
   if (!fast) throw new Error('the latency run needs the fast endpoint');
   const { stack, name } = await newStack(target, `l${impl[0]}c${concurrency}`);
@@ -375,11 +479,11 @@ export async function latencyRun(target: Target, impl: Impl, concurrency: number
     if (latencies.length >= jobs) complete();
   };
   fast.events.on('deleted', onDeleted);
-  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency));
+  const proc = startProcess(impl, processEnv(impl, target, stack, concurrency, options), options.cpus);
   try {
     await proc.ready;
     const pid = proc.child.pid ?? 0;
-    const cpuAtStart = cpuSeconds(pid);
+    const cpuAtStart = treeCpuSeconds(pid).all;
     const start = Date.now();
     const sends: Promise<unknown>[] = [];
     for (let i = 0; i < jobs; i += 1) {
@@ -392,12 +496,12 @@ export async function latencyRun(target: Target, impl: Impl, concurrency: number
     const timeout = setTimeout(() => complete(), 60_000);
     await allDone;
     clearTimeout(timeout);
-    const cpu = cpuSeconds(pid) - cpuAtStart;
+    const cpu = treeCpuSeconds(pid).all - cpuAtStart;
     const exit = await stopProcess(proc, target);
     const warnings = [...proc.warnings];
     if (latencies.length < jobs) warnings.push(`only ${latencies.length} of ${jobs} jobs finished`);
     if (exit.code !== 0) warnings.push(`exit ${exit.code ?? exit.signal}`);
-    return { impl, concurrency, ratePerSecond, jobs: latencies.length, enqueueToDoneMs: pct(latencies), inQueueMs: pct(inQueue), serviceMs: pct(service), cpuMsPerJob: (cpu * 1000) / Math.max(1, latencies.length), warnings };
+    return { impl, workload: workload.name, concurrency, ratePerSecond, jobs: latencies.length, enqueueToDoneMs: pct(latencies), inQueueMs: pct(inQueue), serviceMs: pct(service), cpuMsPerJob: (cpu * 1000) / Math.max(1, latencies.length), warnings };
   } finally {
     if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
     fast.events.off('deleted', onDeleted);

@@ -1,16 +1,21 @@
 // The benchmark's fast endpoint (test/support/fast-aws.ts) must answer as AWS does, or the figures
 // measured against it mean nothing: the built worker runs a real job mix against it end to end,
 // and the protocol details the worker relies on (long polls, visibility, redrive, conditional
-// writes, checksums, ranges, MD5s, IMDSv2, STS) are checked one by one.
+// writes, checksums, ranges, MD5s, IMDSv2, STS, batch calls, request billing, injected faults) are
+// checked one by one.
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
+  SendMessageBatchCommand,
   SendMessageCommand,
+  type Message,
 } from '@aws-sdk/client-sqs';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromInstanceMetadata } from '@aws-sdk/credential-providers';
@@ -18,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_AWS_ACCOUNT, md5OfMessageAttributes, startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
-import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { createStack, drainQueue, listKeys, testClients, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 let aws: FastAws;
@@ -186,5 +191,148 @@ describe('the fast endpoint speaks the protocol', () => {
     const identity = await sts.send(new GetCallerIdentityCommand({}));
     expect(identity.Account).toBe(FAST_AWS_ACCOUNT);
     sts.destroy();
+  });
+});
+
+describe('the fast endpoint answers batch calls entry by entry, bills as SQS does, and fails on request', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await createStack(aws.endpoint, uniqueName('fast-batch'), { withStaging: false });
+  });
+
+  /** Sends `n` messages and receives them all in one call (up to 10), in flight for 60 s. */
+  async function inFlight(n: number): Promise<Message[]> {
+    await stack.sqs.send(
+      new SendMessageBatchCommand({ QueueUrl: stack.jobsQueueUrl, Entries: Array.from({ length: n }, (_, i) => ({ Id: `m${i}`, MessageBody: `body ${i}` })) }),
+    );
+    const got = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60, WaitTimeSeconds: 1 }));
+    expect(got.Messages ?? []).toHaveLength(n);
+    return got.Messages ?? [];
+  }
+
+  it('refuses a whole batch that is empty, over 10 entries, with repeated or malformed ids, or over 1 MiB', async () => {
+    const q = stack.jobsQueueUrl;
+    const handle = 'x';
+    await expect(stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: q, Entries: [] }))).rejects.toMatchObject({ name: 'EmptyBatchRequest' });
+    await expect(
+      stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: q, Entries: Array.from({ length: 11 }, (_, i) => ({ Id: `e${i}`, ReceiptHandle: handle })) })),
+    ).rejects.toMatchObject({ name: 'TooManyEntriesInBatchRequest' });
+    await expect(
+      stack.sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: q, Entries: [{ Id: 'a', ReceiptHandle: handle, VisibilityTimeout: 5 }, { Id: 'a', ReceiptHandle: handle, VisibilityTimeout: 5 }] })),
+    ).rejects.toMatchObject({ name: 'BatchEntryIdsNotDistinct' });
+    await expect(stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'no.dots', MessageBody: 'x' }] }))).rejects.toMatchObject({
+      name: 'InvalidBatchEntryId',
+    });
+    // Each message under 1 MiB, together over it.
+    const big = 'x'.repeat(600_000);
+    await expect(
+      stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'a', MessageBody: big }, { Id: 'b', MessageBody: big }] })),
+    ).rejects.toMatchObject({ name: 'BatchRequestTooLong' });
+    // None of those acted: the queue is still empty.
+    expect(aws.queueDepth(`${stack.jobsQueueUrl.split('/').pop()}`)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+  });
+
+  it('deletes and changes visibility entry by entry; a deleted message cannot have its visibility changed', async () => {
+    const q = stack.jobsQueueUrl;
+    const [a, b, c] = await inFlight(3);
+    await stack.sqs.send(new DeleteMessageCommand({ QueueUrl: q, ReceiptHandle: a?.ReceiptHandle }));
+    await expect(stack.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: q, ReceiptHandle: a?.ReceiptHandle, VisibilityTimeout: 30 }))).rejects.toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringMatching(/Message does not exist or is not available for visibility timeout change/),
+    });
+
+    const changed = await stack.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: q,
+        Entries: [
+          { Id: 'deleted', ReceiptHandle: a?.ReceiptHandle, VisibilityTimeout: 30 },
+          { Id: 'b', ReceiptHandle: b?.ReceiptHandle, VisibilityTimeout: 0 },
+          { Id: 'foreign', ReceiptHandle: Buffer.from('other-queue\nid\nnonce').toString('base64url'), VisibilityTimeout: 30 },
+        ],
+      }),
+    );
+    expect(changed.Successful?.map((e) => e.Id)).toEqual(['b']);
+    expect(Object.fromEntries((changed.Failed ?? []).map((e) => [e.Id, [e.Code, e.SenderFault]]))).toEqual({
+      deleted: ['InvalidParameterValue', true],
+      foreign: ['ReceiptHandleIsInvalid', true],
+    });
+    // b was made visible at once (timeout 0); c is still in flight.
+    expect(await queueDepth(stack, q)).toEqual({ visible: 1, inFlight: 1 });
+
+    // Deleting an already deleted message succeeds, as on SQS; a foreign handle fails by itself.
+    const deleted = await stack.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: q,
+        Entries: [
+          { Id: 'again', ReceiptHandle: a?.ReceiptHandle },
+          { Id: 'c', ReceiptHandle: c?.ReceiptHandle },
+          { Id: 'foreign', ReceiptHandle: Buffer.from('other-queue\nid\nnonce').toString('base64url') },
+        ],
+      }),
+    );
+    expect(deleted.Successful?.map((e) => e.Id).sort()).toEqual(['again', 'c']);
+    expect(deleted.Failed?.map((e) => [e.Id, e.Code])).toEqual([['foreign', 'ReceiptHandleIsInvalid']]);
+    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 });
+    expect(await queueDepth(stack, q)).toEqual({ visible: 0, inFlight: 0 });
+  });
+
+  it('fails chosen batch entries without acting on them, and whole calls, when told to', async () => {
+    const q = stack.jobsQueueUrl;
+    const [a, b] = await inFlight(2);
+    aws.failBatchEntries({ action: 'DeleteMessageBatch', match: (e) => e.Id === 'b' });
+    const first = await stack.sqs.send(
+      new DeleteMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'a', ReceiptHandle: a?.ReceiptHandle }, { Id: 'b', ReceiptHandle: b?.ReceiptHandle }] }),
+    );
+    expect(first.Successful?.map((e) => e.Id)).toEqual(['a']);
+    expect(first.Failed).toEqual([{ Id: 'b', Code: 'InternalError', SenderFault: false, Message: expect.stringMatching(/injected/) }]);
+    // b was not deleted; the fault is used up, so the retry of that one entry succeeds.
+    expect(await queueDepth(stack, q)).toEqual({ visible: 0, inFlight: 1 });
+    const retry = await stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'b', ReceiptHandle: b?.ReceiptHandle }] }));
+    expect(retry.Failed ?? []).toEqual([]);
+
+    aws.failBatchEntries({ action: 'SendMessageBatch', entries: 1, code: 'InvalidParameterValue', senderFault: true });
+    const sent = await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'x', MessageBody: 'x' }, { Id: 'y', MessageBody: 'y' }] }));
+    expect([sent.Successful?.map((e) => e.Id), sent.Failed?.map((e) => [e.Id, e.Code, e.SenderFault])]).toEqual([['y'], [['x', 'InvalidParameterValue', true]]]);
+    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 });
+
+    // A whole call fails with a 500 before it acts (no SDK retry here, so one fault is one failure).
+    const once = testClients(aws.endpoint, { maxAttempts: 1 });
+    aws.failRequests({ action: 'SendMessage' });
+    await expect(once.sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'lost' }))).rejects.toMatchObject({ name: 'InternalError', $metadata: { httpStatusCode: 500 } });
+    expect(await queueDepth(stack, q)).toEqual({ visible: 0, inFlight: 0 });
+    await once.sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'kept' }));
+    expect((await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 })).map((m) => m.Body)).toEqual(['kept']);
+    aws.failRequests({ action: 'ReceiveMessage', times: 5 });
+    aws.clearFaults();
+    await once.sqs.send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 0 }));
+    once.sqs.destroy();
+    once.s3.destroy();
+  });
+
+  it('counts requests by action and bills each 64 KiB of payload as one more request', async () => {
+    const q = stack.resultQueueUrl ?? '';
+    aws.resetCounts();
+    // 10 messages of 100 KiB in two SendMessageBatch calls (5 × 100 KiB = 500 KiB: 8 chunks each).
+    for (const batch of [0, 1]) {
+      await stack.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: q, Entries: Array.from({ length: 5 }, (_, i) => ({ Id: `m${batch}${i}`, MessageBody: 'x'.repeat(100 * 1024) })) }),
+      );
+    }
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'small' }));
+    const got = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: q, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60 }));
+    const messages = got.Messages ?? [];
+    const bytes = messages.reduce((sum, m) => sum + Buffer.byteLength(m.Body ?? ''), 0);
+    await stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: q, Entries: messages.map((m, i) => ({ Id: `d${i}`, ReceiptHandle: m.ReceiptHandle })) }));
+    // An empty receive is still one request.
+    await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 0 }));
+
+    expect(aws.requests).toMatchObject({ 'sqs:SendMessageBatch': 2, 'sqs:SendMessage': 1, 'sqs:ReceiveMessage': 2, 'sqs:DeleteMessageBatch': 1 });
+    expect(aws.billedRequests).toEqual({
+      'sqs:SendMessageBatch': 16,
+      'sqs:SendMessage': 1,
+      'sqs:ReceiveMessage': Math.ceil(bytes / 65_536) + 1,
+      'sqs:DeleteMessageBatch': 1,
+    });
+    expect(messages.length).toBe(10);
   });
 });

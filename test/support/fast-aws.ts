@@ -45,6 +45,17 @@ export interface FastAws {
   delayMs: number;
   /** Requests answered, by action (`sqs:ReceiveMessage`, `s3:PutObject`, `imds`, …). */
   readonly requests: Readonly<Record<string, number>>;
+  /**
+   * SQS requests as SQS bills them, by action (`sqs:ReceiveMessage`, …): every call is at least
+   * one, and each further 64 KiB of message payload sent or received in it is one more.
+   */
+  readonly billedRequests: Readonly<Record<string, number>>;
+  /** Makes entries of the next batch calls fail by themselves (a partial batch failure). */
+  failBatchEntries(fault: BatchEntryFault): void;
+  /** Makes the next calls of an SQS action fail as a whole (e.g. a 500), before they act. */
+  failRequests(fault: RequestFault): void;
+  /** Drops every fault not yet used. */
+  clearFaults(): void;
   /** `deleted` (DeletedMessage) events. */
   readonly events: EventEmitter;
   /** Visible / in flight / delayed counts of a queue (by name), without a delay. */
@@ -57,6 +68,29 @@ export interface FastAws {
   purge(name: string): number;
   resetCounts(): void;
   stop(): Promise<void>;
+}
+
+/** A partial batch failure: matching entries are reported in `Failed` and not acted on. */
+export interface BatchEntryFault {
+  action: 'SendMessageBatch' | 'DeleteMessageBatch' | 'ChangeMessageVisibilityBatch';
+  /** How many entries fail (over one or more calls). Default 1. */
+  entries?: number;
+  /** Which entries; default every entry (until `entries` are used up). */
+  match?: (entry: Readonly<Record<string, unknown>>) => boolean;
+  /** Default `InternalError` with SenderFault false: a failure on SQS's side, worth a retry. */
+  code?: string;
+  senderFault?: boolean;
+}
+
+/** Whole calls that fail before they act, as SQS's 5xx or throttling answers do. */
+export interface RequestFault {
+  /** An SQS action name, e.g. `DeleteMessageBatch` or `ReceiveMessage`. */
+  action: string;
+  /** How many calls fail. Default 1. */
+  times?: number;
+  /** Default 500 `InternalError`. */
+  status?: number;
+  code?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,21 +153,115 @@ class AwsError extends Error {
   }
 }
 
-/** A batch call: each entry succeeds or fails by itself, as SQS answers batches. */
-function eachEntry(input: Record<string, unknown>, act: (entry: Record<string, unknown>) => void) {
+// ---------------------------------------------------------------------------------------------
+// Batches, billing and injected faults (kept apart from the queue model above and below)
+
+const SQS_MAX_BATCH_ENTRIES = 10;
+const BATCH_ENTRY_ID = /^[A-Za-z0-9_-]{1,80}$/;
+/** SQS bills each 64 KiB chunk of a call's payload as one request. */
+const SQS_BILLING_CHUNK_BYTES = 65_536;
+
+/**
+ * The entries of a batch call, after the checks SQS makes on the batch as a whole: any of these
+ * refuses the whole call (400) and no entry is acted on.
+ */
+function batchEntries(input: Record<string, unknown>, entryType: string): Record<string, unknown>[] {
   const entries = Array.isArray(input.Entries) ? (input.Entries as Record<string, unknown>[]) : [];
+  if (entries.length === 0) {
+    throw new AwsError(400, 'EmptyBatchRequest', `There should be at least one ${entryType} in the request.`, 'AWS.SimpleQueueService.EmptyBatchRequest');
+  }
+  if (entries.length > SQS_MAX_BATCH_ENTRIES) {
+    throw new AwsError(400, 'TooManyEntriesInBatchRequest', `Maximum number of entries per request are ${SQS_MAX_BATCH_ENTRIES}. You have sent ${entries.length}.`, 'AWS.SimpleQueueService.TooManyEntriesInBatchRequest');
+  }
+  const ids = new Set<string>();
+  for (const entry of entries) {
+    const id = entry.Id;
+    if (typeof id !== 'string' || !BATCH_ENTRY_ID.test(id)) {
+      throw new AwsError(400, 'InvalidBatchEntryId', 'A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.', 'AWS.SimpleQueueService.InvalidBatchEntryId');
+    }
+    if (ids.has(id)) throw new AwsError(400, 'BatchEntryIdsNotDistinct', `Id ${id} repeated.`, 'AWS.SimpleQueueService.BatchEntryIdsNotDistinct');
+    ids.add(id);
+  }
+  return entries;
+}
+
+/**
+ * A batch call: each entry succeeds or fails by itself, as SQS answers batches. `injected` says
+ * whether a fault makes an entry fail before it is acted on.
+ */
+function eachEntry(
+  entries: readonly Record<string, unknown>[],
+  act: (entry: Record<string, unknown>) => Record<string, unknown> | void,
+  injected: (entry: Record<string, unknown>) => AwsError | undefined,
+) {
   const Successful: Record<string, unknown>[] = [];
   const Failed: Record<string, unknown>[] = [];
   for (const entry of entries) {
+    const fault = injected(entry);
+    if (fault) {
+      Failed.push({ Id: entry.Id, SenderFault: fault.status < 500, Code: fault.code, Message: fault.message });
+      continue;
+    }
     try {
-      act(entry);
-      Successful.push({ Id: entry.Id });
+      Successful.push({ Id: entry.Id, ...(act(entry) ?? {}) });
     } catch (e: unknown) {
       if (!(e instanceof AwsError)) throw e;
       Failed.push({ Id: entry.Id, SenderFault: true, Code: e.code, Message: e.message });
     }
   }
   return { Successful, Failed };
+}
+
+/** Bytes of message payload in a call, as SQS counts them for billing: bodies and message attributes. */
+function sqsPayloadBytes(action: string, input: Record<string, unknown>, output: Record<string, unknown> | undefined): number {
+  const size = (m: Record<string, unknown>, attributesKey: string) =>
+    Buffer.byteLength(String(m.MessageBody ?? m.Body ?? '')) +
+    attributeBytes(typeof m[attributesKey] === 'object' && m[attributesKey] !== null ? (m[attributesKey] as Record<string, AttributeValue>) : {});
+  const list = (v: unknown) => (Array.isArray(v) ? (v as Record<string, unknown>[]) : []);
+  if (action === 'SendMessage') return size(input, 'MessageAttributes');
+  if (action === 'SendMessageBatch') return list(input.Entries).reduce((sum, e) => sum + size(e, 'MessageAttributes'), 0);
+  if (action === 'ReceiveMessage') return list(output?.Messages).reduce((sum, m) => sum + size(m, 'MessageAttributes'), 0);
+  return 0;
+}
+
+/** Requests SQS bills for one call: at least one, and one per 64 KiB chunk of payload. */
+export function billedSqsRequests(payloadBytes: number): number {
+  return Math.max(1, Math.ceil(payloadBytes / SQS_BILLING_CHUNK_BYTES));
+}
+
+/** The injected faults of one endpoint, used up as they fire. */
+function faultBook() {
+  let entryFaults: Array<BatchEntryFault & { left: number }> = [];
+  let requestFaults: Array<RequestFault & { left: number }> = [];
+  return {
+    addEntries(fault: BatchEntryFault) {
+      entryFaults.push({ ...fault, left: fault.entries ?? 1 });
+    },
+    addRequests(fault: RequestFault) {
+      requestFaults.push({ ...fault, left: fault.times ?? 1 });
+    },
+    clear() {
+      entryFaults = [];
+      requestFaults = [];
+    },
+    /** The fault an entry of `action` meets, if any (one use of it). */
+    entry(action: string, entry: Readonly<Record<string, unknown>>): AwsError | undefined {
+      const fault = entryFaults.find((f) => f.action === action && f.left > 0 && (f.match?.(entry) ?? true));
+      if (!fault) return undefined;
+      fault.left -= 1;
+      const code = fault.code ?? 'InternalError';
+      const sender = fault.senderFault ?? false;
+      return new AwsError(sender ? 400 : 500, code, `injected failure of this entry (${code})`);
+    },
+    /** The fault a call of `action` meets, if any (one use of it). */
+    request(action: string): AwsError | undefined {
+      const fault = requestFaults.find((f) => f.action === action && f.left > 0);
+      if (!fault) return undefined;
+      fault.left -= 1;
+      const code = fault.code ?? 'InternalError';
+      return new AwsError(fault.status ?? 500, code, `injected failure of this call (${code})`);
+    },
+  };
 }
 
 const md5Hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
@@ -366,10 +494,15 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
   const buckets = new Map<string, Map<string, StoredObject>>();
   const imdsTokens = new Map<string, number>();
   let requests: Record<string, number> = {};
+  let billed: Record<string, number> = {};
+  const faults = faultBook();
   let endpoint = '';
   const state = { delayMs: options.delayMs ?? 15 };
   const count = (action: string) => {
     requests[action] = (requests[action] ?? 0) + 1;
+  };
+  const bill = (action: string, n: number) => {
+    billed[action] = (billed[action] ?? 0) + n;
   };
 
   // --- SQS -----------------------------------------------------------------------------------
@@ -479,8 +612,12 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     if (seconds < 0) throw new AwsError(400, 'MissingParameter', 'The request must contain the parameter VisibilityTimeout.');
     const message = messageByReceipt(queue, receipt);
     const now = Date.now();
-    if (message === 'gone' || message.visibleAt <= now || message.receipt === undefined) {
-      throw new AwsError(400, 'MessageNotInflight', 'Message does not exist or is not available for visibility timeout change.', 'AWS.SimpleQueueService.MessageNotInflight');
+    // As SQS answers for a message already deleted (a heartbeat after the delete, say).
+    if (message === 'gone') {
+      throw new AwsError(400, 'InvalidParameterValue', `Value ${String(receipt)} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.`);
+    }
+    if (message.visibleAt <= now || message.receipt === undefined) {
+      throw new AwsError(400, 'MessageNotInflight', "The specified message isn't in flight.", 'AWS.SimpleQueueService.MessageNotInflight');
     }
     if (message.receipt !== receipt) {
       throw new AwsError(400, 'InvalidParameterValue', `Value ${String(receipt)} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.`);
@@ -589,22 +726,10 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     SendMessage: (input) => enqueue(queueByUrl(input.QueueUrl), input),
     SendMessageBatch: (input) => {
       const queue = queueByUrl(input.QueueUrl);
-      const entries = Array.isArray(input.Entries) ? (input.Entries as Record<string, unknown>[]) : [];
-      if (entries.length === 0) throw new AwsError(400, 'EmptyBatchRequest', 'There should be at least one SendMessageBatchRequestEntry in the request.', 'AWS.SimpleQueueService.EmptyBatchRequest');
-      if (entries.length > 10) throw new AwsError(400, 'TooManyEntriesInBatchRequest', 'Maximum number of entries per request are 10.', 'AWS.SimpleQueueService.TooManyEntriesInBatchRequest');
+      const entries = batchEntries(input, 'SendMessageBatchRequestEntry');
       const total = entries.reduce((sum, e) => sum + Buffer.byteLength(String(e.MessageBody ?? '')) + attributeBytes(checkAttributes(e.MessageAttributes)), 0);
       if (total > SQS_MAX_BATCH_BYTES) throw new AwsError(400, 'BatchRequestTooLong', `Batch requests cannot be longer than ${SQS_MAX_BATCH_BYTES} bytes.`, 'AWS.SimpleQueueService.BatchRequestTooLong');
-      const Successful: Record<string, unknown>[] = [];
-      const Failed: Record<string, unknown>[] = [];
-      for (const entry of entries) {
-        try {
-          Successful.push({ Id: entry.Id, ...enqueue(queue, entry) });
-        } catch (e: unknown) {
-          if (!(e instanceof AwsError)) throw e;
-          Failed.push({ Id: entry.Id, SenderFault: true, Code: e.code, Message: e.message });
-        }
-      }
-      return { Successful, Failed };
+      return eachEntry(entries, (entry) => enqueue(queue, entry), (entry) => faults.entry('SendMessageBatch', entry));
     },
     ReceiveMessage: (input, res, started) => {
       const queue = queueByUrl(input.QueueUrl);
@@ -649,7 +774,8 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     },
     DeleteMessageBatch: (input) => {
       const queue = queueByUrl(input.QueueUrl);
-      return eachEntry(input, (entry) => deleteOne(queue, entry.ReceiptHandle));
+      const entries = batchEntries(input, 'DeleteMessageBatchRequestEntry');
+      return eachEntry(entries, (entry) => deleteOne(queue, entry.ReceiptHandle), (entry) => faults.entry('DeleteMessageBatch', entry));
     },
     ChangeMessageVisibility: (input) => {
       changeVisibility(queueByUrl(input.QueueUrl), input.ReceiptHandle, input.VisibilityTimeout);
@@ -657,7 +783,12 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     },
     ChangeMessageVisibilityBatch: (input) => {
       const queue = queueByUrl(input.QueueUrl);
-      return eachEntry(input, (entry) => changeVisibility(queue, entry.ReceiptHandle, entry.VisibilityTimeout));
+      const entries = batchEntries(input, 'ChangeMessageVisibilityBatchRequestEntry');
+      return eachEntry(
+        entries,
+        (entry) => changeVisibility(queue, entry.ReceiptHandle, entry.VisibilityTimeout),
+        (entry) => faults.entry('ChangeMessageVisibilityBatch', entry),
+      );
     },
   };
 
@@ -674,13 +805,18 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
       } catch {
         throw new AwsError(400, 'InvalidParameterValue', 'The request body is not JSON.');
       }
-      const answer = JSON.stringify(await run(input, res, started));
+      const injected = faults.request(action);
+      if (injected) throw injected;
+      const output = await run(input, res, started);
+      bill(`sqs:${action}`, billedSqsRequests(sqsPayloadBytes(action, input, output)));
+      const answer = JSON.stringify(output);
       res.writeHead(200, { ...headers, 'content-length': Buffer.byteLength(answer) });
       res.end(answer);
     } catch (e: unknown) {
       if (!(e instanceof AwsError)) throw e;
+      bill(`sqs:${action}`, 1);
       const answer = JSON.stringify({ __type: `com.amazonaws.sqs#${e.code}`, message: e.message });
-      res.writeHead(e.status, { ...headers, 'x-amzn-query-error': `${e.queryCode};Sender`, 'content-length': Buffer.byteLength(answer) });
+      res.writeHead(e.status, { ...headers, 'x-amzn-query-error': `${e.queryCode};${e.status >= 500 ? 'Receiver' : 'Sender'}`, 'content-length': Buffer.byteLength(answer) });
       res.end(answer);
     }
   };
@@ -959,6 +1095,12 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
         get requests() {
           return requests;
         },
+        get billedRequests() {
+          return billed;
+        },
+        failBatchEntries: (fault) => faults.addEntries(fault),
+        failRequests: (fault) => faults.addRequests(fault),
+        clearFaults: () => faults.clear(),
         events,
         queueDepth(name) {
           const queue = queues.get(name);
@@ -1000,6 +1142,7 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
         },
         resetCounts() {
           requests = {};
+          billed = {};
         },
         stop() {
           stopping ??= new Promise<void>((done) => {
