@@ -29,6 +29,13 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const MiB = 1024 * 1024;
 
+/**
+ * The memory budget with the default settings: a third for image bytes held (enough for every slot's
+ * inline message and several 10 MiB staged images at once), two thirds for decoding (one 40-megapixel
+ * image turned 90°, the most a single decode needs). See README "Memory".
+ */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 384 * MiB;
+
 // An empty value in an env file (`X=`) means "not set", never "zero" or "empty string".
 const unsetIfBlank = (v: unknown): unknown => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 
@@ -110,6 +117,8 @@ const settingsShape = z.object({
     ALLOW_UNSIGNED_JOBS: flag(false),
     SIGNED_JOB_MAX_AGE_SECONDS: withDefault(60, MAX_JOB_AGE_SECONDS, MAX_JOB_AGE_SECONDS),
     CONCURRENCY: withDefault(1, 1024, 16),
+    MAX_IN_FLIGHT_BYTES: withDefault(16 * MiB, 64 * 1024 * MiB, DEFAULT_MAX_IN_FLIGHT_BYTES),
+    JOB_TIMEOUT_SECONDS: withDefault(1, 43_200, 25),
     DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
     VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
     HEARTBEAT_INTERVAL_SECONDS: optional(wholeNumber(1, 43_199)),
@@ -211,6 +220,10 @@ export interface Config {
   /** A job whose `issuedAt` is older than this is JOB_EXPIRED. */
   readonly signedJobMaxAgeSeconds: number;
   readonly concurrency: number;
+  /** MAX_IN_FLIGHT_BYTES: image memory across all jobs in flight (bytes held and decoding). */
+  readonly maxInFlightBytes: number;
+  /** JOB_TIMEOUT_SECONDS: a job's working time (waits for memory or a decode slot excluded). */
+  readonly jobTimeoutSeconds: number;
   readonly drainTimeoutSeconds: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatIntervalSeconds: number;
@@ -339,6 +352,8 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     allowUnsignedJobs: s.ALLOW_UNSIGNED_JOBS,
     signedJobMaxAgeSeconds: s.SIGNED_JOB_MAX_AGE_SECONDS,
     concurrency: s.CONCURRENCY,
+    maxInFlightBytes: s.MAX_IN_FLIGHT_BYTES,
+    jobTimeoutSeconds: s.JOB_TIMEOUT_SECONDS,
     drainTimeoutSeconds: s.DRAIN_TIMEOUT_SECONDS,
     visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,
     // A third of the visibility timeout leaves two chances for a heartbeat to land before expiry.

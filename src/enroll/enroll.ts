@@ -3,23 +3,46 @@
  * every image, and only then write — one bad image fails the job and nothing of it is stored.
  *
  * Checks run cheapest first, so a hostile job costs little: the bytes (type, size, structure) of
- * every image, then the header's dimensions, and only then the full decode and re-encode
- * (`normalise`). The key names the photo as received (so a redelivered job finds its references),
- * while the stored bytes are the normalised image.
+ * every image, then the header's dimensions, and only then the decode (`normalise`). The key names
+ * the photo as received (so a redelivered job finds its references), while the stored bytes are
+ * the normalised image.
+ *
+ * Bounded: a staged image is admitted against the memory budget by the size S3 reports before it
+ * is read, and held until the job ends; when any part of the job fails, the rest is cancelled (the
+ * job's AbortSignal reaches every download, decode wait and write), so a failed job stops costing.
  */
-import type { Job, Reference } from '../job/contract.ts';
-import { checkImage } from './images.ts';
+import type { Job, Reference, StoredReference } from '../job/contract.ts';
+import { checkImage, sniffImage } from './images.ts';
+import type { Grant, MemoryBudget } from './memory.ts';
 import { checkDimensions, type ImageLimits, type ImageNormaliser } from './normalise.ts';
-import { referenceKey, sha256Of, type PutResult, type ReferenceWriter } from './references.ts';
-import { loadImage, type StagedObjectReader, type StagingRules } from './sources.ts';
+import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
+import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
 export type EnrollmentRules = StagingRules & ImageLimits;
+
+/** What a job is doing, for the log line of a job that outlived its deadline. */
+export type JobPhase = 'download' | 'decode' | 'write' | 'outcome';
 
 export interface EnrollmentDeps {
   readonly rules: EnrollmentRules;
   readonly readStaged: StagedObjectReader;
+  /** The size of a staged object, before it is read; undefined when S3 does not say (e.g. 404). */
+  readonly sizeOfStaged?: StagedObjectSizer;
   readonly normalise: ImageNormaliser;
   readonly writeReference: ReferenceWriter;
+  /** Image bytes held by all jobs at once; unlimited when absent. */
+  readonly memory?: MemoryBudget;
+  /** Cancels the job: every download, decode wait and write stops. */
+  readonly signal?: AbortSignal;
+  /** Told when the job moves on to downloading, decoding or writing. */
+  readonly onPhase?: (phase: JobPhase) => void;
+  /** Told of each reference as soon as it is stored, so a job that fails later can report it. */
+  readonly onStored?: (reference: Reference) => void;
+  /**
+   * Wraps a wait for shared capacity (memory, a decode slot): the job's deadline does not run while
+   * it waits its turn — that is the worker being busy, not the job being stuck.
+   */
+  readonly waitFor?: <T>(wait: Promise<T>) => Promise<T>;
 }
 
 export interface Enrollment {
@@ -28,41 +51,123 @@ export interface Enrollment {
   readonly created: number;
 }
 
-export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment> {
-  const label = (index: number) => `images[${index}]`;
-  const loaded = await Promise.all(
-    job.images.map((source, index) => loadImage(source, label(index), deps.rules, deps.readStaged)),
-  );
-  const checked = loaded.map(({ bytes, sha256 }, index) => {
-    const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
-    checkDimensions(info, label(index), deps.rules);
-    return { bytes, sha256, info, index };
-  });
+const label = (index: number) => `images[${index}]`;
 
-  // The same photo twice in one job is one reference (and one decode), not two.
-  const planned = new Map<string, (typeof checked)[number]>();
-  for (const image of checked) {
-    const key = referenceKey(job.userId, image.sha256.toString('hex'), image.info.type.ext);
-    if (!planned.has(key)) planned.set(key, image);
-  }
-
-  const plan = await Promise.all(
-    [...planned].map(async ([key, image]) => {
-      const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules);
-      const reference: Reference = {
-        key,
-        sha256: image.sha256.toString('hex'),
-        contentType: image.info.type.contentType,
-        bytes: stored.bytes.length,
-      };
-      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes) };
-    }),
-  );
-
-  const results: PutResult[] = await Promise.all(
-    plan.map(({ reference, body, sha256, storedSha256 }) =>
-      deps.writeReference({ key: reference.key, body, contentType: reference.contentType, sha256, storedSha256, jobId: job.jobId }),
+/**
+ * Runs `work` for every item; the first failure cancels the others (through `cancel`) and is what
+ * the whole rejects with, once every item has stopped — so nothing of a failed job runs on after it.
+ */
+async function allOrNothing<T, R>(items: readonly T[], cancel: AbortController, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  let first: { error: unknown } | undefined;
+  const results = await Promise.allSettled(
+    items.map((item, index) =>
+      work(item, index).catch((e: unknown) => {
+        first ??= { error: e };
+        cancel.abort(e);
+        throw e;
+      }),
     ),
   );
-  return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length };
+  if (first) throw first.error;
+  return results.map((r) => (r as PromiseFulfilledResult<R>).value);
+}
+
+/**
+ * Admits the job's staged images against the memory budget before any is read: sized by the HEADs S3
+ * answers, asked for in one request (a job never holds part of what it needs while waiting for the
+ * rest), capped per image at what a read may bring. Sources that are not allowed are refused first,
+ * before any request is made for them.
+ */
+async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortController): Promise<Grant[]> {
+  const { memory, sizeOfStaged } = deps;
+  const staged = job.images.flatMap((source, index) => (source.kind === 's3' ? [{ source, index }] : []));
+  if (!memory || !sizeOfStaged || staged.length === 0) return [];
+  for (const { source, index } of staged) checkStagedSource(source, label(index), deps.rules);
+  const sizes = await allOrNothing(staged, cancel, ({ source }) => sizeOfStaged(source.bucket, source.key, cancel.signal));
+  const total = sizes.reduce<number>((sum, size) => sum + Math.min(size ?? 0, deps.rules.maxImageBytes + 1), 0);
+  const wait = memory.acquire(total, { signal: cancel.signal });
+  return [await (deps.waitFor ? deps.waitFor(wait) : wait)];
+}
+
+export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment> {
+  const cancel = new AbortController();
+  const stopWithJob = () => cancel.abort(deps.signal?.reason);
+  if (deps.signal?.aborted) stopWithJob();
+  deps.signal?.addEventListener('abort', stopWithJob, { once: true });
+  const grants: Grant[] = [];
+  try {
+    deps.onPhase?.('download');
+    grants.push(...(await admitStaged(job, deps, cancel)));
+    const loaded = await allOrNothing(job.images, cancel, (source, index) =>
+      loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal),
+    );
+    const checked = loaded.map(({ bytes, sha256 }, index) => {
+      const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
+      checkDimensions(info, label(index), deps.rules);
+      return { bytes, sha256, info, index };
+    });
+
+    // The same photo twice in one job is one reference (and one decode), not two.
+    const planned = new Map<string, (typeof checked)[number]>();
+    for (const image of checked) {
+      const key = referenceKey(job.userId, image.sha256.toString('hex'), image.info.type.ext);
+      if (!planned.has(key)) planned.set(key, image);
+    }
+
+    deps.onPhase?.('decode');
+    const plan = await allOrNothing([...planned], cancel, async ([key, image]) => {
+      const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
+        signal: cancel.signal,
+        ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
+      });
+      const reference: Reference = { key, sha256: image.sha256.toString('hex'), contentType: image.info.type.contentType, bytes: stored.bytes.length };
+      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes) };
+    });
+
+    deps.onPhase?.('write');
+    const results: PutResult[] = await allOrNothing(plan, cancel, async ({ reference, body, sha256, storedSha256 }) => {
+      const result = await deps.writeReference(
+        { key: reference.key, body, contentType: reference.contentType, sha256, storedSha256, jobId: job.jobId },
+        cancel.signal,
+      );
+      deps.onStored?.(reference);
+      return result;
+    });
+    return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length };
+  } finally {
+    deps.signal?.removeEventListener('abort', stopWithJob);
+    for (const grant of grants) grant.release();
+  }
+}
+
+/**
+ * The references of a job that exist in the bucket — written by an earlier attempt that failed
+ * half-way — for the outcome of a job that ends failed. Only what can be named without reading a
+ * staged object: inline images by their bytes, staged ones by the SHA-256 the job gives (either
+ * extension). Images that are not images name no reference.
+ */
+export async function storedReferencesOf(job: Job, list: ReferenceLister, signal?: AbortSignal): Promise<StoredReference[]> {
+  const candidates: StoredReference[] = [];
+  for (const [index, source] of job.images.entries()) {
+    if (source.kind === 's3') {
+      candidates.push(
+        { key: referenceKey(job.userId, source.sha256, 'jpg'), sha256: source.sha256, contentType: 'image/jpeg' },
+        { key: referenceKey(job.userId, source.sha256, 'png'), sha256: source.sha256, contentType: 'image/png' },
+      );
+      continue;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = decodeInline(source.data, label(index), Number.MAX_SAFE_INTEGER);
+    } catch {
+      continue;
+    }
+    const type = sniffImage(bytes)?.type;
+    if (type === undefined) continue;
+    const sha256 = sha256Of(bytes).toString('hex');
+    candidates.push({ key: referenceKey(job.userId, sha256, type.ext), sha256, contentType: type.contentType });
+  }
+  if (candidates.length === 0) return [];
+  const existing = await list(userPrefix(job.userId), signal);
+  return [...new Map(candidates.map((c) => [c.key, c])).values()].filter((c) => existing.has(c.key));
 }

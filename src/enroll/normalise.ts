@@ -29,7 +29,14 @@ export interface NormalisedImage {
   readonly height: number;
 }
 
-export type ImageNormaliser = (bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits) => Promise<NormalisedImage>;
+/** Options of one normalisation: a cancelled job stops waiting for a decode slot. */
+export interface NormaliseOptions {
+  readonly signal?: AbortSignal;
+  /** Wraps the wait for a decode slot (the job's deadline does not run while it waits its turn). */
+  readonly waitFor?: <T>(wait: Promise<T>) => Promise<T>;
+}
+
+export type ImageNormaliser = (bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits, options?: NormaliseOptions) => Promise<NormalisedImage>;
 
 /**
  * JPEG quality of stored references: high, with the default 4:2:0 chroma subsampling and standard
@@ -110,17 +117,34 @@ export function imageNormaliser(options: { parallel?: number } = {}): ImageNorma
   let running = 0;
   const waiting: (() => void)[] = [];
   // A finished image hands its slot straight to the next waiting one.
-  const acquire = async () => {
-    if (running < parallel) running += 1;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
+  const acquire = async (signal?: AbortSignal) => {
+    signal?.throwIfAborted();
+    if (running < parallel) {
+      running += 1;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const take = () => {
+        signal?.removeEventListener('abort', leave);
+        resolve();
+      };
+      const leave = () => {
+        const at = waiting.indexOf(take);
+        if (at >= 0) waiting.splice(at, 1);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      waiting.push(take);
+    });
   };
   const release = () => {
     const next = waiting.shift();
     if (next) next();
     else running -= 1;
   };
-  return async (bytes, info, label, limits) => {
-    await acquire();
+  return async (bytes, info, label, limits, options) => {
+    const wait = acquire(options?.signal);
+    await (options?.waitFor ? options.waitFor(wait) : wait);
     try {
       return await normalise(bytes, info, label, limits);
     } finally {

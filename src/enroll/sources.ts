@@ -4,9 +4,8 @@
  * producers are allowed to stage in, so a job cannot make the worker copy arbitrary objects
  * (including other users' references) into a user's prefix.
  */
-import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ImageSource, Job } from '../job/contract.ts';
-import { JobError, WorkerMisconfigured } from '../job/errors.ts';
+import { JobError } from '../job/errors.ts';
 import { sha256Of } from './references.ts';
 
 export interface StagingRules {
@@ -15,8 +14,14 @@ export interface StagingRules {
   readonly maxImageBytes: number;
 }
 
-/** Reads at most `maxBytes` of a staged object; throws JobError for missing or oversize objects. */
-export type StagedObjectReader = (bucket: string, key: string, maxBytes: number, label: string) => Promise<Buffer>;
+/**
+ * Reads at most `maxBytes` of a staged object (src/aws/s3.ts); throws JobError for missing or
+ * oversize objects, and stops when the signal aborts.
+ */
+export type StagedObjectReader = (bucket: string, key: string, maxBytes: number, label: string, signal?: AbortSignal) => Promise<Buffer>;
+
+/** The size S3 reports for a staged object, before it is read; undefined when it does not say. */
+export type StagedObjectSizer = (bucket: string, key: string, signal?: AbortSignal) => Promise<number | undefined>;
 
 const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
 
@@ -79,13 +84,14 @@ export async function loadImage(
   label: string,
   rules: StagingRules,
   readStaged: StagedObjectReader,
+  signal?: AbortSignal,
 ): Promise<LoadedImage> {
   if (source.kind === 'inline') {
     const bytes = decodeInline(source.data, label, rules.maxImageBytes);
     return { bytes, sha256: sha256Of(bytes) };
   }
   checkStagedSource(source, label, rules);
-  const bytes = await readStaged(source.bucket, source.key, rules.maxImageBytes, label);
+  const bytes = await readStaged(source.bucket, source.key, rules.maxImageBytes, label, signal);
   const sha256 = sha256Of(bytes);
   const found = sha256.toString('hex');
   if (found !== source.sha256) {
@@ -94,81 +100,8 @@ export async function loadImage(
   return { bytes, sha256 };
 }
 
-const NOT_FOUND_NAMES: ReadonlySet<string> = new Set(['NoSuchKey', 'NotFound']);
-
-function isNotFound(e: unknown): boolean {
-  if (typeof e !== 'object' || e === null) return false;
-  const { name, $metadata } = e as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
-  return (typeof name === 'string' && NOT_FOUND_NAMES.has(name)) || $metadata?.httpStatusCode === 404;
-}
-
-const isNoSuchBucket = (e: unknown): boolean => e instanceof Error && e.name === 'NoSuchBucket';
-
-function isInvalidRange(e: unknown): boolean {
-  if (typeof e !== 'object' || e === null) return false;
-  const { name, $metadata } = e as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
-  return name === 'InvalidRange' || $metadata?.httpStatusCode === 416;
-}
-
-/** `bytes 0-99/12345` → 12345. */
-function totalOf(contentRange: string | undefined): number | undefined {
-  const total = contentRange?.match(/\/(\d+)$/)?.[1];
-  return total === undefined ? undefined : Number(total);
-}
-
-/**
- * The S3 adapter: a ranged GET of at most `maxBytes + 1` bytes, so S3 itself never sends more than
- * the cap; the object's full size (Content-Range) refuses an oversize object before its body is
- * read, and the body is read only while it stays under the cap. The object's name and content type
- * are never looked at: the bytes decide.
- */
-export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
-  return async (bucket, key, maxBytes, label) => {
-    let response;
-    try {
-      response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }));
-    } catch (e: unknown) {
-      // A missing bucket is the worker's setting, not the job: every staged job would fail. Retried
-      // (the job is good) and logged as a configuration problem; a missing object is the job's.
-      if (isNoSuchBucket(e)) {
-        throw new WorkerMisconfigured('STAGING_BUCKET', `the staging bucket "${bucket}" does not exist (STAGING_BUCKET)`, { cause: e });
-      }
-      if (isNotFound(e)) throw new JobError('SOURCE_NOT_FOUND', `${label}: s3://${bucket}/${key} does not exist`, { cause: e });
-      // A range cannot be satisfied by an empty object: it is empty.
-      if (isInvalidRange(e)) return Buffer.alloc(0);
-      throw e;
-    }
-    const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-    const tooLarge = (size: number) =>
-      new JobError('IMAGE_TOO_LARGE', `${label} is ${size} bytes; the limit is ${maxBytes}`);
-    const size = totalOf(response.ContentRange) ?? response.ContentLength;
-    if (size !== undefined && size > maxBytes) {
-      body?.destroy?.();
-      throw tooLarge(size);
-    }
-    if (!body) return Buffer.alloc(0);
-    const chunks: Uint8Array[] = [];
-    let read = 0;
-    for await (const chunk of body) {
-      read += chunk.length;
-      if (read > maxBytes) {
-        body.destroy?.();
-        throw tooLarge(read);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, read);
-  };
-}
-
-/** Deletes one staged object (DELETE_STAGED_SOURCES). Deleting one that is gone succeeds. */
+/** Deletes one staged object (DELETE_STAGED_SOURCES; src/aws/s3.ts). Deleting one that is gone succeeds. */
 export type StagedObjectRemover = (bucket: string, key: string) => Promise<void>;
-
-export function s3StagedObjectRemover(s3: S3Client): StagedObjectRemover {
-  return async (bucket, key) => {
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-  };
-}
 
 /** The staged objects a job read, each once. */
 export function stagedSourcesOf(job: Job): { bucket: string; key: string }[] {

@@ -214,6 +214,12 @@ export interface Reference {
   readonly bytes: number;
 }
 
+/**
+ * A reference a failed job left stored (an earlier attempt wrote it before the job failed): its
+ * size is given when this attempt wrote it, and left out when it was only found in the bucket.
+ */
+export type StoredReference = Omit<Reference, 'bytes'> & { readonly bytes?: number };
+
 export type Outcome =
   | {
       readonly version: 1;
@@ -230,6 +236,8 @@ export type Outcome =
       readonly messageId: string;
       readonly status: 'failed';
       readonly error: { readonly code: string; readonly message: string };
+      /** What the job stored before it failed, when it stored anything: upstream must know it exists. */
+      readonly references?: readonly StoredReference[];
     };
 
 export function succeeded(job: Job, messageId: string, references: readonly Reference[]): Outcome {
@@ -240,6 +248,7 @@ export function failed(
   ids: { jobId: string | null; userId: string | null },
   messageId: string,
   error: { code: string; message: string },
+  stored: readonly StoredReference[] = [],
 ): Outcome {
   return {
     version: CONTRACT_VERSION,
@@ -248,5 +257,6 @@ export function failed(
     messageId,
     status: 'failed',
     error: { code: error.code, message: error.message },
+    ...(stored.length > 0 ? { references: stored } : {}),
   };
 }

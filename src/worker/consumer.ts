@@ -1,58 +1,99 @@
 /**
- * The sqs-consumer wiring: concurrency, heartbeat, ack / retry / release.
+ * The consumer: slots, the receive loop, the heartbeat, deadlines and the drain.
  *
- * sqs-consumer processes a received batch in lock-step: its next receive waits for the whole
- * batch, so one slow job would hold up nine others. The pool therefore runs CONCURRENCY consumers
- * of batch size 1 over one shared SQS client: each slot receives, runs and acknowledges its own
- * job, so a slow job only ever occupies its own slot. sqs-consumer keeps doing what it does well —
- * the long-poll loop, the heartbeat that keeps a running job invisible, the delete on success and
- * the visibility change on failure.
+ * One loop receives up to ten messages per call, sized to the slots that are free, and waits until
+ * enough are free (half of them, at most ten) so a busy worker receives in batches; each message
+ * runs in its own slot, so a slow job only ever holds its own. A message is settled exactly once:
+ * with its verdict, or — when it outlives JOB_TIMEOUT_SECONDS — as timed out while its work is
+ * cancelled, or released at shutdown. Every message in flight is kept invisible by one heartbeat
+ * timer, in batches; deletes and visibility changes go out in batches too (src/aws/sqs-batches.ts),
+ * flushed within a few milliseconds and always before a drain ends.
+ *
+ * No sqs-consumer here any more: its receive is sized before its pre-receive hook runs and its next
+ * receive waits for the whole batch handler, which is the head-of-line blocking this avoids.
  */
-import type { Message, SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import { Consumer } from 'sqs-consumer';
+import { deleteBatcher, visibilityBatcher } from '../aws/sqs-batches.ts';
+import { SQS_MAX_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES } from '../aws/sqs-rules.ts';
+import type { JobPhase } from '../enroll/enroll.ts';
+import type { Grant, MemoryBudget } from '../enroll/memory.ts';
 import { describeError, transientReason } from '../job/errors.ts';
-import type { MessageVerdict } from './job-message.ts';
 
-export interface PoolOptions {
+/** The jobs queue as settling sees it: batched, entry by entry. */
+export interface JobsQueue {
+  delete(message: Message): Promise<void>;
+  setVisibility(message: Message, seconds: number): Promise<void>;
+}
+
+/** Who a message is, once it could be read: for the log line of a job settled without its verdict. */
+export interface MessageIdentity {
+  readonly jobId: string | null;
+  readonly userId: string | null;
+  readonly signature: string;
+}
+
+/** One message at work: its cancellation, its phase, its deadline. */
+export interface RunningJob {
+  readonly signal: AbortSignal;
+  readonly startedAt: number;
+  phase: JobPhase;
+  identity?: MessageIdentity;
+  /** Wraps a wait for shared capacity: the deadline does not run while the job waits its turn. */
+  waitFor<T>(wait: Promise<T>): Promise<T>;
+}
+
+/** How a message ended, for `settle`: its own verdict, or what the consumer decided for it. */
+export type Settlement<V> =
+  | { readonly kind: 'verdict'; readonly verdict: V }
+  | { readonly kind: 'timed-out'; readonly phase: JobPhase; readonly timeoutSeconds: number }
+  | { readonly kind: 'released' }
+  /** `decide` threw, which it must not: a bug, settled as a transient failure. */
+  | { readonly kind: 'crashed'; readonly error: unknown };
+
+export interface ConsumerOptions<V> {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
   readonly concurrency: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatIntervalSeconds: number;
-  /** Long-poll wait (1-20 s). A stop waits for polls in flight, so this bounds an idle stop. */
+  /** Long-poll wait (1-20 s). A stop waits for the poll in flight, so this bounds an idle stop. */
   readonly pollWaitSeconds: number;
-  /** Decides one message's fate; must not throw. */
-  readonly process: (message: Message) => Promise<MessageVerdict>;
-  /** Visibility for a message whose delete failed after it was processed (it will run again). */
-  readonly redeliveryDelaySeconds: (message: Message) => number;
+  /** JOB_TIMEOUT_SECONDS, in ms: a job still running after this is settled as timed out and cancelled. */
+  readonly jobTimeoutMs: number;
+  /** Message bytes held from receipt to settlement (inline images count from the moment they arrive). */
+  readonly memory?: MemoryBudget;
+  /** How long a batch waits for company (deletes, visibility changes). */
+  readonly flushAfterMs: number;
+  /** Decides a message's fate; must not throw. It may run on after its job timed out: it is cancelled. */
+  readonly decide: (message: Message, job: RunningJob) => Promise<V>;
+  /** Acts on the fate; called exactly once per message; must not throw. */
+  readonly settle: (message: Message, settlement: Settlement<V>, job: RunningJob, queue: JobsQueue) => Promise<void>;
   readonly log: Logger;
+  readonly random?: () => number;
 }
 
-export interface PoolStats {
-  inFlight: number;
-  succeeded: number;
-  failed: number;
-  retried: number;
-  released: number;
-  lastSuccessAt: number | undefined;
-  /** When a receive last answered, with or without messages: the pool's pulse, for /healthz. */
-  lastReceiveAt: number | undefined;
+export interface ConsumerHealth {
+  /** Epoch ms of the last receive that answered (with or without messages). */
+  readonly lastReceiveAt: number | undefined;
+  readonly inFlight: number;
+  readonly slots: number;
+  /** Slots whose job outlived its deadline and has not stopped yet. */
+  readonly stuck: number;
+  /** Epoch ms of the last job settled as timed out. */
+  readonly lastTimeoutAt: number | undefined;
 }
 
-export interface ConsumerPool {
+export interface Consumer {
   start(): void;
-  readonly stats: Readonly<PoolStats>;
+  readonly health: ConsumerHealth;
   /**
-   * Stops receiving and waits for the jobs in flight, at most until `deadline` (epoch ms), and for
-   * the long polls in flight, whose messages are handed straight back to the queue.
+   * Stops receiving and waits for the jobs in flight until `deadline` (epoch ms); what is still
+   * running then is cancelled and handed back to the queue. Waits for the poll in flight too (its
+   * messages are handed straight back) and for every batched call. Resolves with how many jobs were
+   * still running at the deadline.
    */
   drain(deadline: number, onProgress?: () => void): Promise<{ unfinished: number }>;
-}
-
-/** Thrown from the handler to make sqs-consumer set the message's visibility (and not delete it). */
-class ReturnToQueue extends Error {
-  override readonly name = 'ReturnToQueue';
 }
 
 const RECEIVE_BACKOFF_MIN_MS = 1_000;
@@ -60,178 +101,269 @@ const RECEIVE_BACKOFF_MAX_MS = 30_000;
 // How long past its wait time a long poll may take to come back (network, a slow endpoint).
 const POLL_GRACE_MS = 5_000;
 const MESSAGE_CALL_WARNING_INTERVAL_MS = 10_000;
+// How long cancelled work may take to stop at the end of a drain before the process moves on.
+const CANCEL_GRACE_MS = 1_000;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Rejects with `signal.reason` when the signal aborts; resolves after `ms` otherwise. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
+    if (signal?.aborted) return resolve();
+    const done = () => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', done);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
-export function createConsumerPool(options: PoolOptions): ConsumerPool {
+type Job = RunningJob & { readonly controller: AbortController };
+
+interface Slot {
+  readonly message: Message;
+  readonly job: Job;
+  settled: boolean;
+  expired: boolean;
+  /** Resolves when the job's work has stopped (its verdict came, or its cancellation took). */
+  readonly done: Promise<void>;
+}
+
+export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
   const { log } = options;
-  const stats: PoolStats = {
-    inFlight: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    released: 0,
-    lastSuccessAt: undefined,
-    lastReceiveAt: undefined,
-  };
+  const slots = new Set<Slot>();
   const stopping = new AbortController();
-  // One log line when receiving starts failing and one when it recovers, not one per slot per try.
-  let receiveFailing = false;
+  const timing = { flushAfterMs: options.flushAfterMs };
+  const deletes = deleteBatcher(options.sqs, options.queueUrl, timing);
+  const visibility = visibilityBatcher(options.sqs, options.queueUrl, timing);
+  const receipt = (message: Message) => message.ReceiptHandle ?? '';
+  const queue: JobsQueue = {
+    delete: (message) => deletes.add(receipt(message)),
+    setVisibility: (message, seconds) => visibility.add({ receiptHandle: receipt(message), seconds }),
+  };
+  // Receive in batches once half the slots (at most ten) are free; with nothing running, at once.
+  const batchThreshold = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 2));
+  let lastReceiveAt: number | undefined;
+  let lastTimeoutAt: number | undefined;
+  let loop: Promise<void> | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const wakeups = new Set<() => void>();
+  const wake = () => {
+    for (const w of wakeups) w();
+  };
+  /** Waits until `ready()` holds or the consumer stops; re-checked whenever a slot frees. */
+  const waitUntil = async (ready: () => boolean) => {
+    while (!ready() && !stopping.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const w = () => {
+          wakeups.delete(w);
+          stopping.signal.removeEventListener('abort', w);
+          resolve();
+        };
+        wakeups.add(w);
+        stopping.signal.addEventListener('abort', w, { once: true });
+      });
+    }
+  };
+
+  // Heartbeats of every running job fail together in an outage: one warning per interval.
   let lastMessageCallWarning = 0;
-  let suppressedMessageCallWarnings = 0;
-  const idle = new Set<() => void>();
+  let suppressed = 0;
+  const warnMessageCall = (e: unknown, what: string, messageId: string | undefined) => {
+    const fields = { messageId, reason: transientReason(e), err: describeError(e) };
+    const now = Date.now();
+    if (now - lastMessageCallWarning >= MESSAGE_CALL_WARNING_INTERVAL_MS) {
+      log.warn({ ...fields, suppressed }, `${what} failed; the message may be received again`);
+      lastMessageCallWarning = now;
+      suppressed = 0;
+    } else {
+      suppressed += 1;
+      log.debug(fields, `${what} failed`);
+    }
+  };
 
-  const returnAfter = new WeakMap<Message, number>();
+  const settleOnce = async (slot: Slot, settlement: Settlement<V>) => {
+    if (slot.settled) return;
+    slot.settled = true;
+    await options.settle(slot.message, settlement, slot.job, queue);
+  };
 
-  const slots = Array.from({ length: options.concurrency }, (_, index) => {
-    let busy = false;
-    // Handing a message back at shutdown: its visibility change must land before the exit.
-    let releasing = false;
-    let backoffMs = 0;
-
-    const receiveSucceeded = () => {
-      backoffMs = 0;
-      stats.lastReceiveAt = Date.now();
-      if (receiveFailing) {
-        receiveFailing = false;
-        log.info('receiving from the jobs queue works again');
-      }
+  const run = (message: Message, grant: Grant | undefined) => {
+    const controller = new AbortController();
+    // The deadline clock: it runs while the job works and stands still while it waits its turn.
+    let remainingMs = options.jobTimeoutMs;
+    let runningSince = Date.now();
+    let waits = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const expire = () => {
+      // Past its deadline the message goes back to the queue at once, whatever the work is doing;
+      // the work is cancelled, and its slot is counted as stuck until it has actually stopped.
+      slot.expired = true;
+      lastTimeoutAt = Date.now();
+      controller.abort(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`));
+      void settleOnce(slot, { kind: 'timed-out', phase: job.phase, timeoutSeconds: options.jobTimeoutMs / 1000 });
     };
-
-    const consumer = Consumer.create({
-      queueUrl: options.queueUrl,
-      sqs: options.sqs,
-      batchSize: 1,
-      waitTimeSeconds: options.pollWaitSeconds,
-      visibilityTimeout: options.visibilityTimeoutSeconds,
-      heartbeatInterval: options.heartbeatIntervalSeconds,
-      messageAttributeNames: ['All'],
-      messageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
-      strictReturn: true,
-      // sqs-consumer retries a failed receive at once; back off instead, so an outage is no busy loop.
-      preReceiveMessageCallback: async () => {
-        await sleep(backoffMs, stopping.signal);
-        // A stop during the backoff: do not start another long poll.
-        if (stopping.signal.aborted) throw new ReturnToQueue('stopping');
-      },
-      handleMessage: async (message) => {
-        if (stopping.signal.aborted) {
-          // Received as the stop began: hand it straight back rather than hold it until it times out.
-          returnAfter.set(message, 0);
-          releasing = true;
-          stats.released += 1;
-          log.info({ messageId: message.MessageId }, 'message received during shutdown; returned to the queue');
-          throw new ReturnToQueue('released at shutdown');
+    const arm = () => {
+      runningSince = Date.now();
+      timer = setTimeout(expire, Math.max(0, remainingMs));
+    };
+    const job: Job = {
+      signal: controller.signal,
+      startedAt: Date.now(),
+      phase: 'download',
+      controller,
+      async waitFor(wait) {
+        if (waits++ === 0 && timer) {
+          clearTimeout(timer);
+          timer = undefined;
+          remainingMs -= Date.now() - runningSince;
         }
-        const verdict = await options.process(message);
-        if (verdict.action === 'delete') {
-          if (verdict.status === 'succeeded') {
-            stats.succeeded += 1;
-            stats.lastSuccessAt = Date.now();
-          } else {
-            stats.failed += 1;
-          }
-          return message;
+        try {
+          return await wait;
+        } finally {
+          if (--waits === 0 && !slot.expired && !slot.settled) arm();
         }
-        stats.retried += 1;
-        returnAfter.set(message, verdict.delaySeconds);
-        throw new ReturnToQueue('retry later');
       },
-      terminateVisibilityTimeout: (messages) => {
-        const [message] = messages;
-        if (!message) return 0;
-        return returnAfter.get(message) ?? options.redeliveryDelaySeconds(message);
-      },
-    });
-
-    consumer.on('message_received', () => {
-      busy = true;
-      stats.inFlight += 1;
-      receiveSucceeded();
-    });
-    consumer.on('response_processed', () => {
-      busy = false;
-      releasing = false;
-      stats.inFlight -= 1;
-      for (const wake of idle) wake();
-    });
-    consumer.on('empty', receiveSucceeded);
-    consumer.on('processing_error', (err) => {
-      // ReturnToQueue is our own signal and was logged where it was decided.
-      const cause = (err as { cause?: unknown }).cause;
-      if (cause instanceof ReturnToQueue) return;
-      log.error({ slot: index, err: describeError(cause ?? err) }, 'unexpected failure while processing a message');
-    });
-    consumer.on('error', (err, message) => {
-      if (stopping.signal.aborted && !message) return; // a receive cancelled by the stop
-      const fields = { slot: index, reason: transientReason(err), err: describeError(err) };
-      if (message) {
-        // Heartbeats of every running job fail together in an outage: one warning per interval.
-        const now = Date.now();
-        if (now - lastMessageCallWarning >= MESSAGE_CALL_WARNING_INTERVAL_MS) {
-          log.warn({ ...fields, suppressed: suppressedMessageCallWarnings }, 'a queue call for a received message failed; the message may be received again');
-          lastMessageCallWarning = now;
-          suppressedMessageCallWarnings = 0;
+    };
+    let finish!: () => void;
+    const slot: Slot = { message, job, settled: false, expired: false, done: new Promise<void>((r) => (finish = r)) };
+    slots.add(slot);
+    arm();
+    void (async () => {
+      try {
+        const verdict = await options.decide(message, job);
+        clearTimeout(timer);
+        if (slot.settled) {
+          log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
         } else {
-          suppressedMessageCallWarnings += 1;
-          log.debug(fields, 'a queue call for a received message failed');
+          job.phase = 'outcome';
+          await settleOnce(slot, { kind: 'verdict', verdict });
         }
-        return;
+      } catch (e: unknown) {
+        clearTimeout(timer);
+        await settleOnce(slot, { kind: 'crashed', error: e });
+      } finally {
+        clearTimeout(timer);
+        grant?.release();
+        slots.delete(slot);
+        finish();
+        wake();
       }
-      backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
-      backoffMs = Math.round(backoffMs * (0.75 + Math.random() * 0.5));
-      if (!receiveFailing) {
-        receiveFailing = true;
-        log.warn({ ...fields, retryInMs: backoffMs }, 'receiving from the jobs queue failed; backing off');
-      } else {
-        log.debug({ ...fields, retryInMs: backoffMs }, 'receiving from the jobs queue still fails');
-      }
-    });
+    })();
+  };
 
-    return { consumer, isBusy: () => busy && !releasing, isPolling: () => consumer.status.isPolling };
-  });
+  const dispatch = async (message: Message) => {
+    if (stopping.signal.aborted) {
+      // Received as the stop began: hand it straight back rather than hold it until it times out.
+      const controller = new AbortController();
+      const slot: Slot = {
+        message,
+        job: { signal: controller.signal, startedAt: Date.now(), phase: 'download', controller, waitFor: (wait) => wait },
+        settled: false,
+        expired: false,
+        done: Promise.resolve(),
+      };
+      await settleOnce(slot, { kind: 'released' });
+      return;
+    }
+    // Message bytes are held from now: the memory budget counts them until the job is settled.
+    const grant = options.memory ? await options.memory.acquire(Buffer.byteLength(message.Body ?? ''), { background: true }) : undefined;
+    run(message, grant);
+  };
+
+  const receive = async () => {
+    let backoffMs = 0;
+    let failing = false;
+    while (!stopping.signal.aborted) {
+      const free = () => options.concurrency - slots.size;
+      // Room in the memory budget for a full batch of the largest messages, so a receive never
+      // brings more than can be held.
+      const roomFor = (n: number) => !options.memory || options.memory.held + n * SQS_MAX_MESSAGE_BYTES <= options.memory.limit || options.memory.held === 0;
+      await waitUntil(() => (free() >= batchThreshold || slots.size === 0) && free() > 0 && roomFor(Math.min(SQS_MAX_BATCH_ENTRIES, free())));
+      if (stopping.signal.aborted) break;
+      let messages: Message[];
+      try {
+        const out = await options.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: options.queueUrl,
+            MaxNumberOfMessages: Math.min(SQS_MAX_BATCH_ENTRIES, free()),
+            WaitTimeSeconds: options.pollWaitSeconds,
+            VisibilityTimeout: options.visibilityTimeoutSeconds,
+            MessageAttributeNames: ['All'],
+            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          }),
+        );
+        messages = out.Messages ?? [];
+      } catch (e: unknown) {
+        backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
+        backoffMs = Math.round(backoffMs * (0.75 + (options.random ?? Math.random)() * 0.5));
+        const fields = { reason: transientReason(e), err: describeError(e), retryInMs: backoffMs };
+        // One line when receiving starts failing and one when it recovers, not one per try.
+        if (!failing) log.warn(fields, 'receiving from the jobs queue failed; backing off');
+        else log.debug(fields, 'receiving from the jobs queue still fails');
+        failing = true;
+        await sleep(backoffMs, stopping.signal);
+        continue;
+      }
+      backoffMs = 0;
+      lastReceiveAt = Date.now();
+      if (failing) log.info('receiving from the jobs queue works again');
+      failing = false;
+      for (const message of messages) await dispatch(message);
+    }
+  };
+
+  const beat = () => {
+    const now = Date.now();
+    for (const slot of slots) {
+      // A job that was settled (timed out) is no longer ours to keep invisible.
+      if (slot.settled || now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
+      queue.setVisibility(slot.message, options.visibilityTimeoutSeconds).catch((e: unknown) => warnMessageCall(e, 'a heartbeat', slot.message.MessageId));
+    }
+  };
 
   return {
-    stats,
+    get health() {
+      return {
+        lastReceiveAt,
+        inFlight: slots.size,
+        slots: options.concurrency,
+        stuck: [...slots].filter((s) => s.expired).length,
+        lastTimeoutAt,
+      };
+    },
     start() {
       // The start-up checks have just reached the queue: count that as the first answer.
-      stats.lastReceiveAt = Date.now();
-      for (const slot of slots) slot.consumer.start();
+      lastReceiveAt = Date.now();
+      heartbeat = setInterval(beat, options.heartbeatIntervalSeconds * 1000);
+      loop = receive().catch((e: unknown) => log.error({ err: e }, 'the receive loop stopped unexpectedly'));
     },
     async drain(deadline, onProgress) {
       stopping.abort();
-      // No abort of the polls in flight: a long poll abandoned by the client can still be handed
+      // The long poll in flight is not cut off: a poll abandoned by the client can still be handed
       // messages by the server, which would then stay invisible until their visibility timeout.
-      // They are let finish; whatever they bring is returned to the queue at once.
-      for (const slot of slots) slot.consumer.stop();
-      const pollsDone = Date.now() + options.pollWaitSeconds * 1000 + POLL_GRACE_MS;
-      const hardStop = Math.max(deadline, pollsDone);
-      const waitingFor = () =>
-        slots.filter((slot) => slot.isPolling() && !(slot.isBusy() && Date.now() >= deadline)).length;
-      while (waitingFor() > 0 && Date.now() < hardStop) {
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            clearTimeout(timer);
-            idle.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, 100);
-          idle.add(wake);
-        });
-        onProgress?.();
+      // It is let finish, and whatever it brings is handed straight back.
+      const pollDone = loop ?? Promise.resolve();
+      const progress = setInterval(() => onProgress?.(), 1_000);
+      try {
+        while (slots.size > 0 && Date.now() < deadline) {
+          await Promise.race([Promise.all([...slots].map((s) => s.done)), sleep(Math.min(250, Math.max(0, deadline - Date.now())))]);
+          onProgress?.();
+        }
+        const unfinished = [...slots].filter((s) => !s.settled).length;
+        // Past the drain's deadline: cancel what is left and hand it back, so the next worker (or
+        // this one, restarted) picks it up at once instead of after its visibility timeout.
+        const left = [...slots];
+        for (const slot of left) slot.job.controller.abort(new Error('the drain timed out'));
+        await Promise.all(left.map((slot) => settleOnce(slot, { kind: 'released' })));
+        await Promise.race([Promise.all(left.map((s) => s.done)), sleep(CANCEL_GRACE_MS)]);
+        await Promise.race([pollDone, sleep(options.pollWaitSeconds * 1000 + POLL_GRACE_MS)]);
+        if (heartbeat) clearInterval(heartbeat);
+        await Promise.all([deletes.flush(), visibility.flush()]);
+        return { unfinished };
+      } finally {
+        clearInterval(progress);
       }
-      return { unfinished: stats.inFlight };
     },
   };
 }

@@ -1,36 +1,43 @@
 /**
- * Prometheus metrics and a health check on an optional loopback port (METRICS_PORT). The job
- * counters are fed from one place — the wrapper around each message's fate — so they agree with
- * the log lines; polling health comes from the consumer pool's own state.
+ * What the worker counts, and how it shows it: one set of counters, fed only by `settle` (each
+ * message's fate is counted once, where it is decided), read by the systemd status line and by
+ * Prometheus on an optional loopback port (METRICS_PORT) with a health check beside it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { MessageVerdict } from './job-message.ts';
+import type { ConsumerHealth } from './consumer.ts';
 
-export interface JobMetrics {
+/** The figures of the status line, kept by the counters. */
+export interface JobStats {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly released: number;
+  readonly timedOut: number;
+  readonly lastSuccessAt: number | undefined;
+}
+
+export interface JobCounters {
+  readonly stats: JobStats;
   received(): void;
-  finished(verdict: MessageVerdict, seconds: number): void;
+  succeeded(seconds: number): void;
+  failed(code: string, seconds: number): void;
+  /** `reason`: throttled, server, network, timeout (JOB_TIMEOUT_SECONDS), configuration, … */
+  retried(reason: string, seconds: number): void;
+  released(): void;
+  /** A reference stored, by how: `lossless` (metadata stripped, pixels untouched) or `reencoded`. */
+  stored(path: string): void;
 }
 
-export interface PollingHealth {
-  /** Epoch ms of the last receive that answered (with or without messages). */
-  readonly lastReceiveAt: number | undefined;
-  readonly inFlight: number;
-  /** CONCURRENCY: when every slot is busy, no receive is due, and that is healthy. */
-  readonly slots: number;
-}
-
-export function createJobMetrics(registry: Registry, health: PollingHealth): JobMetrics {
+export function createJobCounters(registry: Registry): JobCounters {
+  const stats = { succeeded: 0, failed: 0, retried: 0, released: 0, timedOut: 0, lastSuccessAt: undefined as number | undefined };
   const received = new Counter({ name: 'enrollment_jobs_received_total', help: 'Job messages received', registers: [registry] });
   const succeeded = new Counter({ name: 'enrollment_jobs_succeeded_total', help: 'Jobs stored', registers: [registry] });
-  const failed = new Counter({
-    name: 'enrollment_jobs_failed_total',
-    help: 'Jobs failed permanently, by error code',
-    labelNames: ['code'],
-    registers: [registry],
-  });
-  const retried = new Counter({ name: 'enrollment_jobs_retried_total', help: 'Transient failures left for a retry', registers: [registry] });
+  const failed = new Counter({ name: 'enrollment_jobs_failed_total', help: 'Jobs failed permanently, by error code', labelNames: ['code'], registers: [registry] });
+  const retried = new Counter({ name: 'enrollment_jobs_retried_total', help: 'Transient failures left for a retry, by reason', labelNames: ['reason'], registers: [registry] });
+  const released = new Counter({ name: 'enrollment_jobs_released_total', help: 'Messages handed back to the queue at shutdown', registers: [registry] });
+  const references = new Counter({ name: 'enrollment_references_stored_total', help: 'References stored, by path (lossless or reencoded)', labelNames: ['path'], registers: [registry] });
   const duration = new Histogram({
     name: 'enrollment_job_duration_seconds',
     help: 'Time from receipt to verdict, by outcome',
@@ -38,17 +45,52 @@ export function createJobMetrics(registry: Registry, health: PollingHealth): Job
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
-  const lastSuccess = new Gauge({
-    name: 'enrollment_last_success_timestamp_seconds',
-    help: 'When a job last succeeded (Unix time)',
-    registers: [registry],
-  });
+  const lastSuccess = new Gauge({ name: 'enrollment_last_success_timestamp_seconds', help: 'When a job last succeeded (Unix time)', registers: [registry] });
+  return {
+    stats,
+    received: () => received.inc(),
+    succeeded(seconds) {
+      stats.succeeded += 1;
+      stats.lastSuccessAt = Date.now();
+      succeeded.inc();
+      lastSuccess.set(stats.lastSuccessAt / 1000);
+      duration.observe({ outcome: 'succeeded' }, seconds);
+    },
+    failed(code, seconds) {
+      stats.failed += 1;
+      failed.inc({ code });
+      duration.observe({ outcome: 'failed' }, seconds);
+    },
+    retried(reason, seconds) {
+      stats.retried += 1;
+      if (reason === 'timeout') stats.timedOut += 1;
+      retried.inc({ reason });
+      duration.observe({ outcome: 'retry' }, seconds);
+    },
+    released() {
+      stats.released += 1;
+      released.inc();
+    },
+    stored: (path) => references.inc({ path }),
+  };
+}
+
+/** The gauges read from the consumer when Prometheus scrapes. */
+export function registerConsumerGauges(registry: Registry, health: () => ConsumerHealth): void {
   new Gauge({
     name: 'enrollment_jobs_in_flight',
     help: 'Jobs being processed now',
     registers: [registry],
     collect() {
-      this.set(health.inFlight);
+      this.set(health().inFlight);
+    },
+  });
+  new Gauge({
+    name: 'enrollment_slots_stuck',
+    help: 'Slots whose job outlived JOB_TIMEOUT_SECONDS and has not stopped',
+    registers: [registry],
+    collect() {
+      this.set(health().stuck);
     },
   });
   new Gauge({
@@ -56,39 +98,33 @@ export function createJobMetrics(registry: Registry, health: PollingHealth): Job
     help: 'When a receive from the jobs queue last answered (Unix time)',
     registers: [registry],
     collect() {
-      if (health.lastReceiveAt !== undefined) this.set(health.lastReceiveAt / 1000);
+      const at = health().lastReceiveAt;
+      if (at !== undefined) this.set(at / 1000);
     },
   });
-  return {
-    received: () => received.inc(),
-    finished(verdict, seconds) {
-      if (verdict.action === 'retry') {
-        retried.inc();
-        duration.observe({ outcome: 'retry' }, seconds);
-      } else if (verdict.status === 'succeeded') {
-        succeeded.inc();
-        lastSuccess.set(Date.now() / 1000);
-        duration.observe({ outcome: 'succeeded' }, seconds);
-      } else {
-        failed.inc({ code: verdict.code ?? 'UNKNOWN' });
-        duration.observe({ outcome: 'failed' }, seconds);
-      }
-    },
-  };
 }
 
 /**
  * Healthy while receives answer (a long poll returns at least every POLL_WAIT_SECONDS), or while
- * every slot is busy with a job and no receive is due.
+ * every slot is busy with a job and no receive is due — but not while a slot is stuck past its
+ * deadline, nor for `timeoutWindowMs` after a job was abandoned at its deadline (a stall that times
+ * jobs out is an outage, and a scrape every few seconds must see it).
  */
-export function isHealthy(health: PollingHealth, staleAfterMs: number, now = Date.now()): boolean {
+export function isHealthy(health: ConsumerHealth, options: { staleAfterMs: number; timeoutWindowMs: number }, now = Date.now()): boolean {
+  if (health.stuck > 0) return false;
+  if (health.lastTimeoutAt !== undefined && now - health.lastTimeoutAt < options.timeoutWindowMs) return false;
   if (health.inFlight >= health.slots) return true;
-  return health.lastReceiveAt !== undefined && now - health.lastReceiveAt <= staleAfterMs;
+  return health.lastReceiveAt !== undefined && now - health.lastReceiveAt <= options.staleAfterMs;
 }
 
-export function startMetricsServer(
-  options: { host: string; port: number; registry: Registry; health: PollingHealth; staleAfterMs: number },
-): Promise<Server> {
+export function startMetricsServer(options: {
+  host: string;
+  port: number;
+  registry: Registry;
+  health: () => ConsumerHealth;
+  staleAfterMs: number;
+  timeoutWindowMs: number;
+}): Promise<Server> {
   collectDefaultMetrics({ register: options.registry });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -100,11 +136,14 @@ export function startMetricsServer(
         () => res.writeHead(500).end(),
       );
     } else if (path === '/healthz') {
-      const healthy = isHealthy(options.health, options.staleAfterMs);
+      const health = options.health();
+      const healthy = isHealthy(health, options);
       const body = JSON.stringify({
         status: healthy ? 'ok' : 'unhealthy',
-        lastReceiveAt: options.health.lastReceiveAt === undefined ? null : new Date(options.health.lastReceiveAt).toISOString(),
-        inFlight: options.health.inFlight,
+        lastReceiveAt: health.lastReceiveAt === undefined ? null : new Date(health.lastReceiveAt).toISOString(),
+        inFlight: health.inFlight,
+        stuck: health.stuck,
+        lastTimeoutAt: health.lastTimeoutAt === undefined ? null : new Date(health.lastTimeoutAt).toISOString(),
       });
       res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(body);
     } else {

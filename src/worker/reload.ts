@@ -16,6 +16,9 @@ const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
   'deadLetterQueueUrl',
   'metricsPort',
   'metricsHost',
+  // The consumer's budget and deadline are set when it is built.
+  'maxInFlightBytes',
+  'jobTimeoutSeconds',
   // The stop's forced-exit guard is set from it when the signal handlers are installed.
   'drainTimeoutSeconds',
 ];

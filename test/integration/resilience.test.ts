@@ -142,7 +142,7 @@ describe('graceful stop', () => {
     await next.stop();
   });
 
-  it('a job that outlasts DRAIN_TIMEOUT_SECONDS stays in the queue, and the next worker completes it once', async () => {
+  it('a job that outlasts DRAIN_TIMEOUT_SECONDS is cancelled and handed back, and the next worker completes it once', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('timeout'));
     const env = { AWS_ENDPOINT_URL: proxy.url, DRAIN_TIMEOUT_SECONDS: '1', VISIBILITY_TIMEOUT_SECONDS: '3', HEARTBEAT_INTERVAL_SECONDS: '1' };
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, env)));
@@ -161,7 +161,9 @@ describe('graceful stop', () => {
     expect(stoppedIn).toBeLessThan(10_000);
     expect(worker.logs.find((l) => String(l.msg).startsWith('drain timeout'))).toMatchObject({ unfinished: 1 });
     expect(worker.logs.some(succeededJob('too-slow'))).toBe(false);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toMatchObject({ inFlight: 1 });
+    // Handed back (visible at once), not left invisible until its visibility timeout.
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    expect(worker.logs.find((l) => l.msg === 'message handed back to the queue at shutdown')).toMatchObject({ jobId: 'too-slow' });
 
     const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
     const results = await outcomes(stack, 1, 30_000);

@@ -72,6 +72,8 @@ describe('parseConfig: defaults', () => {
       allowUnsignedJobs: true,
       signedJobMaxAgeSeconds: 1_209_600,
       concurrency: 16,
+      maxInFlightBytes: 384 * 1024 * 1024,
+      jobTimeoutSeconds: 25,
       drainTimeoutSeconds: 30,
       visibilityTimeoutSeconds: 60,
       heartbeatIntervalSeconds: 20,

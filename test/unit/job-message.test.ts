@@ -4,7 +4,10 @@ import type { Job, Outcome, Reference } from '../../src/job/contract.ts';
 import { JobError, WorkerMisconfigured } from '../../src/job/errors.ts';
 import { signJob, signingKeysFrom, type SigningKeys } from '../../src/job/signature.ts';
 import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
-import { processJobMessage, redactedBody, type JobMessageDeps } from '../../src/worker/job-message.ts';
+import { Registry } from 'prom-client';
+import { createJobCounters } from '../../src/worker/metrics.ts';
+import { redactedBody, settle as settleMessage } from '../../src/worker/settle.ts';
+import { processMessage as processJobMessage, runningJob, type MessageDeps } from './message-harness.ts';
 import { jpegImage } from '../support/images.ts';
 import { jobBody, jobRecord, memoryLogger, networkError, sdkError, settle, sqsMessage, stringAttribute } from './helpers.ts';
 
@@ -39,7 +42,7 @@ function harness(options: {
   const published: Outcome[] = [];
   const enrolled: Job[] = [];
   const deadLetterMode = options.deadLetter ?? 'ok';
-  const deps: JobMessageDeps = {
+  const deps: MessageDeps = {
     limits: { maxImagesPerJob: 10 },
     signingKeys: () => options.signingKeys ?? signingKeysFrom(undefined, undefined),
     ...(options.discardSources ? { discardSources: options.discardSources } : {}),
@@ -61,7 +64,6 @@ function harness(options: {
     retryPolicy: { baseSeconds: 10, maxSeconds: 900 },
     maxReceiveCount: options.maxReceiveCount,
     log,
-    now: () => 1_000,
     clock: () => NOW_MS,
     random: () => 0,
   };
@@ -651,22 +653,25 @@ describe('processJobMessage: one verdict whatever happens', () => {
     expect(h.lines().at(-1)).toMatchObject({ level: 'error', outcome: 'retry', reason: 'configuration', err: { message: expect.stringContaining('STAGING_BUCKET') } });
   });
 
-  it('turns a failure outside every guard into a retry, logged with the message id and its stack', async () => {
-    // Prepare: even the clock fails.
+  it('settles a decision that threw (a bug of ours) as a retry, logged with the message id and its stack', async () => {
+    // Prepare: the consumer hands settle a "crashed" settlement when deciding threw.
     const h = harness();
-    const deps = {
-      ...h.deps,
-      now: () => {
-        throw new Error('clock broke');
-      },
-    };
+    const queue = { done: [] as unknown[], delete: async () => {}, setVisibility: async (_: unknown, seconds: number) => void queue.done.push(seconds) };
 
     // Act
-    const verdict = await processJobMessage(sqsMessage({ MessageId: 'm-9', receiveCount: 2 }), deps);
+    await settleMessage(sqsMessage({ MessageId: 'm-9', receiveCount: 2 }), { kind: 'crashed', error: new Error('clock broke') }, runningJob(), queue, {
+      deadLetter: h.deps.deadLetter,
+      publish: h.deps.publish,
+      retryPolicy: () => h.deps.retryPolicy,
+      maxReceiveCount: undefined,
+      counters: createJobCounters(new Registry()),
+      log: h.deps.log,
+      random: () => 0,
+    });
 
     // Assess
-    expect(verdict).toEqual({ action: 'retry', delaySeconds: 10 });
-    expect(h.lines().at(-1)).toMatchObject({ level: 'error', messageId: 'm-9', outcome: 'retry', err: { message: 'clock broke' } });
+    expect(queue.done).toEqual([10]);
+    expect(h.lines().at(-1)).toMatchObject({ level: 'error', messageId: 'm-9', outcome: 'retry', err: { message: 'clock broke', stack: expect.stringContaining('Error: clock broke') } });
   });
 });
 

@@ -14,8 +14,8 @@ import type { Outcome } from '../../src/job/contract.ts';
 import { JOB_ERROR_CODES, JobError, WorkerMisconfigured } from '../../src/job/errors.ts';
 import { signJob, signingKeysFrom } from '../../src/job/signature.ts';
 import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
-import { processJobMessage, type JobMessageDeps, type MessageVerdict } from '../../src/worker/job-message.ts';
 import { outcomeMessage } from '../../src/worker/outcomes.ts';
+import { processMessage as processJobMessage, type Fate as MessageVerdict, type MessageDeps as JobMessageDeps } from './message-harness.ts';
 import { jpegImage } from '../support/images.ts';
 import { memoryLogger, sqsMessage } from './helpers.ts';
 
@@ -104,7 +104,6 @@ function pathUnderTest(options: { signed: boolean }) {
     retryPolicy: { baseSeconds: 10, maxSeconds: 900 },
     maxReceiveCount: undefined,
     log,
-    now: () => 0,
     clock: () => NOW_MS,
     random: () => 0.5,
   };

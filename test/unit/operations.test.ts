@@ -46,19 +46,35 @@ describe('the status line', () => {
 });
 
 describe('isHealthy', () => {
-  const health = (lastReceiveAt: number | undefined, inFlight = 0) => ({ lastReceiveAt, inFlight, slots: 4 });
+  const WINDOWS = { staleAfterMs: 60_000, timeoutWindowMs: 25_000 };
+  const health = (lastReceiveAt: number | undefined, more: { inFlight?: number; stuck?: number; lastTimeoutAt?: number } = {}) => ({
+    lastReceiveAt,
+    inFlight: more.inFlight ?? 0,
+    slots: 4,
+    stuck: more.stuck ?? 0,
+    lastTimeoutAt: more.lastTimeoutAt,
+  });
 
   it('is healthy while receives answer', () => {
-    expect(isHealthy(health(1_000), 60_000, 50_000)).toBe(true);
+    expect(isHealthy(health(1_000), WINDOWS, 50_000)).toBe(true);
   });
 
   it('is unhealthy when no receive answered for too long, or none ever did', () => {
-    expect(isHealthy(health(1_000), 60_000, 70_000)).toBe(false);
-    expect(isHealthy(health(undefined), 60_000, 70_000)).toBe(false);
+    expect(isHealthy(health(1_000), WINDOWS, 70_000)).toBe(false);
+    expect(isHealthy(health(undefined), WINDOWS, 70_000)).toBe(false);
   });
 
   it('is healthy while every slot is busy, when no receive is due', () => {
-    expect(isHealthy(health(1_000, 4), 60_000, 700_000)).toBe(true);
+    expect(isHealthy(health(1_000, { inFlight: 4 }), WINDOWS, 700_000)).toBe(true);
+  });
+
+  it('is unhealthy while a slot is stuck past its deadline, even with every slot busy', () => {
+    expect(isHealthy(health(50_000, { inFlight: 4, stuck: 1 }), WINDOWS, 50_000)).toBe(false);
+  });
+
+  it('is unhealthy for JOB_TIMEOUT_SECONDS after a job was abandoned at its deadline, then healthy again', () => {
+    expect(isHealthy(health(50_000, { lastTimeoutAt: 40_000 }), WINDOWS, 50_000)).toBe(false);
+    expect(isHealthy(health(70_000, { lastTimeoutAt: 40_000 }), WINDOWS, 70_000)).toBe(true);
   });
 });
 

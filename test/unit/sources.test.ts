@@ -199,7 +199,7 @@ describe('loadImage', () => {
     // Assess
     expect(loaded.bytes).toBe(bytes);
     expect(loaded.sha256.toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
-    expect(reader.calls).toEqual([['enrollment-staging', 'incoming/j/0', 1000, 'images[4]']]);
+    expect(reader.calls).toEqual([['enrollment-staging', 'incoming/j/0', 1000, 'images[4]', undefined]]);
   });
 
   it('refuses a staged object whose bytes are not the ones the job names (SOURCE_MISMATCH)', async () => {

@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { discardStagedSources, s3StagedObjectReader, stagedSourcesOf, type StagingRules } from '../../src/enroll/sources.ts';
+import { s3StagedObjectReader } from '../../src/aws/s3.ts';
+import { discardStagedSources, stagedSourcesOf, type StagingRules } from '../../src/enroll/sources.ts';
 import { inline, job, rejectionOf, sdkError, staged } from './helpers.ts';
 
 /** A fake S3 client that routes by command class, as the SDK would. */

@@ -1,0 +1,148 @@
+/**
+ * The S3 adapters the use case is given (src/enroll/ imports no SDK): read and size a staged object,
+ * delete one, write a reference conditionally, and list a user's references — each taking the job's
+ * AbortSignal, so a cancelled job's requests stop and release their sockets.
+ */
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { ReferenceLister, ReferenceWriter } from '../enroll/references.ts';
+import type { StagedObjectReader, StagedObjectRemover, StagedObjectSizer } from '../enroll/sources.ts';
+import { JobError, WorkerMisconfigured } from '../job/errors.ts';
+import { isInvalidRange, isNoSuchBucket, isNotFound, isPreconditionFailed } from './errors.ts';
+
+/** `bytes 0-99/12345` → 12345. */
+function totalOf(contentRange: string | undefined): number | undefined {
+  const total = contentRange?.match(/\/(\d+)$/)?.[1];
+  return total === undefined ? undefined : Number(total);
+}
+
+type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
+
+/**
+ * A ranged GET of at most `maxBytes + 1` bytes, so S3 itself never sends more than the cap; the
+ * object's full size (Content-Range) refuses an oversize object before its body is read, and the body
+ * is read only while it stays under the cap. The object's name and content type are never looked at:
+ * the bytes decide. A cancelled job destroys the body stream, whatever stage the read is at.
+ */
+export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
+  return async (bucket, key, maxBytes, label, signal) => {
+    let response;
+    try {
+      response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }), { abortSignal: signal });
+    } catch (e: unknown) {
+      // A missing bucket is the worker's setting, not the job: every staged job would fail. Retried
+      // (the job is good) and logged as a configuration problem; a missing object is the job's.
+      if (isNoSuchBucket(e)) {
+        throw new WorkerMisconfigured('STAGING_BUCKET', `the staging bucket "${bucket}" does not exist (STAGING_BUCKET)`, { cause: e });
+      }
+      if (isNotFound(e)) throw new JobError('SOURCE_NOT_FOUND', `${label}: s3://${bucket}/${key} does not exist`, { cause: e });
+      // A range cannot be satisfied by an empty object: it is empty.
+      if (isInvalidRange(e)) return Buffer.alloc(0);
+      throw e;
+    }
+    const body = response.Body as Body | undefined;
+    const tooLarge = (size: number) => new JobError('IMAGE_TOO_LARGE', `${label} is ${size} bytes; the limit is ${maxBytes}`);
+    const size = totalOf(response.ContentRange) ?? response.ContentLength;
+    if (size !== undefined && size > maxBytes) {
+      body?.destroy?.();
+      throw tooLarge(size);
+    }
+    if (!body) return Buffer.alloc(0);
+    const stop = () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const chunks: Uint8Array[] = [];
+      let read = 0;
+      for await (const chunk of body) {
+        read += chunk.length;
+        if (read > maxBytes) {
+          body.destroy?.();
+          throw tooLarge(read);
+        }
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks, read);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+  };
+}
+
+/**
+ * The size of a staged object, from a HEAD, so its bytes can be admitted against the memory budget
+ * before they are read. Undefined when S3 does not say (a 404 among them: the GET that follows tells a
+ * missing object from a missing bucket, which a HEAD cannot).
+ */
+export function s3StagedObjectSizer(s3: S3Client): StagedObjectSizer {
+  return async (bucket, key, signal) => {
+    try {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      return head.ContentLength;
+    } catch (e: unknown) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  };
+}
+
+export function s3StagedObjectRemover(s3: S3Client): StagedObjectRemover {
+  return async (bucket, key) => {
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  };
+}
+
+/**
+ * The conditional write. `If-None-Match: *` makes "already there" a 412, which counts as stored. A 409
+ * (a concurrent conditional write in progress) is left to propagate: it is transient, and the retry
+ * sees the 412. The SHA-256 of the stored bytes is sent as ChecksumSHA256, so S3 verifies them end to
+ * end, the SDK computes no second checksum, and the same hash signs the payload. User metadata:
+ * `job-id`, `sha256` (the image as received, which the key names) and `stored-sha256`.
+ */
+export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter {
+  return async (object, signal) => {
+    try {
+      const put = new PutObjectCommand({
+        Bucket: bucket,
+        Key: object.key,
+        Body: object.body,
+        ContentLength: object.body.length,
+        ContentType: object.contentType,
+        ChecksumSHA256: object.storedSha256.toString('base64'),
+        IfNoneMatch: '*',
+        Metadata: {
+          'job-id': object.jobId,
+          sha256: object.sha256.toString('hex'),
+          'stored-sha256': object.storedSha256.toString('hex'),
+          ...object.metadata,
+        },
+      });
+      // Hash once: the signature's payload hash is the same SHA-256, so the signer need not compute
+      // it again (it uses this header when present).
+      const payloadHash = object.storedSha256.toString('hex');
+      put.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amz-content-sha256'] = payloadHash;
+          return next(args);
+        },
+        { step: 'build', name: 'knownPayloadHash' },
+      );
+      await s3.send(put, { abortSignal: signal });
+      return 'created';
+    } catch (e: unknown) {
+      if (isPreconditionFailed(e)) return 'existed';
+      throw e;
+    }
+  };
+}
+
+/**
+ * The reference keys under a prefix (`users/<id>/`), by listing: names only — the role lists
+ * `users/*` of the reference bucket but never reads a reference. At most 1,000 keys (one page): a
+ * user has a handful of references.
+ */
+export function s3ReferenceLister(s3: S3Client, bucket: string): ReferenceLister {
+  return async (prefix, signal) => {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1000 }), { abortSignal: signal });
+    return new Set((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key])));
+  };
+}

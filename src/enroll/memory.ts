@@ -1,0 +1,108 @@
+/**
+ * A memory budget: bytes held at once, across all jobs in flight, are admitted against one number,
+ * so the worker's peak is a setting, not an accident of the load. Waiters are served in order (no
+ * starvation of large requests); a request larger than the whole budget is admitted alone, once
+ * nothing but background holdings (the bytes of received messages) is held; a waiter whose job is
+ * cancelled leaves the line at once. A job asks once for all it needs, so no job holds a part while
+ * waiting for the rest (which could deadlock).
+ */
+
+export interface Grant {
+  /** Gives the bytes back; idempotent. */
+  release(): void;
+  readonly bytes: number;
+}
+
+export interface AcquireOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Held in the background (a received message's bytes): counted against the budget, but never what
+   * keeps a request larger than the whole budget from running alone.
+   */
+  readonly background?: boolean;
+}
+
+export interface MemoryBudget {
+  /** Waits until `bytes` fit (or nothing but background holdings is held), then holds them until released. */
+  acquire(bytes: number, options?: AcquireOptions): Promise<Grant>;
+  readonly limit: number;
+  /** Bytes held now. */
+  readonly held: number;
+  /** Requests waiting now. */
+  readonly waiting: number;
+  /** The most ever held at once. */
+  readonly peak: number;
+}
+
+interface Waiter {
+  readonly bytes: number;
+  readonly admit: () => void;
+}
+
+export function createMemoryBudget(limit: number): MemoryBudget {
+  let held = 0;
+  let background = 0;
+  let peak = 0;
+  const line: Waiter[] = [];
+
+  const fits = (bytes: number) => held + bytes <= limit || held === background;
+
+  const grant = (bytes: number, isBackground: boolean): Grant => {
+    held += bytes;
+    if (isBackground) background += bytes;
+    peak = Math.max(peak, held);
+    let released = false;
+    return {
+      bytes,
+      release() {
+        if (released) return;
+        released = true;
+        held -= bytes;
+        if (isBackground) background -= bytes;
+        admitWaiting();
+      },
+    };
+  };
+
+  // First come, first served: a large request at the head is not overtaken by small ones.
+  const admitWaiting = () => {
+    while (line.length > 0 && fits(line[0]?.bytes ?? 0)) line.shift()?.admit();
+  };
+
+  return {
+    limit,
+    get held() {
+      return held;
+    },
+    get waiting() {
+      return line.length;
+    },
+    get peak() {
+      return peak;
+    },
+    acquire(bytes, options = {}) {
+      const { signal } = options;
+      const isBackground = options.background === true;
+      const size = Math.max(0, Math.ceil(bytes));
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (line.length === 0 && fits(size)) return Promise.resolve(grant(size, isBackground));
+      return new Promise<Grant>((resolve, reject) => {
+        const waiter: Waiter = {
+          bytes: size,
+          admit: () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(grant(size, isBackground));
+          },
+        };
+        const onAbort = () => {
+          const at = line.indexOf(waiter);
+          if (at >= 0) line.splice(at, 1);
+          reject(signal?.reason);
+          admitWaiting();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        line.push(waiter);
+      });
+    },
+  };
+}

@@ -1,0 +1,343 @@
+// The consumer (src/worker/consumer.ts) against a fake SQS client that routes by command class, with
+// fake timers: receives sized to the free slots, one slot per job, batched deletes and heartbeats,
+// receive backoff, deadlines, the memory budget, release at shutdown and the drain.
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createMemoryBudget } from '../../src/enroll/memory.ts';
+import { createConsumer, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
+import { memoryLogger } from './helpers.ts';
+
+type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
+
+/** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
+function fakeSqs(options: { failReceives?: number } = {}) {
+  const waiting: Message[] = [];
+  const sent: Sent[] = [];
+  let failures = options.failReceives ?? 0;
+  let wake: (() => void) | undefined;
+  let next = 0;
+  const client = {
+    send: async (command: Sent) => {
+      sent.push(command);
+      if (command instanceof ReceiveMessageCommand) {
+        if (failures > 0) {
+          failures -= 1;
+          throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+        }
+        if (waiting.length === 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, (command.input.WaitTimeSeconds ?? 0) * 1000);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = undefined;
+        }
+        return { Messages: waiting.splice(0, command.input.MaxNumberOfMessages ?? 1) };
+      }
+      if (command instanceof DeleteMessageBatchCommand) return { Successful: (command.input.Entries ?? []).map((e) => ({ Id: e.Id })), Failed: [] };
+      return { Successful: (command.input.Entries ?? []).map((e) => ({ Id: e.Id })), Failed: [] };
+    },
+  } as unknown as SQSClient;
+  return {
+    client,
+    sent,
+    add(count: number, body = 'x') {
+      for (let i = 0; i < count; i += 1) {
+        next += 1;
+        waiting.push({ MessageId: `m-${next}`, ReceiptHandle: `r-${next}`, Body: body });
+      }
+      wake?.();
+    },
+    receives: () => sent.filter((c): c is ReceiveMessageCommand => c instanceof ReceiveMessageCommand),
+    deleteBatches: () => sent.filter((c): c is DeleteMessageBatchCommand => c instanceof DeleteMessageBatchCommand),
+    visibilityBatches: () => sent.filter((c): c is ChangeMessageVisibilityBatchCommand => c instanceof ChangeMessageVisibilityBatchCommand),
+  };
+}
+
+/** Jobs the test finishes by hand: `decide` waits until the test says which message is done. */
+function jobs() {
+  const running = new Map<string, { job: RunningJob; finish: () => void }>();
+  const settled: { id: string; kind: Settlement<string>['kind'] }[] = [];
+  return {
+    running,
+    settled,
+    decide: (message: Message, job: RunningJob) =>
+      new Promise<string>((resolve) => {
+        running.set(message.MessageId ?? '', { job, finish: () => resolve(message.MessageId ?? '') });
+      }),
+    finish(id: string) {
+      running.get(id)?.finish();
+      running.delete(id);
+    },
+    settle: async (message: Message, settlement: Settlement<string>, _job: RunningJob, queue: { delete(m: Message): Promise<void>; setVisibility(m: Message, s: number): Promise<void> }) => {
+      settled.push({ id: message.MessageId ?? '', kind: settlement.kind });
+      if (settlement.kind === 'verdict') await queue.delete(message);
+      else await queue.setVisibility(message, settlement.kind === 'released' ? 0 : 30);
+    },
+  };
+}
+
+function consumer(sqs: ReturnType<typeof fakeSqs>, work: ReturnType<typeof jobs>, overrides: Partial<ConsumerOptions<string>> = {}) {
+  const { log, lines } = memoryLogger();
+  const c = createConsumer<string>({
+    sqs: sqs.client,
+    queueUrl: 'https://sqs.us-east-1.amazonaws.com/1/jobs',
+    concurrency: 16,
+    visibilityTimeoutSeconds: 60,
+    heartbeatIntervalSeconds: 20,
+    pollWaitSeconds: 20,
+    jobTimeoutMs: 25_000,
+    flushAfterMs: 10,
+    decide: work.decide,
+    settle: work.settle,
+    log,
+    random: () => 0.5,
+    ...overrides,
+  });
+  return { c, lines };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the consumer', () => {
+  it('receives up to ten messages per call, sized to the free slots, and runs each in its own slot', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work);
+    sqs.add(25);
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const first = { receives: sqs.receives().map((r) => r.input.MaxNumberOfMessages), running: work.running.size };
+    for (const id of ['m-1', 'm-2']) work.finish(id);
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess: ten; then nothing until half the 16 slots are free (6 are); then the 8 free.
+    expect(first).toEqual({ receives: [10], running: 10 });
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([10, 8]);
+    expect(work.running.size).toBe(16);
+    expect(c.health.inFlight).toBe(16);
+  });
+
+  it('lets a slow job hold only its own slot: the others finish and the slots are refilled', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4 });
+    sqs.add(6);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act: m-1 is slow; m-2..m-4 finish.
+    for (const id of ['m-2', 'm-3', 'm-4']) work.finish(id);
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess
+    expect([...work.running.keys()].sort()).toEqual(['m-1', 'm-5', 'm-6']);
+    expect(work.settled.map((s) => s.id)).toEqual(['m-2', 'm-3', 'm-4']);
+  });
+
+  it('deletes messages settled within a few milliseconds of each other in one batch call', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4 });
+    sqs.add(4);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(3);
+    work.finish('m-2');
+    work.finish('m-3');
+    await vi.advanceTimersByTimeAsync(10);
+
+    // Assess
+    expect(sqs.deleteBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1', 'r-2', 'r-3']]);
+  });
+
+  it('keeps every running job invisible with one batched heartbeat per interval, and stops for settled ones', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, visibilityTimeoutSeconds: 60, jobTimeoutMs: 600_000 });
+    sqs.add(3);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    work.finish('m-3');
+
+    // Act
+    await vi.advanceTimersByTimeAsync(20_010);
+
+    // Assess
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []);
+    expect(beats.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      ['r-1', 60],
+      ['r-2', 60],
+    ]);
+    expect(sqs.visibilityBatches()).toHaveLength(1);
+  });
+
+  it('backs off after a failed receive (1 s, doubling) and logs the outage once', async () => {
+    // Prepare
+    const sqs = fakeSqs({ failReceives: 3 });
+    const work = jobs();
+    const { c, lines } = consumer(sqs, work, { pollWaitSeconds: 1 });
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const afterFirst = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(999);
+    const beforeBackoffEnds = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(1 + 2_000 + 4_000);
+    const receives = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(1_000); // the fourth receive, a 1 s long poll, answers
+
+    // Assess
+    expect([afterFirst, beforeBackoffEnds, receives]).toEqual([1, 1, 4]);
+    expect(lines().filter((l) => l.msg === 'receiving from the jobs queue failed; backing off')).toHaveLength(1);
+    expect(lines().filter((l) => l.msg === 'receiving from the jobs queue works again')).toHaveLength(1);
+  });
+
+  it('settles a job past its deadline as timed out at once, cancels its work, and counts its slot as stuck until it stops', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const job = work.running.get('m-1')?.job;
+    if (job) job.phase = 'decode';
+
+    // Act
+    await vi.advanceTimersByTimeAsync(5_000);
+    const atDeadline = { settled: [...work.settled], aborted: job?.signal.aborted, stuck: c.health.stuck, lastTimeoutAt: c.health.lastTimeoutAt };
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess
+    expect(atDeadline).toEqual({ settled: [{ id: 'm-1', kind: 'timed-out' }], aborted: true, stuck: 1, lastTimeoutAt: expect.any(Number) });
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
+    expect(c.health.stuck).toBe(0);
+    expect(sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).map((e) => e.VisibilityTimeout)).toEqual([30]);
+  });
+
+  it('does not run the deadline while a job waits its turn (waitFor)', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const job = work.running.get('m-1')?.job;
+    let endWait!: () => void;
+
+    // Act: 3 s of work, 60 s waiting for memory, 1.5 s of work.
+    await vi.advanceTimersByTimeAsync(3_000);
+    const waiting = job?.waitFor(new Promise<void>((r) => (endWait = r)));
+    await vi.advanceTimersByTimeAsync(60_000);
+    endWait();
+    await waiting;
+    await vi.advanceTimersByTimeAsync(1_500);
+    const before = [...work.settled];
+    await vi.advanceTimersByTimeAsync(600);
+
+    // Assess
+    expect(before).toEqual([]);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
+  });
+
+  it('receives only when the memory budget has room for a full batch, and holds each message\'s bytes until it is settled', async () => {
+    // Prepare: room for two 1 MiB messages' worth beyond what is held.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const memory = createMemoryBudget(3 * 1_048_576);
+    const { c } = consumer(sqs, work, { concurrency: 2, memory });
+    sqs.add(2, 'x'.repeat(600_000));
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const held = memory.held;
+    work.finish('m-1');
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess
+    expect(held).toBe(1_200_000);
+    expect(memory.held).toBe(0);
+  });
+
+  it('drains: no new receive, jobs in flight finish, the poll in flight is let finish and what it brings is handed back', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 5 });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act: stop while m-1 runs and a long poll is open; a message arrives into that poll.
+    const drained = c.drain(Date.now() + 30_000);
+    await vi.advanceTimersByTimeAsync(100);
+    sqs.add(1);
+    await vi.advanceTimersByTimeAsync(100);
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(6_000);
+    const { unfinished } = await drained;
+
+    // Assess
+    expect(unfinished).toBe(0);
+    expect(work.settled).toEqual([
+      { id: 'm-2', kind: 'released' },
+      { id: 'm-1', kind: 'verdict' },
+    ]);
+    const receivesAfterStop = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(sqs.receives().length).toBe(receivesAfterStop);
+  });
+
+  it('at the drain\'s deadline cancels what is left and hands it back, and flushes every batch before it returns', async () => {
+    // Prepare
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 1, jobTimeoutMs: 600_000 });
+    sqs.add(2);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const signals = [...work.running.values()].map((r) => r.job.signal);
+
+    // Act
+    const drained = c.drain(Date.now() + 2_000);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const { unfinished } = await drained;
+
+    // Assess
+    expect(unfinished).toBe(2);
+    expect(signals.map((s) => s.aborted)).toEqual([true, true]);
+    expect(work.settled.map((s) => s.kind)).toEqual(['released', 'released']);
+    expect(sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      ['r-1', 0],
+      ['r-2', 0],
+    ]);
+  });
+});
