@@ -110,18 +110,13 @@ const CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
 interface ErrorShape {
   name?: unknown;
   code?: unknown;
-  cause?: unknown;
   $metadata?: { httpStatusCode?: unknown };
 }
-
-// Wrappers that carry the SDK's error as their cause (sqs-consumer's SQSError and StandardError).
-const WRAPPER_NAMES: ReadonlySet<string> = new Set(['SQSError', 'StandardError']);
 
 export function transientReason(e: unknown): TransientReason {
   if (typeof e !== 'object' || e === null) return 'other';
   if (e instanceof WorkerMisconfigured) return 'configuration';
-  const { name, code, cause, $metadata } = e as ErrorShape;
-  if (typeof name === 'string' && WRAPPER_NAMES.has(name) && cause !== undefined) return transientReason(cause);
+  const { name, code, $metadata } = e as ErrorShape;
   const status = typeof $metadata?.httpStatusCode === 'number' ? $metadata.httpStatusCode : undefined;
   if (typeof name === 'string') {
     if (THROTTLING_NAMES.has(name)) return 'throttled';

@@ -1,4 +1,3 @@
-import { SQSError, StandardError } from 'sqs-consumer';
 import { describe, expect, it } from 'vitest';
 import {
   describeError,
@@ -12,15 +11,6 @@ import {
   WorkerMisconfigured,
 } from '../../src/job/errors.ts';
 import { networkError, sdkError } from './helpers.ts';
-
-/** sqs-consumer's SQSError as its toSQSError() builds it: the SDK error is the cause. */
-function sqsConsumerError(cause: ReturnType<typeof sdkError>): SQSError {
-  const error = new SQSError('SQS receive message failed: rate exceeded');
-  error.cause = cause;
-  error.code = cause.name;
-  error.statusCode = cause.$metadata.httpStatusCode ?? 0;
-  return error;
-}
 
 describe('JobError', () => {
   it('carries a literal name, its code, its message and a cause', () => {
@@ -145,41 +135,6 @@ describe('transientReason', () => {
     expect(reason).toBe('other');
   });
 
-  it.each([
-    ['throttling', sdkError('ThrottlingException', 400), 'throttled'],
-    ['a 503', sdkError('ServiceUnavailable', 503), 'server'],
-    ['credentials', sdkError('CredentialsProviderError'), 'credentials'],
-  ])('looks through an sqs-consumer SQSError to its cause (%s)', (_name, cause, reason) => {
-    // Prepare
-    const wrapped = sqsConsumerError(cause);
-
-    // Act
-    const result = transientReason(wrapped);
-
-    // Assess
-    expect(wrapped.name).toBe('SQSError');
-    expect(result).toBe(reason);
-  });
-
-  it('looks through an sqs-consumer StandardError to its cause', () => {
-    // Prepare
-    const wrapped = new StandardError('Unexpected message handler failure');
-    wrapped.cause = networkError('ECONNRESET');
-
-    // Act
-    const result = transientReason(wrapped);
-
-    // Assess
-    expect(result).toBe('network');
-  });
-
-  it('is other for a wrapper without a cause', () => {
-    // Act
-    const result = transientReason(new SQSError('no cause'));
-
-    // Assess
-    expect(result).toBe('other');
-  });
 
   it.each([['a string', 'ECONNRESET'], ['a number', 503], ['null', null], ['undefined', undefined]])(
     'is other for %s',
