@@ -2,7 +2,7 @@
  * The consumer: slots, the receive loop, the heartbeat, deadlines and the drain.
  *
  * One loop receives up to ten messages per call, sized to the slots that are free, and waits until
- * enough are free (half of them, at most ten) so a busy worker receives in batches; each message
+ * enough are free (a quarter of them, at most ten) so a busy worker receives in batches; each message
  * runs in its own slot, so a slow job only ever holds its own. A message is settled exactly once:
  * with its verdict, or — when it outlives JOB_TIMEOUT_SECONDS — as timed out while its work is
  * cancelled, or released at shutdown. Every message in flight is kept invisible by one heartbeat
@@ -124,6 +124,8 @@ interface Slot {
   readonly message: Message;
   readonly job: Job;
   settled: boolean;
+  /** The settle under way or done, once there is one. */
+  settling?: Promise<void>;
   expired: boolean;
   /** Resolves when the job's work has stopped (its verdict came, or its cancellation took). */
   readonly done: Promise<void>;
@@ -141,8 +143,8 @@ export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
     delete: (message) => deletes.add(receipt(message)),
     setVisibility: (message, seconds) => visibility.add({ receiptHandle: receipt(message), seconds }),
   };
-  // Receive in batches once half the slots (at most ten) are free; with nothing running, at once.
-  const batchThreshold = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 2));
+  // Receive in batches once a quarter of the slots (at most ten) are free; with nothing running, at once.
+  const batchThreshold = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 4));
   let lastReceiveAt: number | undefined;
   let lastTimeoutAt: number | undefined;
   let loop: Promise<void> | undefined;
@@ -182,10 +184,16 @@ export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
     }
   };
 
-  const settleOnce = async (slot: Slot, settlement: Settlement<V>) => {
-    if (slot.settled) return;
+  // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
+  // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
+  const settling = new Set<Promise<void>>();
+  const settleOnce = (slot: Slot, settlement: Settlement<V>): Promise<void> => {
+    if (slot.settled) return slot.settling ?? Promise.resolve();
     slot.settled = true;
-    await options.settle(slot.message, settlement, slot.job, queue);
+    const done = options.settle(slot.message, settlement, slot.job, queue).finally(() => settling.delete(done));
+    settling.add(done);
+    slot.settling = done;
+    return done;
   };
 
   const run = (message: Message, grant: Grant | undefined) => {
@@ -237,14 +245,15 @@ export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
           log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
         } else {
           job.phase = 'outcome';
-          await settleOnce(slot, { kind: 'verdict', verdict });
+          void settleOnce(slot, { kind: 'verdict', verdict });
         }
       } catch (e: unknown) {
         clearTimeout(timer);
-        await settleOnce(slot, { kind: 'crashed', error: e });
+        void settleOnce(slot, { kind: 'crashed', error: e });
       } finally {
         clearTimeout(timer);
-        grant?.release();
+        // The message's bytes are held until it is settled (a dead-letter entry carries its body).
+        void Promise.resolve(slot.settling).finally(() => grant?.release());
         slots.delete(slot);
         finish();
         wake();
@@ -350,6 +359,7 @@ export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
           await Promise.race([Promise.all([...slots].map((s) => s.done)), sleep(Math.min(250, Math.max(0, deadline - Date.now())))]);
           onProgress?.();
         }
+        await Promise.race([Promise.all([...settling]), sleep(Math.max(0, deadline - Date.now()))]);
         const unfinished = [...slots].filter((s) => !s.settled).length;
         // Past the drain's deadline: cancel what is left and hand it back, so the next worker (or
         // this one, restarted) picks it up at once instead of after its visibility timeout.
@@ -358,6 +368,7 @@ export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
         await Promise.all(left.map((slot) => settleOnce(slot, { kind: 'released' })));
         await Promise.race([Promise.all(left.map((s) => s.done)), sleep(CANCEL_GRACE_MS)]);
         await Promise.race([pollDone, sleep(options.pollWaitSeconds * 1000 + POLL_GRACE_MS)]);
+        await Promise.all([...settling]);
         if (heartbeat) clearInterval(heartbeat);
         await Promise.all([deletes.flush(), visibility.flush()]);
         return { unfinished };

@@ -124,12 +124,16 @@ describe('the consumer', () => {
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     const first = { receives: sqs.receives().map((r) => r.input.MaxNumberOfMessages), running: work.running.size };
-    for (const id of ['m-1', 'm-2']) work.finish(id);
+    for (const id of ['m-1', 'm-2', 'm-3']) work.finish(id);
+    await vi.advanceTimersByTimeAsync(20);
+    const afterThree = sqs.receives().length;
+    work.finish('m-4');
     await vi.advanceTimersByTimeAsync(20);
 
-    // Assess: ten; then nothing until half the 16 slots are free (6 are); then the 8 free.
-    expect(first).toEqual({ receives: [10], running: 10 });
-    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([10, 8]);
+    // Assess: ten, then the six free; then nothing until a quarter of the 16 slots (4) are free.
+    expect(first).toEqual({ receives: [10, 6], running: 16 });
+    expect(afterThree).toBe(2);
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([10, 6, 4]);
     expect(work.running.size).toBe(16);
     expect(c.health.inFlight).toBe(16);
   });
