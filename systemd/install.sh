@@ -18,6 +18,8 @@
 #
 # Exit status: 0 done (or nothing to do); 1 refused or failed, with the reason; 2 usage; 3 installed
 # but not started because the settings file still holds the example's values.
+# Run by `sh install.sh`: this needs bash (local, pipefail, BASH_SOURCE), so become it.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 umask 022
 export LC_ALL=C
@@ -207,6 +209,10 @@ deploy() {
     exit 3
   fi
 
+  # A folder there (not our symlink) is someone's hand-made install: not ours to replace.
+  if [ -e "$CURRENT" ] && [ ! -L "$CURRENT" ]; then
+    die "$CURRENT is a folder, not a symlink to a release: move it away (e.g. to $CURRENT.manual), then run this again"
+  fi
   current=$(target_of "$CURRENT")
   same_file "$dest/systemd/$UNIT" "$UNIT_FILE" || unit_changed=yes
   if [ "$current" != "$dest" ]; then
