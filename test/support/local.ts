@@ -2,9 +2,13 @@
 // Starts moto (or LocalStack through a container runtime when moto cannot be had), creates the
 // jobs queue with its dead-letter queue, the result queue and both buckets, then runs the built
 // worker in the foreground. The worker gets no keys: its credentials come from the emulator's
-// IMDSv2 endpoint, exactly as on EC2. Ctrl-C drains the worker and stops the emulator.
+// IMDSv2 endpoint, exactly as on EC2. Ctrl-C drains the worker and stops the emulator. On a
+// terminal its pino lines are pretty-printed (pino-pretty, a devDependency); piped anywhere else
+// they stay the JSON lines the worker writes in production.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream/promises';
+import pinoPretty from 'pino-pretty';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { startEmulator, type Emulator } from './emulator.ts';
@@ -56,7 +60,13 @@ await writeFile(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`)
 
 // No keys in the worker's environment: only the instance-role path through IMDSv2.
 const workerEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...settings };
-const worker = spawn(process.execPath, [join(root, 'dist', 'cli.js'), 'run'], { env: workerEnv, stdio: 'inherit', detached: true });
+const pretty = process.stdout.isTTY === true;
+const worker = spawn(process.execPath, [join(root, 'dist', 'cli.js'), 'run'], { env: workerEnv, stdio: ['ignore', pretty ? 'pipe' : 'inherit', 'inherit'], detached: true });
+// The worker itself always writes JSON; only this terminal's copy is made readable.
+const prettyOut =
+  pretty && worker.stdout
+    ? worker.stdout.pipe(pinoPretty({ colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', sync: true }))
+    : undefined;
 
 process.stderr.write(
   [
@@ -80,6 +90,8 @@ const stop = (signal: NodeJS.Signals) => {
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
 worker.on('exit', async (code, signal) => {
+  // Its last lines (the drain) are printed before the emulator goes.
+  if (prettyOut) await finished(prettyOut).catch(() => undefined);
   await emu.stop();
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -1,10 +1,12 @@
 // A real systemd (PID 1 of a systemd-nspawn container) for `npm run test:systemd`: the host tools
 // and a Debian root file system are installed on first use (idempotently, the root cached outside
-// the repo), the built worker is installed into the container the way README "Deploy on EC2" does
-// it, and commands run inside it with their output collected through a bind-mounted folder.
+// the repo), releases are built with `npm run release` for the tests to install with their
+// install.sh, and commands run inside the container with their output collected through a
+// bind-mounted folder. The same root also runs one command without systemd (runInRoot), as a
+// minimal Debian image would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants, createWriteStream } from 'node:fs';
-import { access, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -119,39 +121,28 @@ export async function ensureRootfs(): Promise<string> {
   return dir;
 }
 
-interface LockEntry {
-  dev?: boolean;
-  optional?: boolean;
-  devOptional?: boolean;
+export interface Release {
+  version: string;
+  /** dist-release/enrollment-worker-<version>-linux-<arch>.tar.gz */
+  tarball: string;
+  /** The folder the tarball unpacks into: enrollment-worker-<version>-linux-<arch> */
+  folder: string;
 }
 
-/**
- * The package as `npm ci --omit=dev` would install it from this build: package.json, the lock file,
- * dist/, README.md, systemd/ and the production dependencies (read from package-lock.json, copied
- * from node_modules, so no registry is needed). A missing production dependency fails here.
- */
-export async function stagePackage(into: string): Promise<void> {
-  const lock = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
-  if (!(await exists(join(REPO, 'dist', 'cli.js')))) throw new Error('dist/cli.js is missing: run npm run build first');
-  await mkdir(into, { recursive: true });
-  if (!(await exists(join(REPO, 'build', 'Release', 'sd_notify.node')))) throw new Error('build/Release/sd_notify.node is missing: run npm ci (node-gyp builds it)');
-  await cp(join(REPO, 'build', 'Release', 'sd_notify.node'), join(into, 'build', 'Release', 'sd_notify.node'));
-  for (const item of ['package.json', 'package-lock.json', 'dist', 'README.md', 'systemd']) {
-    await cp(join(REPO, item), join(into, item), { recursive: true });
-  }
-  const missing: string[] = [];
-  for (const [path, entry] of Object.entries(lock.packages)) {
-    // Top-level packages only: copying one brings its own nested node_modules.
-    if (!/^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) || entry.dev === true) continue;
-    const from = join(REPO, path);
-    if (!(await exists(from))) {
-      // Optional packages for other platforms are not installed; anything else must be.
-      if (entry.optional !== true && entry.devOptional !== true) missing.push(path);
-      continue;
-    }
-    await cp(from, join(into, path), { recursive: true, verbatimSymlinks: true });
-  }
-  if (missing.length > 0) throw new Error(`production dependencies missing from node_modules: ${missing.join(', ')}`);
+const RELEASE_TIMEOUT_MS = 10 * 60_000;
+
+/** `npm run release`, as a person or CI runs it (RELEASE_VERSION: another version of the same code). */
+export async function buildRelease(version?: string): Promise<Release> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (version === undefined) delete env.RELEASE_VERSION;
+  else env.RELEASE_VERSION = version;
+  const started = Date.now();
+  say(`$ ${version === undefined ? '' : `RELEASE_VERSION=${version} `}npm run release`);
+  const { stderr } = await exec('npm', ['run', '-s', 'release'], { cwd: REPO, env, timeout: RELEASE_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
+  const built = /\[release\] (dist-release\/(enrollment-worker-(.+)-linux-[a-z0-9]+)\.tar\.gz): .*/.exec(stderr);
+  if (!built?.[1] || !built[2] || !built[3]) throw new Error(`npm run release did not name its tarball:\n${stderr}`);
+  say(`${built[0].replace('[release] ', '')} (${String(Math.round((Date.now() - started) / 1000))} s with npm)`);
+  return { version: built[3], tarball: join(REPO, built[1]), folder: built[2] };
 }
 
 export interface Container {
@@ -310,4 +301,74 @@ export async function boot(opts: BootOptions): Promise<Container> {
 /** A fresh folder for one run's results, kept afterwards for a look at what happened. */
 export async function resultsFolder(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'enrollment-worker-systemd-'));
+}
+
+export interface RootRun {
+  /** stdout and stderr so far, as one text. */
+  output(): string;
+  /** Resolves with the exit status of the command (that of systemd-nspawn, which passes it on). */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM to the command (systemd-nspawn passes it on, see --kill-signal). */
+  terminate(): void;
+}
+
+export interface RunOptions {
+  rootfs: string;
+  /** host path → path inside, read-only */
+  bindReadOnly: Record<string, string>;
+  /** host path → path inside, writable */
+  bind: Record<string, string>;
+  env: Record<string, string>;
+  argv: string[];
+  /** Killed after this, whatever happens. */
+  lifetimeSeconds: number;
+}
+
+/**
+ * Runs one command as PID 1 of a throw-away container of the root (no systemd, no boot): what a
+ * container engine does with an image. The root is not changed (--volatile=overlay); the network is
+ * the host's. Its output is collected as it comes.
+ */
+export function runInRoot(opts: RunOptions): RootRun {
+  const args = [
+    '-k', '15', String(opts.lifetimeSeconds),
+    'systemd-nspawn',
+    '--quiet',
+    '--register=no',
+    '--keep-unit',
+    `--machine=ew-run-${String(process.pid)}`,
+    '--directory', opts.rootfs,
+    '--volatile=overlay',
+    // Plain pipes, as `docker compose up` gives a service without `tty: true`.
+    '--console=pipe',
+    // A stop reaches the command as SIGTERM (the default without --boot is SIGKILL).
+    '--kill-signal=SIGTERM',
+    ...Object.entries(opts.bindReadOnly).map(([from, to]) => `--bind-ro=${from}:${to}`),
+    ...Object.entries(opts.bind).map(([from, to]) => `--bind=${from}:${to}`),
+    ...Object.entries(opts.env).map(([k, v]) => `--setenv=${k}=${v}`),
+    '--',
+    ...opts.argv,
+  ];
+  say(`running: timeout ${args.join(' ')}`);
+  const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  const exited = new Promise<number | null>((resolveExit, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      process.off('exit', killOnExit);
+      resolveExit(code);
+    });
+  });
+  return {
+    output: () => text,
+    exited,
+    terminate: () => {
+      // `timeout` passes SIGTERM on to systemd-nspawn, which passes it on to the command.
+      child.kill('SIGTERM');
+    },
+  };
 }

@@ -1,28 +1,44 @@
-// The shipped unit under a real systemd: a Debian container booted by systemd-nspawn, with the built
-// worker, Node 24, the unit and an env file installed as README "Deploy on EC2" says, talking to
-// moto on the host's loopback (credentials from moto's IMDS: no keys anywhere). Everything is
-// checked from inside through systemctl and journalctl. Needs root; `npm run test:systemd`.
+// The release and its install.sh under a real systemd: `npm run release` builds two releases of this
+// code (two version numbers), a Debian container booted by systemd-nspawn gets Node 24 and the
+// tarballs, and everything README "Deploy on EC2" says is done the way it says: checksum, unpack,
+// install.sh, settings, install.sh again; then the unit's behaviour (READY, Status, jobs, reload,
+// watchdog, stop), an upgrade with a job in flight, a rollback, a refused switch-over, and an
+// uninstall. The worker talks to moto on the host's loopback through a fault proxy (credentials
+// from moto's IMDS: no keys anywhere). Everything is checked from inside through systemctl,
+// journalctl and the file system. Needs root; `npm run test:systemd`.
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
-import { boot, ensureHostTools, ensureRootfs, REPO, resultsFolder, stagePackage, type Container } from './container.ts';
+import { boot, buildRelease, ensureHostTools, ensureRootfs, REPO, resultsFolder, type Container, type Release } from './container.ts';
+
+const exec = promisify(execFile);
 
 /** The whole run, provisioning included, is bounded by this; the container cannot outlive it. */
 const RUN_BOUND_SECONDS = 20 * 60;
 const UNIT = 'enrollment-worker.service';
-const VERSION = '0.0.0-test';
+const ENV_FILE = '/etc/enrollment-worker/enrollment-worker.env';
+/** Where the releases are unpacked inside, as an operator would in their home folder. */
+const UNPACKED = '/root/releases';
 const WATCHDOG_SECONDS = 30; // WatchdogSec= of the shipped unit
 const RESTART_SECONDS = 5; // RestartSec=
+/** How long the upgrade test holds a job's first write: longer than install.sh's check takes. */
+const HOLD_MS = 20_000;
 
 let moto: Moto;
+let proxy: FaultProxy;
 let stack: Stack;
+/** The release of this version, and a second one of the same code with the next patch version. */
+let first: Release;
+let second: Release;
 let box: Container;
 let secrets: SecretsManagerClient;
 let secretName = '';
@@ -109,14 +125,16 @@ function envFile(overrides: Record<string, string> = {}): string {
     STAGING_BUCKET: stack.stagingBucket ?? '',
     RESULT_QUEUE_URL: stack.resultQueueUrl ?? '',
     SECRETS_MANAGER_SECRET_NAME: secretName,
+    // Inline jobs without signatures (the worker will refuse to start unsigned without this).
+    ALLOW_UNSIGNED_JOBS: 'true',
     CONCURRENCY: '4',
     // Short long polls: a stop waits for them.
     POLL_WAIT_SECONDS: '5',
     METRICS_PORT: String(metricsPort),
-    // The emulator on the host's loopback (the container shares the host's network), and its IMDS
-    // as the credential source: no keys.
+    // The emulator on the host's loopback (the container shares the host's network), behind the
+    // fault proxy, and its IMDS as the credential source: no keys.
     // By name, so that resolving a host (getaddrinfo) is exercised under the sandbox too.
-    AWS_ENDPOINT_URL: moto.endpoint.replace('127.0.0.1', 'localhost'),
+    AWS_ENDPOINT_URL: proxy.url.replace('127.0.0.1', 'localhost'),
     AWS_EC2_METADATA_SERVICE_ENDPOINT: moto.endpoint,
     ...overrides,
   };
@@ -125,8 +143,28 @@ function envFile(overrides: Record<string, string> = {}): string {
     .join('\n')}\n`;
 }
 
-async function installEnv(text: string): Promise<void> {
-  await box.ok('install -D -m 0640 /dev/stdin /etc/enrollment-worker/enrollment-worker.env', { input: text });
+/** Edits the settings file as an operator would (it keeps its owner and mode). */
+async function writeSettings(text: string): Promise<void> {
+  await box.ok(`cat > ${ENV_FILE}`, { input: text });
+}
+
+/** Runs an install.sh inside; `script` is the path of the install.sh and its arguments. */
+function installSh(script: string): Promise<{ code: number; out: string }> {
+  return box.sh(script, { timeoutMs: 180_000 });
+}
+
+const unpacked = (release: Release) => `${UNPACKED}/${release.folder}`;
+const installed = (release: Release) => `/opt/enrollment-worker-${release.version}`;
+
+/** The release's list of files and their checksums, read from its tarball. */
+async function manifest(release: Release): Promise<Map<string, string>> {
+  const { stdout } = await exec('tar', ['-xzOf', release.tarball, `${release.folder}/MANIFEST.sha256`], { maxBuffer: 64 * 1024 * 1024 });
+  return new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(66), line.slice(0, 64)] as [string, string]),
+  );
 }
 
 beforeAll(async () => {
@@ -140,11 +178,14 @@ beforeAll(async () => {
   const rootfs = await ensureRootfs();
   const results = await resultsFolder();
   process.stderr.write(`[systemd-test] results, commands and journal: ${results}\n`);
-  const stage = join(results, 'package');
-  await stagePackage(stage);
-  await mkdir(join(results, 'install'), { recursive: true });
+
+  first = await buildRelease();
+  const [major, minor, patch] = first.version.split(/[.+-]/).map(Number);
+  second = await buildRelease(`${String(major)}.${String(minor)}.${String((patch ?? 0) + 1)}-test`);
+  expect(dirname(second.tarball)).toBe(dirname(first.tarball));
 
   moto = await startMoto();
+  proxy = await startFaultProxy(moto.endpoint);
   stack = await createStack(moto.endpoint, uniqueName('systemd'));
   secrets = new SecretsManagerClient({
     region: stack.region,
@@ -161,46 +202,124 @@ beforeAll(async () => {
     results,
     lifetimeSeconds: RUN_BOUND_SECONDS,
     bindReadOnly: {
-      // Node 24, where the unit expects it.
-      [join(REPO, 'node_modules', 'node', 'bin', 'node')]: '/usr/bin/node',
-      // The package, as unpacked from a release; the unit runs /opt/enrollment-worker → it.
-      [stage]: `/opt/enrollment-worker-${VERSION}`,
-      // The shipped files, exactly as in the repo.
-      [join(REPO, 'systemd')]: '/srv/shipped',
+      // Node 24, not yet where the unit expects it: the first test shows install.sh asking for it.
+      [join(REPO, 'node_modules', 'node', 'bin', 'node')]: '/srv/node24/bin/node',
+      // What an operator downloads: the tarballs and SHA256SUMS.
+      [dirname(first.tarball)]: '/srv/download',
     },
   });
-
-  // The install steps of README "Deploy on EC2".
-  await box.ok(
-    [
-      'set -e',
-      `ln -sfn /opt/enrollment-worker-${VERSION} /opt/enrollment-worker`,
-      'install -m 0644 /srv/shipped/enrollment-worker.service /etc/systemd/system/enrollment-worker.service',
-      'install -d -m 0755 /etc/enrollment-worker',
-      // debootstrap leaves no /etc/hosts; every real instance has one.
-      "[ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts",
-      'systemctl daemon-reload',
-      `systemctl enable ${UNIT}`,
-      'node --version',
-    ].join('\n'),
-  );
+  // debootstrap leaves no /etc/hosts; every real instance has one.
+  await box.ok("[ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts");
 }, RUN_BOUND_SECONDS * 1000);
 
 afterAll(async () => {
   if (box) {
     await box.sh(`journalctl -b --no-pager > /results/journal-all.txt; systemctl status ${UNIT} --no-pager -l > /results/status-final.txt`).catch(() => undefined);
     await box.poweroff();
-    // The staged package is large and reproducible: keep only what the run said and did.
-    await rm(join(box.results, 'package'), { recursive: true, force: true });
     process.stderr.write(`[systemd-test] kept: ${box.results}\n`);
   }
   secrets?.destroy();
   stack?.sqs.destroy();
   stack?.s3.destroy();
+  await proxy?.close();
   await moto?.stop();
 }, 120_000);
 
-describe('enrollment-worker under a real systemd', { sequential: true }, () => {
+describe('enrollment-worker installed from its release under a real systemd', { sequential: true }, () => {
+  it('the release holds the production dependencies only, and two builds differ only in the version', async () => {
+    const files = await manifest(first);
+    const paths = [...files.keys()];
+    expect(paths).toContain('./install.sh');
+    expect(paths).toContain('./dist/cli.js');
+    expect(paths).toContain('./build/Release/sd_notify.node');
+    expect(paths).toContain('./systemd/enrollment-worker.service');
+    expect(paths).toContain('./systemd/enrollment-worker.env.example');
+    expect(paths.some((p) => p.startsWith(`./node_modules/@img/sharp-libvips-linux-${process.arch}/lib/libvips-cpp.so`))).toBe(true);
+    // No devDependency: not the node binary, not the test or build tools.
+    for (const dev of ['node', 'typescript', 'vitest', 'testcontainers', 'pino-pretty', '@types/node']) {
+      expect(paths.filter((p) => p.startsWith(`./node_modules/${dev}/`))).toEqual([]);
+    }
+    // Same code, another version: only the files that carry the version differ.
+    const other = await manifest(second);
+    const differing = [...new Set([...files.keys(), ...other.keys()])].filter((p) => files.get(p) !== other.get(p)).sort();
+    expect(differing).toEqual(['./RELEASE', './node_modules/.package-lock.json', './package-lock.json', './package.json']);
+  });
+
+  it('the download verifies against SHA256SUMS and unpacks', async () => {
+    await box.ok(
+      [
+        'set -e',
+        'cd /srv/download',
+        `sha256sum -c --ignore-missing SHA256SUMS | grep -F '${basename(first.tarball)}: OK'`,
+        `sha256sum -c --ignore-missing SHA256SUMS | grep -F '${basename(second.tarball)}: OK'`,
+        `mkdir -p ${UNPACKED}`,
+        `tar -xzf ${basename(first.tarball)} -C ${UNPACKED}`,
+        `tar -xzf ${basename(second.tarball)} -C ${UNPACKED}`,
+      ].join('\n'),
+    );
+  });
+
+  it('install.sh refuses without Node 24 at the unit\'s path, says how to get it, and installs nothing', async () => {
+    const { code, out } = await installSh(`${unpacked(first)}/install.sh`);
+    expect(code, out).toBe(1);
+    expect(out).toContain('Node.js 24 is needed at /usr/bin/node');
+    expect(out).toContain('https://nodejs.org/dist/');
+    expect((await box.sh('ls -d /opt/enrollment-worker* /etc/enrollment-worker /etc/systemd/system/enrollment-worker.service')).out).not.toMatch(/^\//m);
+
+    // As the README says: the official binary, linked where the unit runs it.
+    await box.ok('ln -s /srv/node24/bin/node /usr/bin/node && node --version | grep -q ^v24');
+  });
+
+  it('the first run installs the release and the example settings, and waits for them to be filled in', async () => {
+    const { code, out } = await installSh(`${unpacked(first)}/install.sh`);
+    expect(code, out).toBe(3);
+    expect(out).toContain(`installed release ${first.version} in ${installed(first)}`);
+    expect(out).toContain(`created ${ENV_FILE} from the example`);
+    expect(out).toContain('fill in AWS_REGION, SQS_QUEUE_URL and S3_BUCKET');
+    await box.ok(`cmp ${installed(first)}/systemd/enrollment-worker.env.example ${ENV_FILE}`);
+    expect((await box.ok(`stat -c '%a %U:%G' ${ENV_FILE}`)).trim()).toBe('640 root:root');
+    // Nothing runs yet: no symlink, no unit.
+    expect((await box.sh('ls -d /opt/enrollment-worker /etc/systemd/system/enrollment-worker.service')).code).not.toBe(0);
+  });
+
+  it('with a bad setting, check fails, install.sh says why, and nothing is started', async () => {
+    await writeSettings(envFile({ CONCURRENCY: '0' }));
+    const { code, out } = await installSh(`${unpacked(first)}/install.sh`);
+    expect(code, out).toBe(1);
+    expect(out).toMatch(/✗ [a-z ]+: CONCURRENCY must be a whole number/);
+    expect(out).toContain('check failed (above)');
+    expect((await box.sh('ls -d /opt/enrollment-worker /etc/systemd/system/enrollment-worker.service')).code).not.toBe(0);
+  });
+
+  it('with the settings filled in, install.sh checks, switches, installs the unit and starts it', async () => {
+    await writeSettings(goodEnv);
+    const { code, out } = await installSh(`${unpacked(first)}/install.sh`);
+    expect(code, out).toBe(0);
+    expect(out).toContain(`release ${first.version} is already in ${installed(first)}`);
+    expect(out).toMatch(/✓ jobs queue/);
+    expect(out).toContain(`/opt/enrollment-worker -> ${installed(first)}`);
+    expect(out).toContain('(daemon-reload)');
+    expect(out).toContain(`starting (switching to ${first.version})`);
+    expect(out).toContain(`release ${first.version} is running`);
+    expect((await box.ok('readlink /opt/enrollment-worker')).trim()).toBe(installed(first));
+    await box.ok(`cmp ${installed(first)}/systemd/${UNIT} /etc/systemd/system/${UNIT}`);
+    expect(await show('ActiveState', 'UnitFileState', 'NRestarts')).toMatchObject({ ActiveState: 'active', UnitFileState: 'enabled', NRestarts: '0' });
+    // Files owned by root and not writable by the worker's user.
+    expect((await box.ok(`find ${installed(first)} ! -user root -o -perm /022 ! -type l | head -5`)).trim()).toBe('');
+  });
+
+  it('a second install.sh run reports no change and changes nothing', async () => {
+    const before = await show('MainPID', 'NRestarts', 'ExecMainStartTimestampMonotonic');
+    await box.ok('touch /run/before-second-run && sleep 1');
+    const { code, out } = await installSh(`${unpacked(first)}/install.sh`);
+    expect(code, out).toBe(0);
+    expect(out).toContain(`nothing changed: release ${first.version} is installed and running`);
+    expect(out).not.toMatch(/daemon-reload|restarting|starting|installed release|✓/);
+    expect(await show('MainPID', 'NRestarts', 'ExecMainStartTimestampMonotonic')).toEqual(before);
+    // Not a file, link or folder was written.
+    expect((await box.ok('find /opt /etc/enrollment-worker /etc/systemd/system -newer /run/before-second-run')).trim()).toBe('');
+  });
+
   it('the installed unit verifies clean and rates under 2.0 with the real binaries present', async () => {
     const verify = await box.sh(`systemd-analyze verify /etc/systemd/system/${UNIT}`);
     expect(verify.out.trim(), verify.out).toBe('');
@@ -211,7 +330,9 @@ describe('enrollment-worker under a real systemd', { sequential: true }, () => {
   });
 
   it('a bad configuration ends failed with status 78, and is not restarted', async () => {
-    await installEnv(envFile({ CONCURRENCY: '0' }));
+    await box.ok(`systemctl stop ${UNIT}`, { timeoutMs: 90_000 });
+    await writeSettings(envFile({ CONCURRENCY: '0' }));
+    const since = (await box.ok("date '+%Y-%m-%d %H:%M:%S'")).trim();
     const start = await box.sh(`systemctl start ${UNIT}`, { timeoutMs: 120_000 });
     expect(start.code).not.toBe(0);
     const failed = await show('ActiveState', 'Result', 'ExecMainStatus', 'NRestarts');
@@ -219,11 +340,11 @@ describe('enrollment-worker under a real systemd', { sequential: true }, () => {
     // Past RestartSec: still failed, still no restart.
     await sleep((RESTART_SECONDS + 3) * 1000);
     expect(await show('ActiveState', 'NRestarts', 'ExecMainStatus')).toMatchObject({ ActiveState: 'failed', NRestarts: '0', ExecMainStatus: '78' });
-    const lines = await journal();
+    const lines = await journal(since);
     expect(lines.some((l) => l.message.includes('CONCURRENCY must be a whole number'))).toBe(true);
     expect(lines.filter((l) => l.log?.msg === undefined && l.message.startsWith('Started ')).length).toBe(0);
 
-    await installEnv(goodEnv);
+    await writeSettings(goodEnv);
     await box.ok(`systemctl reset-failed ${UNIT}`);
   }, 120_000);
 
@@ -364,6 +485,114 @@ describe('enrollment-worker under a real systemd', { sequential: true }, () => {
     expect(lines.some((l) => /Watchdog timeout/.test(l.message))).toBe(true);
   }, 150_000);
 
+  it('upgrades to the second release with a job in flight: nothing lost, the new process ready', async () => {
+    const old = await show('MainPID');
+    const tag = `upgrade-${randomUUID().slice(0, 8)}`;
+    const jobId = `${tag}-held`;
+    let held = false;
+    // The job's first write to S3 is held for a while: it is in flight when the restart comes.
+    proxy.setRule((req) => {
+      if (held || req.method !== 'PUT' || !req.path.includes(tag)) return undefined;
+      held = true;
+      return { kind: 'delay', ms: HOLD_MS };
+    });
+    try {
+      await sendJob(stack, inlineJob(`${tag}@example.com`, [await jpegImage({ width: 128, height: 128 }), await pngImage({ width: 128, height: 128 })], jobId));
+      await until('the job to be in flight', async () => (held ? true : undefined), 30_000, 100);
+      const upgrade = installSh(`${unpacked(second)}/install.sh`);
+      // More jobs while the upgrade checks, drains and starts: each done by one process or the other.
+      const others = [];
+      for (let i = 0; i < 3; i += 1) {
+        const user = `${tag}-${String(i)}@example.com`;
+        others.push(user);
+        await sendJob(stack, inlineJob(user, [await jpegImage({ width: 128, height: 128 })]));
+        await sleep(1000);
+      }
+      const { code, out } = await upgrade;
+      expect(code, out).toBe(0);
+      expect(out).toContain(`restarting (switching to ${second.version} from ${first.version})`);
+      expect(out).toContain(`release ${second.version} is running`);
+      expect(out).toContain(`previous release: ${first.version}`);
+
+      expect((await box.ok('readlink /opt/enrollment-worker /opt/enrollment-worker.previous')).trim().split('\n')).toEqual([installed(second), installed(first)]);
+      const now = await show('MainPID', 'ActiveState');
+      expect(now.ActiveState).toBe('active');
+      expect(now.MainPID).not.toBe(old.MainPID);
+      expect((await box.ok(`readlink /proc/${now.MainPID ?? ''}/cwd`)).trim()).toBe(installed(second));
+
+      // Nothing lost: every job succeeded once, with all its references stored.
+      const results = await outcomes(stack, 4, 60_000);
+      expect(results.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      expect(await listKeys(stack.s3, stack.bucket, `users/${tag}@example.com/`)).toHaveLength(2);
+      for (const user of others) expect(await listKeys(stack.s3, stack.bucket, `users/${user}/`)).toHaveLength(1);
+
+      // The held job was in flight when the old process was told to stop, and it finished it.
+      const lines = await journal();
+      const stopping = lines.find((l) => l.pid === old.MainPID && l.log?.msg === 'stopping: no new jobs are received; draining the jobs in flight');
+      const done = lines.find((l) => l.log?.msg === 'job succeeded' && l.log.jobId === jobId);
+      expect(stopping, 'the old process drained').toBeDefined();
+      expect(done?.pid).toBe(old.MainPID);
+      expect(done?.at ?? 0).toBeGreaterThan(stopping?.at ?? Infinity);
+      expect(lines.filter((l) => l.pid === old.MainPID && /drain timeout/.test(l.log?.msg === undefined ? '' : String(l.log.msg)))).toEqual([]);
+      // The new process is the new release, ready and notifying systemd.
+      expect(lines.find((l) => l.pid === now.MainPID && l.log?.msg === 'ready: receiving jobs')?.log).toMatchObject({ notify: true });
+    } finally {
+      proxy.setRule(undefined);
+    }
+  }, 240_000);
+
+  it('rolls back to the previous release with one command', async () => {
+    const old = await show('MainPID');
+    const { code, out } = await installSh('/opt/enrollment-worker/install.sh --rollback');
+    expect(code, out).toBe(0);
+    expect(out).toContain(`rolling back to ${first.version}`);
+    expect(out).toContain(`restarting (switching to ${first.version} from ${second.version})`);
+    expect((await box.ok('readlink /opt/enrollment-worker /opt/enrollment-worker.previous')).trim().split('\n')).toEqual([installed(first), installed(second)]);
+    const now = await show('MainPID', 'ActiveState');
+    expect(now).toMatchObject({ ActiveState: 'active' });
+    expect(now.MainPID).not.toBe(old.MainPID);
+    expect((await box.ok(`readlink /proc/${now.MainPID ?? ''}/cwd`)).trim()).toBe(installed(first));
+    const user = `rollback-${randomUUID().slice(0, 8)}@example.com`;
+    await sendJob(stack, inlineJob(user, [await jpegImage({ width: 128, height: 128 })]));
+    expect((await outcomes(stack, 1, 30_000)).map((o) => o.status)).toEqual(['succeeded']);
+  }, 180_000);
+
+  it('refuses to switch over when check fails, and the running release keeps running', async () => {
+    const before = await show('MainPID', 'NRestarts', 'ExecMainStartTimestampMonotonic');
+    // Settings that cannot work: a jobs queue that does not exist.
+    await writeSettings(envFile({ SQS_QUEUE_URL: `${stack.jobsQueueUrl}-missing` }));
+    try {
+      const { code, out } = await installSh(`${unpacked(second)}/install.sh`);
+      expect(code, out).toBe(1);
+      expect(out).toMatch(/✗ jobs queue/);
+      expect(out).toContain(`nothing was switched or restarted; release ${first.version} keeps running (pid ${before.MainPID ?? ''})`);
+      // The check alone says the same, and changes nothing either.
+      const check = await installSh('/opt/enrollment-worker/install.sh --check');
+      expect(check.code, check.out).toBe(1);
+      expect(check.out).toMatch(/✗ jobs queue/);
+    } finally {
+      await writeSettings(goodEnv);
+    }
+    expect((await box.ok('readlink /opt/enrollment-worker')).trim()).toBe(installed(first));
+    expect(await show('MainPID', 'NRestarts', 'ExecMainStartTimestampMonotonic')).toEqual(before);
+    expect((await show('ActiveState')).ActiveState).toBe('active');
+    const user = `refused-${randomUUID().slice(0, 8)}@example.com`;
+    await sendJob(stack, inlineJob(user, [await jpegImage({ width: 128, height: 128 })]));
+    expect((await outcomes(stack, 1, 30_000)).map((o) => o.status)).toEqual(['succeeded']);
+
+    // A damaged release is refused before anything else is looked at.
+    const damaged = await installSh(`cp -a ${unpacked(second)} /root/damaged && echo '// changed' >> /root/damaged/dist/cli.js && /root/damaged/install.sh`);
+    expect(damaged.code, damaged.out).toBe(1);
+    expect(damaged.out).toContain('does not match its MANIFEST.sha256');
+    expect(await show('MainPID', 'NRestarts', 'ExecMainStartTimestampMonotonic')).toEqual(before);
+
+    // The settings were edited since the worker started: install.sh again checks and restarts.
+    const again = await installSh('/opt/enrollment-worker/install.sh');
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toContain(`restarting (${ENV_FILE} changed since the worker started)`);
+    expect((await show('MainPID')).MainPID).not.toBe(before.MainPID);
+  }, 180_000);
+
   it('systemctl stop drains and the unit ends inactive, not failed', async () => {
     const user = `stop-${randomUUID().slice(0, 8)}@example.com`;
     await sendJob(stack, inlineJob(user, [await jpegImage({ width: 128, height: 128 })]));
@@ -389,5 +618,20 @@ describe('enrollment-worker under a real systemd', { sequential: true }, () => {
         )).Attributes ?? {};
       expect(Number(ApproximateNumberOfMessages) + Number(ApproximateNumberOfMessagesNotVisible)).toBe(1);
     }
+  }, 120_000);
+
+  it('--uninstall stops and removes the service and the releases, keeps the settings; --purge removes those', async () => {
+    const { code, out } = await installSh('/opt/enrollment-worker/install.sh --uninstall');
+    expect(code, out).toBe(0);
+    expect(out).toContain(`kept the settings in ${ENV_FILE}`);
+    expect((await box.ok(`systemctl show -P LoadState ${UNIT}`)).trim()).toBe('not-found');
+    expect((await box.sh('ls -d /opt/enrollment-worker* /etc/systemd/system/enrollment-worker.service')).out).not.toMatch(/^\//m);
+    await box.ok(`test -f ${ENV_FILE}`);
+
+    const purge = await installSh(`${unpacked(first)}/install.sh --uninstall --purge`);
+    expect(purge.code, purge.out).toBe(0);
+    expect((await box.sh('ls -d /etc/enrollment-worker')).code).not.toBe(0);
+    const again = await installSh(`${unpacked(first)}/install.sh --uninstall`);
+    expect(again.out).toContain('nothing to remove');
   }, 120_000);
 });

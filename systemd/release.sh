@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `npm run release`: one self-contained release of the worker for this machine's CPU architecture,
+#   dist-release/enrollment-worker-<version>-linux-<arch>.tar.gz   (+ dist-release/SHA256SUMS)
+# holding the compiled worker, its production node_modules (sharp's libvips for this architecture,
+# the sd_notify addon built here), package.json, the lock file, README.md, systemd/ and install.sh.
+# An instance needs Node 24 and this tarball: no npm, no registry, no compiler.
+#
+# Reproducible: file names sorted, every mtime set to SOURCE_DATE_EPOCH (default: the commit's
+# time), owner 0:0, modes normalised, gzip without a name or time. Two builds of one commit on one
+# machine are byte-identical; what can still differ is listed in README "Release".
+#
+# RELEASE_VERSION overrides package.json's version (tests build a second release of the same code).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+
+say() { printf '[release] %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+command -v node >/dev/null || die "node is not on the PATH (npm run release puts the node devDependency there)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" = 24 ] || die "building with Node $(node --version); a release is built with Node 24 (run it as npm run release)"
+
+version=${RELEASE_VERSION:-$(node -p 'require("./package.json").version')}
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$ ]] || die "not a version: $version"
+arch=$(node -p 'process.arch')
+case "$arch" in x64 | arm64) ;; *) die "unsupported architecture $arch (x64 and arm64 are built)" ;; esac
+name="enrollment-worker-$version-linux-$arch"
+out=dist-release
+stage="$out/.stage/$name"
+
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  commit="$commit-modified"
+fi
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+
+say "building $name (commit $commit)"
+rm -rf "$stage"
+mkdir -p "$stage/systemd"
+
+# The worker, compiled straight into the release: no stale files from an older dist/.
+npx --no-install tsc -p tsconfig.build.json --outDir "$stage/dist"
+
+cp package.json package-lock.json README.md binding.gyp "$stage/"
+mkdir -p "$stage/src" && cp -R src/native "$stage/src/"
+cp systemd/enrollment-worker.service systemd/enrollment-worker.env.example systemd/iam-policy.json "$stage/systemd/"
+cp systemd/install.sh "$stage/install.sh"
+if [ -n "${RELEASE_VERSION:-}" ]; then
+  node -e '
+    const fs = require("node:fs");
+    const [dir, version] = process.argv.slice(1);
+    for (const file of ["package.json", "package-lock.json"]) {
+      const json = JSON.parse(fs.readFileSync(`${dir}/${file}`, "utf8"));
+      json.version = version;
+      if (json.packages?.[""]) json.packages[""].version = version;
+      fs.writeFileSync(`${dir}/${file}`, `${JSON.stringify(json, null, 2)}\n`);
+    }' "$stage" "$version"
+fi
+
+# Production dependencies exactly as locked, from npm's cache where it has them; the install script
+# builds the sd_notify addon (which is optional in a development install, but not here).
+(cd "$stage" && npm ci --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error)
+[ -f "$stage/build/Release/sd_notify.node" ] ||
+  die "the sd_notify addon did not build: a release needs python3, make and a C compiler for node-gyp"
+# Only the addon itself: the rest of build/ is node-gyp's work files (with this machine's paths).
+find "$stage/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec rm -rf {} +
+# Nothing from the devDependencies (the node binary above all) may have come along.
+[ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
+
+# The release loads on this Node: the addon, sharp with its libvips, and the CLI itself.
+(cd "$stage" && node -e '
+  const { createRequire } = require("node:module");
+  const load = createRequire(`${process.cwd()}/`);
+  if (typeof load("./build/Release/sd_notify.node").send !== "function") throw new Error("sd_notify: no send()");
+  const sharp = load("sharp");
+  if (!sharp.versions.vips) throw new Error("sharp has no libvips");' &&
+  node dist/cli.js schema >/dev/null) || die "the staged release does not load"
+
+cat >"$stage/RELEASE" <<EOF
+name=enrollment-worker
+version=$version
+arch=$arch
+node=24
+commit=$commit
+source_date_epoch=$SOURCE_DATE_EPOCH
+EOF
+
+# Modes independent of the umask and of what npm unpacked: readable by all (the unit's dynamic user
+# reads it), writable by nobody but the owner.
+chmod -R u+rwX,go+rX,go-w "$stage"
+chmod 0755 "$stage/install.sh"
+# Every file's checksum: install.sh verifies the unpacked release and compares installed ones with it.
+(cd "$stage" && find . -type f ! -name MANIFEST.sha256 -print0 | LC_ALL=C sort -z | xargs -0 sha256sum >MANIFEST.sha256)
+
+tarball="$out/$name.tar.gz"
+tar --create --format=gnu --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+  --directory="$out/.stage" "$name" | gzip -n -9 >"$tarball.partial"
+mv "$tarball.partial" "$tarball"
+unpacked=$(du -sb "$stage" | cut -f1)
+rm -rf "$stage"
+rmdir "$out/.stage" 2>/dev/null || true
+
+# SHA256SUMS covers every release tarball in dist-release/.
+(cd "$out" && find . -maxdepth 1 -name 'enrollment-worker-*.tar.gz' -printf '%f\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+
+files=$(tar -tzf "$tarball" | grep -vc '/$')
+size=$(stat -c %s "$tarball")
+say "$tarball: $((size / 1024 / 1024)) MiB ($size bytes; $((unpacked / 1024 / 1024)) MiB unpacked, $files files), built in $(($(date +%s) - started)) s"
+say "sha256 $(sha256sum "$tarball" | cut -d' ' -f1)"
