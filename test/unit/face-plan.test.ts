@@ -1,0 +1,164 @@
+// How the detector's network input sizes are chosen from the image, how the runs' boxes are merged,
+// and how pixels are turned into the network's RGB.
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_INPUT_SIZE,
+  NET_MAX_FACE,
+  NET_RELIABLE_MIN_FACE,
+  clipToImage,
+  mergeFaces,
+  planInputSizes,
+  smallestSeenFace,
+} from '../../src/face/plan.ts';
+import { toRgb } from '../../src/face/pixels.ts';
+import type { Face } from '../../src/face/verdict.ts';
+import { thrownBy } from './helpers.ts';
+
+const box = (x: number, y: number, side: number, score = 0.9): Face => ({ x, y, width: side, height: side, score });
+
+describe('planInputSizes', () => {
+  it('in a 512×512 picture with 64-pixel faces: 448 (a 64-pixel face is 56 network pixels) and 512', () => {
+    // Act
+    const sizes = planInputSizes(512, 512, 64);
+
+    // Assess
+    expect(sizes).toEqual([448, 512]);
+    expect((64 * sizes[0]) / 512).toBe(56);
+  });
+
+  it('grows with the aspect ratio: the square padding of a wide picture shrinks its faces', () => {
+    // Act
+    const square = planInputSizes(600, 600, 64);
+    const wide = planInputSizes(600, 338, 64);
+
+    // Assess: in the square, a 420-pixel face (0.7 of 600) needs a size of at most 448 and a 64-pixel
+    // one at least 544: two ranges. The 16:9 picture's faces are at most 237 pixels (0.7 of 338), so
+    // one range from 544 serves both, and the large-face size grows from 448 to 544.
+    expect(square).toEqual([448, 544]);
+    expect(wide).toEqual([544, 608]);
+  });
+
+  it('plans one size for large faces and one for small ones when no single size sees both', () => {
+    // Prepare: a 4:3 picture with 64-pixel faces, 1024 wide
+    const [forLarge, forSmall] = planInputSizes(1024, 768, 64);
+
+    // Assess: a face of 0.7 of the shorter side stays within the network's band at the first size…
+    expect(forLarge).toBe(608);
+    expect((0.7 * 768 * forLarge) / 1024).toBeLessThanOrEqual(NET_MAX_FACE);
+    // …and the second is as large as allowed, for the small faces
+    expect(forSmall).toBe(MAX_INPUT_SIZE);
+  });
+
+  it('caps the input size: faces under 7.5% of the longer side are not reliably seen', () => {
+    // Act
+    const sizes = planInputSizes(4000, 3000, 64);
+
+    // Assess
+    expect(Math.max(...sizes)).toBe(MAX_INPUT_SIZE);
+    expect(smallestSeenFace(4000, 3000, sizes)).toBe((NET_RELIABLE_MIN_FACE * 4000) / MAX_INPUT_SIZE);
+    expect(smallestSeenFace(4000, 3000, sizes)).toBe(300);
+  });
+
+  it('is the same for the same picture at any resolution, given the same face share', () => {
+    // Act / Assess: FACE_MIN_SIZE 64 in a 1024-pixel stored image seen as a 512-pixel copy is 32 pixels there
+    expect(planInputSizes(512, 384, 32)).toEqual(planInputSizes(1024, 768, 64));
+  });
+
+  it('keeps tiny pictures at the smallest useful input', () => {
+    // Act
+    const sizes = planInputSizes(64, 64, 64);
+
+    // Assess
+    expect(sizes).toEqual([128, 192]);
+  });
+
+  it('always gives two different multiples of 32', () => {
+    for (const [w, h, f] of [
+      [512, 512, 64],
+      [451, 300, 64],
+      [1024, 512, 64],
+      [3000, 200, 10],
+      [640, 640, 1],
+      [100, 5000, 500],
+    ] as const) {
+      const [a, b] = planInputSizes(w, h, f);
+      expect(a % 32, `${w}×${h}`).toBe(0);
+      expect(b % 32, `${w}×${h}`).toBe(0);
+      expect(a, `${w}×${h}`).not.toBe(b);
+    }
+  });
+
+  it('refuses nonsense: an empty image, a non-positive face size', () => {
+    // Act
+    const errors = [
+      thrownBy(() => planInputSizes(0, 10, 64)),
+      thrownBy(() => planInputSizes(10, 10, 0)),
+      thrownBy(() => planInputSizes(10, 10, Number.NaN)),
+    ];
+
+    // Assess
+    for (const error of errors) expect(error).toBeInstanceOf(RangeError);
+  });
+});
+
+describe('mergeFaces', () => {
+  it('keeps one box per face, the higher score, when both runs saw it', () => {
+    // Act
+    const merged = mergeFaces([box(100, 100, 120, 0.7), box(108, 96, 116, 0.95)]);
+
+    // Assess
+    expect(merged).toEqual([box(108, 96, 116, 0.95)]);
+  });
+
+  it('drops a small box lying inside a large one (part of the same face)', () => {
+    // Act
+    const merged = mergeFaces([box(100, 100, 300, 0.9), box(150, 150, 60, 0.6)]);
+
+    // Assess
+    expect(merged).toEqual([box(100, 100, 300, 0.9)]);
+  });
+
+  it('keeps separate faces, highest score first', () => {
+    // Act
+    const merged = mergeFaces([box(0, 0, 100, 0.6), box(300, 0, 100, 0.9), box(120, 0, 100, 0.8)]);
+
+    // Assess
+    expect(merged.map((f) => f.score)).toEqual([0.9, 0.8, 0.6]);
+  });
+});
+
+describe('clipToImage', () => {
+  it('clips a box that the network placed partly outside the image', () => {
+    // Act
+    const clipped = clipToImage({ x: -5, y: 90, width: 50, height: 30, score: 0.8 }, 40, 100);
+
+    // Assess
+    expect(clipped).toEqual({ x: 0, y: 90, width: 40, height: 10, score: 0.8 });
+  });
+});
+
+describe('toRgb', () => {
+  it('passes RGB through, repeats grey, and flattens transparency onto white', () => {
+    // Act
+    const rgb = toRgb({ data: Uint8Array.of(1, 2, 3), width: 1, height: 1, channels: 3 });
+    const grey = toRgb({ data: Uint8Array.of(7, 200), width: 2, height: 1, channels: 1 });
+    const rgba = toRgb({ data: Uint8Array.of(0, 0, 0, 0, 10, 20, 30, 255, 0, 0, 0, 128), width: 3, height: 1, channels: 4 });
+
+    // Assess
+    expect([...rgb]).toEqual([1, 2, 3]);
+    expect([...grey]).toEqual([7, 7, 7, 200, 200, 200]);
+    expect([...rgba]).toEqual([255, 255, 255, 10, 20, 30, 127, 127, 127]);
+  });
+
+  it('refuses pixels whose buffer does not match their shape', () => {
+    // Act
+    const short = thrownBy(() => toRgb({ data: new Uint8Array(5), width: 1, height: 2, channels: 3 }));
+    const badChannels = thrownBy(() => toRgb({ data: new Uint8Array(2), width: 1, height: 1, channels: 2 as 3 }));
+    const empty = thrownBy(() => toRgb({ data: new Uint8Array(0), width: 0, height: 0, channels: 3 }));
+
+    // Assess
+    expect(short).toMatchObject({ name: 'RangeError', message: '1×2×3 pixels need 6 bytes, not 5' });
+    expect(badChannels).toMatchObject({ name: 'RangeError', message: 'pixels must have 1, 3 or 4 channels, not 2' });
+    expect(empty).toBeInstanceOf(RangeError);
+  });
+});
