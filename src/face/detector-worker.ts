@@ -10,7 +10,7 @@
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { workerData } from 'node:worker_threads';
-import { toRgb, type Pixels } from './pixels.ts';
+import { shrinkRgb, toRgb, type Pixels } from './pixels.ts';
 import { clipToImage, mergeFaces, planInputSizes } from './plan.ts';
 import { tfjsCoreForFaceApi } from './tfjs-core-only.ts';
 import type { Face } from './verdict.ts';
@@ -63,9 +63,11 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
 
   return async function detect(task: DetectTask): Promise<DetectResult> {
     const started = performance.now();
-    const rgb = toRgb(task);
     const inputSizes = planInputSizes(task.width, task.height, task.minFaceSize);
-    const image = tf.tensor3d(rgb, [task.height, task.width, 3], 'int32');
+    // Shrunk to the largest network input first: the network would scale it down to that anyway.
+    const small = shrinkRgb(toRgb(task), task.width, task.height, Math.max(...inputSizes));
+    const [backX, backY] = [task.width / small.width, task.height / small.height];
+    const image = tf.tensor3d(small.rgb, [small.height, small.width, 3], 'int32');
     const found: Face[] = [];
     try {
       for (const inputSize of inputSizes) {
@@ -73,8 +75,9 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
           image,
           new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold: task.minScore }),
         );
-        for (const d of detections) {
-          found.push(clipToImage({ x: d.box.x, y: d.box.y, width: d.box.width, height: d.box.height, score: d.score }, task.width, task.height));
+        for (const { box, score } of detections) {
+          const face = { x: box.x * backX, y: box.y * backY, width: box.width * backX, height: box.height * backY, score };
+          found.push(clipToImage(face, task.width, task.height));
         }
       }
     } finally {

@@ -24,9 +24,12 @@
  * coin profiles did, at 480 to 640). When one size range meets both bounds the two sizes are its
  * smallest (cheapest) and 64 above; when the image is too large for one range (its shorter side
  * more than ~6× the smallest face), one size is planned for the large faces and one for the small.
- * Cost grows with S² (measured: 608 costs ~2×, 800 ~3.5× a 416 run), so S is capped at
- * MAX_INPUT_SIZE = 640: faces smaller than 48/640 = 7.5% of the longer side are not reliably seen,
- * whatever FACE_MIN_SIZE says.
+ *
+ * S is capped at MAX_INPUT_SIZE = 512, for memory more than for time: the WebAssembly heap of a
+ * thread grows to what the largest run needs and never shrinks — measured 99 MB at 416, 112 at 448,
+ * 145 at 512, 205–250 at 640 — and time grows with S² too (640 costs ~2.4× a 416 run). So faces
+ * smaller than 48/512 = 9.4% of the longer side are not reliably seen, whatever FACE_MIN_SIZE
+ * says. Sizes are given largest first: the smaller run then reuses the heap the larger one grew.
  */
 
 import type { Face } from './verdict.ts';
@@ -37,7 +40,7 @@ export const NET_PLANNED_MIN_FACE = 56;
 export const NET_MAX_FACE = 320;
 export const LARGEST_FACE_SHARE = 0.7;
 export const MIN_INPUT_SIZE = 128;
-export const MAX_INPUT_SIZE = 640;
+export const MAX_INPUT_SIZE = 512;
 /** The second size of a single range, above the first (below it when that would pass the cap). */
 export const SECOND_SIZE_STEP = 64;
 const STEP = 32;
@@ -46,7 +49,8 @@ const clampSize = (s: number) => Math.min(MAX_INPUT_SIZE, Math.max(MIN_INPUT_SIZ
 
 /**
  * The two network input sizes to run on a width × height image so that faces from `minFaceSize`
- * (shorter box side, in these pixels) up to LARGEST_FACE_SHARE of the shorter image side are seen.
+ * (shorter box side, in these pixels) up to LARGEST_FACE_SHARE of the shorter image side are seen,
+ * largest first.
  */
 export function planInputSizes(width: number, height: number, minFaceSize: number): [number, number] {
   if (!(width >= 1 && height >= 1 && minFaceSize > 0)) {
@@ -58,9 +62,8 @@ export function planInputSizes(width: number, height: number, minFaceSize: numbe
   const forSmall = clampSize(Math.ceil((NET_PLANNED_MIN_FACE * longer) / minFaceSize / STEP) * STEP);
   // Largest size at which a face of LARGEST_FACE_SHARE of the shorter side stays within NET_MAX_FACE.
   const forLarge = clampSize(Math.floor((NET_MAX_FACE * longer) / (LARGEST_FACE_SHARE * shorter) / STEP) * STEP);
-  if (forSmall > forLarge) return [forLarge, forSmall];
-  const second = forSmall + SECOND_SIZE_STEP <= MAX_INPUT_SIZE ? forSmall + SECOND_SIZE_STEP : forSmall - SECOND_SIZE_STEP;
-  return [forSmall, second];
+  if (forSmall > forLarge) return [forSmall, forLarge];
+  return forSmall + SECOND_SIZE_STEP <= MAX_INPUT_SIZE ? [forSmall + SECOND_SIZE_STEP, forSmall] : [forSmall, forSmall - SECOND_SIZE_STEP];
 }
 
 /** The smallest face (shorter side, in these pixels) that the planned sizes see reliably. */

@@ -10,58 +10,47 @@ import {
   planInputSizes,
   smallestSeenFace,
 } from '../../src/face/plan.ts';
-import { toRgb } from '../../src/face/pixels.ts';
+import { shrinkRgb, toRgb } from '../../src/face/pixels.ts';
 import type { Face } from '../../src/face/verdict.ts';
 import { thrownBy } from './helpers.ts';
 
 const box = (x: number, y: number, side: number, score = 0.9): Face => ({ x, y, width: side, height: side, score });
 
 describe('planInputSizes', () => {
-  it('in a 512×512 picture with 64-pixel faces: 448 (a 64-pixel face is 56 network pixels) and 512', () => {
+  it('in a 512×512 picture with 64-pixel faces: 448 (a 64-pixel face is 56 network pixels) and 512, largest first', () => {
     // Act
     const sizes = planInputSizes(512, 512, 64);
 
     // Assess
-    expect(sizes).toEqual([448, 512]);
-    expect((64 * sizes[0]) / 512).toBe(56);
-  });
-
-  it('grows with the aspect ratio: the square padding of a wide picture shrinks its faces', () => {
-    // Act
-    const square = planInputSizes(600, 600, 64);
-    const wide = planInputSizes(600, 338, 64);
-
-    // Assess: in the square, a 420-pixel face (0.7 of 600) needs a size of at most 448 and a 64-pixel
-    // one at least 544: two ranges. The 16:9 picture's faces are at most 237 pixels (0.7 of 338), so
-    // one range from 544 serves both, and the large-face size grows from 448 to 544.
-    expect(square).toEqual([448, 544]);
-    expect(wide).toEqual([544, 608]);
+    expect(sizes).toEqual([512, 448]);
+    expect((64 * 448) / 512).toBe(56);
   });
 
   it('plans one size for large faces and one for small ones when no single size sees both', () => {
-    // Prepare: a 4:3 picture with 64-pixel faces, 1024 wide
-    const [forLarge, forSmall] = planInputSizes(1024, 768, 64);
+    // Prepare: a square picture of 600 pixels with 64-pixel faces
+    const [forSmall, forLarge] = planInputSizes(600, 600, 64);
 
-    // Assess: a face of 0.7 of the shorter side stays within the network's band at the first size…
-    expect(forLarge).toBe(608);
-    expect((0.7 * 768 * forLarge) / 1024).toBeLessThanOrEqual(NET_MAX_FACE);
-    // …and the second is as large as allowed, for the small faces
+    // Assess: a face of 0.7 of the side stays within the network's band at the large-face size…
+    expect(forLarge).toBe(448);
+    expect((0.7 * 600 * forLarge) / 600).toBeLessThanOrEqual(NET_MAX_FACE);
+    // …and a 64-pixel face would need 544 (56 network pixels): capped
     expect(forSmall).toBe(MAX_INPUT_SIZE);
   });
 
-  it('caps the input size: faces under 7.5% of the longer side are not reliably seen', () => {
+  it('caps the input size: faces under 9.4% of the longer side are not reliably seen', () => {
     // Act
     const sizes = planInputSizes(4000, 3000, 64);
 
     // Assess
-    expect(Math.max(...sizes)).toBe(MAX_INPUT_SIZE);
+    expect(sizes[0]).toBe(MAX_INPUT_SIZE);
     expect(smallestSeenFace(4000, 3000, sizes)).toBe((NET_RELIABLE_MIN_FACE * 4000) / MAX_INPUT_SIZE);
-    expect(smallestSeenFace(4000, 3000, sizes)).toBe(300);
+    expect(smallestSeenFace(4000, 3000, sizes)).toBe(375);
   });
 
   it('is the same for the same picture at any resolution, given the same face share', () => {
     // Act / Assess: FACE_MIN_SIZE 64 in a 1024-pixel stored image seen as a 512-pixel copy is 32 pixels there
     expect(planInputSizes(512, 384, 32)).toEqual(planInputSizes(1024, 768, 64));
+    expect(planInputSizes(200, 150, 40)).toEqual(planInputSizes(400, 300, 80));
   });
 
   it('keeps tiny pictures at the smallest useful input', () => {
@@ -69,10 +58,10 @@ describe('planInputSizes', () => {
     const sizes = planInputSizes(64, 64, 64);
 
     // Assess
-    expect(sizes).toEqual([128, 192]);
+    expect(sizes).toEqual([192, 128]);
   });
 
-  it('always gives two different multiples of 32', () => {
+  it('always gives two different multiples of 32, largest first', () => {
     for (const [w, h, f] of [
       [512, 512, 64],
       [451, 300, 64],
@@ -80,11 +69,12 @@ describe('planInputSizes', () => {
       [3000, 200, 10],
       [640, 640, 1],
       [100, 5000, 500],
+      [240, 240, 64],
     ] as const) {
       const [a, b] = planInputSizes(w, h, f);
       expect(a % 32, `${w}×${h}`).toBe(0);
       expect(b % 32, `${w}×${h}`).toBe(0);
-      expect(a, `${w}×${h}`).not.toBe(b);
+      expect(a, `${w}×${h}`).toBeGreaterThan(b);
     }
   });
 
@@ -160,5 +150,47 @@ describe('toRgb', () => {
     expect(short).toMatchObject({ name: 'RangeError', message: '1×2×3 pixels need 6 bytes, not 5' });
     expect(badChannels).toMatchObject({ name: 'RangeError', message: 'pixels must have 1, 3 or 4 channels, not 2' });
     expect(empty).toBeInstanceOf(RangeError);
+  });
+});
+
+describe('shrinkRgb', () => {
+  it('leaves pixels that fit alone', () => {
+    // Prepare
+    const rgb = new Uint8Array(4 * 2 * 3).fill(9);
+
+    // Act
+    const shrunk = shrinkRgb(rgb, 4, 2, 4);
+
+    // Assess
+    expect(shrunk).toEqual({ rgb, width: 4, height: 2 });
+  });
+
+  it('averages the pixels each output pixel covers, keeping the aspect ratio', () => {
+    // Prepare: 4×2, left half black, right half white-ish (per channel 0 / 200 / 100)
+    const rgb = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => {
+      const x = Math.floor(i / 3) % 4;
+      return x < 2 ? 0 : [200, 100, 50][i % 3] as number;
+    });
+
+    // Act
+    const shrunk = shrinkRgb(rgb, 4, 2, 2);
+
+    // Assess
+    expect(shrunk.width).toBe(2);
+    expect(shrunk.height).toBe(1);
+    expect([...shrunk.rgb]).toEqual([0, 0, 0, 200, 100, 50]);
+  });
+
+  it('shrinks by a factor that is not whole, every output pixel covering at least one input pixel', () => {
+    // Prepare: a 1000×10 ramp
+    const rgb = Uint8Array.from({ length: 1000 * 10 * 3 }, (_, i) => Math.floor((Math.floor(i / 3) % 1000) / 4));
+
+    // Act
+    const shrunk = shrinkRgb(rgb, 1000, 10, 640);
+
+    // Assess
+    expect([shrunk.width, shrunk.height]).toEqual([640, 6]);
+    expect(shrunk.rgb[0]).toBe(0);
+    expect(shrunk.rgb[639 * 3]).toBe(249);
   });
 });
