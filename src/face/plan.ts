@@ -18,18 +18,21 @@
  * A fixed square 416, the library's default, gets neither right: in a 1024×1024 picture a 64-pixel
  * face is 26 network pixels (missed), and a 16:9 picture wastes 44% of the square on padding.
  *
- * Two runs, always, at two sizes at least 32 apart: a face's score depends on how it falls on the
- * network's 32-pixel grid (camera.png's face scores 0.39 at 448 and 0.65 at 512; none of
- * scikit-image's photos without a face reached 0.5 at any size from 160 to 800 — coins.png's
- * coin profiles did, at 480 to 640). When one size range meets both bounds the two sizes are its
- * smallest (cheapest) and 64 above; when the image is too large for one range (its shorter side
- * more than ~6× the smallest face), one size is planned for the large faces and one for the small.
+ * One run when one size range meets both bounds (its smallest, cheapest size); two when the image
+ * is too large for one range (its shorter side more than ~6× the smallest face): one size for the
+ * large faces, one for the small. And a second look: a face's score depends on how it falls on the
+ * network's 32-pixel grid (camera.png's face scores 0.39 at 448, 0.65 at 512 and 0.67 at 416), so
+ * when a single run leaves a near miss — a box scoring within UNSURE_MARGIN under the minimum —
+ * the image is run again 64 smaller and the boxes merged. A clear picture costs one run. (None of
+ * scikit-image's photos without a face reached 0.5 at any size from 160 to 800 — only coins.png's
+ * coin profiles did, at 480 to 640.)
  *
  * S is capped at MAX_INPUT_SIZE = 512, for memory more than for time: the WebAssembly heap of a
  * thread grows to what the largest run needs and never shrinks — measured 99 MB at 416, 112 at 448,
  * 145 at 512, 205–250 at 640 — and time grows with S² too (640 costs ~2.4× a 416 run). So faces
  * smaller than 48/512 = 9.4% of the longer side are not reliably seen, whatever FACE_MIN_SIZE
- * says. Sizes are given largest first: the smaller run then reuses the heap the larger one grew.
+ * says. Each thread runs MAX_INPUT_SIZE once when it starts, so its heap grows once, in one piece,
+ * and every later run fits in it (sizes are also given largest first, for the same reason).
  */
 
 import type { Face } from './verdict.ts';
@@ -41,18 +44,26 @@ export const NET_MAX_FACE = 320;
 export const LARGEST_FACE_SHARE = 0.7;
 export const MIN_INPUT_SIZE = 128;
 export const MAX_INPUT_SIZE = 512;
-/** The second size of a single range, above the first (below it when that would pass the cap). */
-export const SECOND_SIZE_STEP = 64;
+/** How much smaller the second look is (larger when that would go under MIN_INPUT_SIZE). */
+export const SECOND_LOOK_STEP = 64;
+/** A box scoring this much under the minimum score is a near miss: worth a second look. */
+export const UNSURE_MARGIN = 0.2;
 const STEP = 32;
 
 const clampSize = (s: number) => Math.min(MAX_INPUT_SIZE, Math.max(MIN_INPUT_SIZE, s));
 
+export interface DetectionPlan {
+  /** Input sizes that are always run, largest first. */
+  readonly sizes: number[];
+  /** A size to run as well when the runs above leave a near miss (a single range only). */
+  readonly secondLook: number | undefined;
+}
+
 /**
- * The two network input sizes to run on a width × height image so that faces from `minFaceSize`
- * (shorter box side, in these pixels) up to LARGEST_FACE_SHARE of the shorter image side are seen,
- * largest first.
+ * The network input sizes to run on a width × height image so that faces from `minFaceSize`
+ * (shorter box side, in these pixels) up to LARGEST_FACE_SHARE of the shorter image side are seen.
  */
-export function planInputSizes(width: number, height: number, minFaceSize: number): [number, number] {
+export function planDetection(width: number, height: number, minFaceSize: number): DetectionPlan {
   if (!(width >= 1 && height >= 1 && minFaceSize > 0)) {
     throw new RangeError(`cannot plan a detection of ${minFaceSize}-pixel faces in a ${width}×${height} image`);
   }
@@ -62,14 +73,19 @@ export function planInputSizes(width: number, height: number, minFaceSize: numbe
   const forSmall = clampSize(Math.ceil((NET_PLANNED_MIN_FACE * longer) / minFaceSize / STEP) * STEP);
   // Largest size at which a face of LARGEST_FACE_SHARE of the shorter side stays within NET_MAX_FACE.
   const forLarge = clampSize(Math.floor((NET_MAX_FACE * longer) / (LARGEST_FACE_SHARE * shorter) / STEP) * STEP);
-  if (forSmall > forLarge) return [forSmall, forLarge];
-  return forSmall + SECOND_SIZE_STEP <= MAX_INPUT_SIZE ? [forSmall + SECOND_SIZE_STEP, forSmall] : [forSmall, forSmall - SECOND_SIZE_STEP];
+  if (forSmall > forLarge) return { sizes: [forSmall, forLarge], secondLook: undefined };
+  const below = forSmall - SECOND_LOOK_STEP;
+  return { sizes: [forSmall], secondLook: below >= MIN_INPUT_SIZE ? below : forSmall + SECOND_LOOK_STEP };
+}
+
+/** The score from which a box counts as a near miss, for a given minimum score. */
+export function unsureScore(minScore: number): number {
+  return Math.max(0.05, minScore - UNSURE_MARGIN);
 }
 
 /** The smallest face (shorter side, in these pixels) that the planned sizes see reliably. */
-export function smallestSeenFace(width: number, height: number, sizes: readonly number[]): number {
-  const largest = Math.max(...sizes);
-  return (NET_RELIABLE_MIN_FACE * Math.max(width, height)) / largest;
+export function smallestSeenFace(width: number, height: number, plan: DetectionPlan): number {
+  return (NET_RELIABLE_MIN_FACE * Math.max(width, height)) / Math.max(...plan.sizes);
 }
 
 function area(f: Face): number {

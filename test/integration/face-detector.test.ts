@@ -56,6 +56,19 @@ describe('the face detector on photographs', () => {
     expect(verdict).toMatchObject({ ok: true });
   });
 
+  it('takes a second look, 64 smaller, when a run leaves a near miss', async () => {
+    // Prepare: the astronaut scores ~0.95 at 448, a near miss for a minimum of 0.97
+    const pixels = await pixelsOf(skimagePhoto('astronaut.png'));
+
+    // Act
+    const clear = await detector.detect(pixels, { minScore: 0.5 });
+    const nearMiss = await detector.detect(pixels, { minScore: 0.97 });
+
+    // Assess
+    expect(clear.inputSizes).toEqual([448]);
+    expect(nearMiss.inputSizes).toEqual([448, 384]);
+  });
+
   it.each(['chelsea.png', 'coffee.png', 'brick.png'])('finds no face in %s', async (name) => {
     // Act
     const verdict = await verdictOf(await pixelsOf(skimagePhoto(name)));

@@ -7,8 +7,10 @@ import {
   NET_RELIABLE_MIN_FACE,
   clipToImage,
   mergeFaces,
-  planInputSizes,
+  MIN_INPUT_SIZE,
+  planDetection,
   smallestSeenFace,
+  unsureScore,
 } from '../../src/face/plan.ts';
 import { shrinkRgb, toRgb } from '../../src/face/pixels.ts';
 import type { Face } from '../../src/face/verdict.ts';
@@ -16,52 +18,62 @@ import { thrownBy } from './helpers.ts';
 
 const box = (x: number, y: number, side: number, score = 0.9): Face => ({ x, y, width: side, height: side, score });
 
-describe('planInputSizes', () => {
-  it('in a 512×512 picture with 64-pixel faces: 448 (a 64-pixel face is 56 network pixels) and 512, largest first', () => {
+describe('planDetection', () => {
+  it('in a 512×512 picture with 64-pixel faces: one run at 448 (a 64-pixel face is 56 network pixels), a second look at 384', () => {
     // Act
-    const sizes = planInputSizes(512, 512, 64);
+    const plan = planDetection(512, 512, 64);
 
     // Assess
-    expect(sizes).toEqual([512, 448]);
+    expect(plan).toEqual({ sizes: [448], secondLook: 384 });
     expect((64 * 448) / 512).toBe(56);
   });
 
   it('plans one size for large faces and one for small ones when no single size sees both', () => {
     // Prepare: a square picture of 600 pixels with 64-pixel faces
-    const [forSmall, forLarge] = planInputSizes(600, 600, 64);
+    const plan = planDetection(600, 600, 64);
 
-    // Assess: a face of 0.7 of the side stays within the network's band at the large-face size…
-    expect(forLarge).toBe(448);
-    expect((0.7 * 600 * forLarge) / 600).toBeLessThanOrEqual(NET_MAX_FACE);
-    // …and a 64-pixel face would need 544 (56 network pixels): capped
-    expect(forSmall).toBe(MAX_INPUT_SIZE);
+    // Assess: a 64-pixel face would need 544 (56 network pixels): capped; a face of 0.7 of the side
+    // stays within the network's band only up to 448. Both run, largest first; no second look.
+    expect(plan).toEqual({ sizes: [MAX_INPUT_SIZE, 448], secondLook: undefined });
+    expect((0.7 * 600 * 448) / 600).toBeLessThanOrEqual(NET_MAX_FACE);
+  });
+
+  it('sizes by the longer side (the square padding), bounds large faces by the shorter side', () => {
+    // Act: 64-pixel faces in a 600×600 picture and in a 600×338 (16:9) one
+    const square = planDetection(600, 600, 64);
+    const wide = planDetection(600, 338, 64);
+
+    // Assess: both need the cap for small faces; only the square can hold a face too large for it
+    // (0.7 × 600 = 420 pixels), so only the square needs a second, smaller run for large faces
+    expect(square.sizes).toEqual([MAX_INPUT_SIZE, 448]);
+    expect(wide).toEqual({ sizes: [MAX_INPUT_SIZE], secondLook: MAX_INPUT_SIZE - 64 });
   });
 
   it('caps the input size: faces under 9.4% of the longer side are not reliably seen', () => {
     // Act
-    const sizes = planInputSizes(4000, 3000, 64);
+    const plan = planDetection(4000, 3000, 64);
 
     // Assess
-    expect(sizes[0]).toBe(MAX_INPUT_SIZE);
-    expect(smallestSeenFace(4000, 3000, sizes)).toBe((NET_RELIABLE_MIN_FACE * 4000) / MAX_INPUT_SIZE);
-    expect(smallestSeenFace(4000, 3000, sizes)).toBe(375);
+    expect(plan.sizes[0]).toBe(MAX_INPUT_SIZE);
+    expect(smallestSeenFace(4000, 3000, plan)).toBe((NET_RELIABLE_MIN_FACE * 4000) / MAX_INPUT_SIZE);
+    expect(smallestSeenFace(4000, 3000, plan)).toBe(375);
   });
 
   it('is the same for the same picture at any resolution, given the same face share', () => {
     // Act / Assess: FACE_MIN_SIZE 64 in a 1024-pixel stored image seen as a 512-pixel copy is 32 pixels there
-    expect(planInputSizes(512, 384, 32)).toEqual(planInputSizes(1024, 768, 64));
-    expect(planInputSizes(200, 150, 40)).toEqual(planInputSizes(400, 300, 80));
+    expect(planDetection(512, 384, 32)).toEqual(planDetection(1024, 768, 64));
+    expect(planDetection(200, 150, 40)).toEqual(planDetection(400, 300, 80));
   });
 
-  it('keeps tiny pictures at the smallest useful input', () => {
+  it('keeps tiny pictures at the smallest useful input, the second look above it', () => {
     // Act
-    const sizes = planInputSizes(64, 64, 64);
+    const plan = planDetection(64, 64, 64);
 
     // Assess
-    expect(sizes).toEqual([192, 128]);
+    expect(plan).toEqual({ sizes: [MIN_INPUT_SIZE], secondLook: MIN_INPUT_SIZE + 64 });
   });
 
-  it('always gives two different multiples of 32, largest first', () => {
+  it('always gives multiples of 32, largest first, the second look different from the first', () => {
     for (const [w, h, f] of [
       [512, 512, 64],
       [451, 300, 64],
@@ -71,23 +83,29 @@ describe('planInputSizes', () => {
       [100, 5000, 500],
       [240, 240, 64],
     ] as const) {
-      const [a, b] = planInputSizes(w, h, f);
-      expect(a % 32, `${w}×${h}`).toBe(0);
-      expect(b % 32, `${w}×${h}`).toBe(0);
-      expect(a, `${w}×${h}`).toBeGreaterThan(b);
+      const { sizes, secondLook } = planDetection(w, h, f);
+      for (const size of [...sizes, secondLook ?? 32]) expect(size % 32, `${w}×${h}`).toBe(0);
+      expect([...sizes].sort((a, b) => b - a), `${w}×${h}`).toEqual(sizes);
+      expect(sizes, `${w}×${h}`).not.toContain(secondLook);
     }
   });
 
   it('refuses nonsense: an empty image, a non-positive face size', () => {
     // Act
     const errors = [
-      thrownBy(() => planInputSizes(0, 10, 64)),
-      thrownBy(() => planInputSizes(10, 10, 0)),
-      thrownBy(() => planInputSizes(10, 10, Number.NaN)),
+      thrownBy(() => planDetection(0, 10, 64)),
+      thrownBy(() => planDetection(10, 10, 0)),
+      thrownBy(() => planDetection(10, 10, Number.NaN)),
     ];
 
     // Assess
     for (const error of errors) expect(error).toBeInstanceOf(RangeError);
+  });
+
+  it('counts a box within 0.2 under the minimum score as a near miss', () => {
+    // Act / Assess
+    expect(unsureScore(0.5)).toBeCloseTo(0.3);
+    expect(unsureScore(0.1)).toBe(0.05);
   });
 });
 
