@@ -1,7 +1,8 @@
 /**
  * The body of one detector thread (a piscina worker): loads the model once, then turns pixels into
- * face boxes. Everything here runs off the main thread — the WebAssembly inference is ~50–600 ms of
- * synchronous CPU that would otherwise stall heartbeats and every other job.
+ * face boxes. Everything here runs off the main thread — the WebAssembly inference is tens to
+ * hundreds of milliseconds of synchronous CPU per image that would otherwise stall heartbeats and
+ * every other job.
  *
  * Model: TinyFaceDetector, whose weights (190 KB) ship inside @vladmandic/face-api (MIT) in
  * `model/`; it runs on tfjs-core with the WebAssembly backend, whose .wasm files ship inside
