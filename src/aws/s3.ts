@@ -18,6 +18,17 @@ function totalOf(contentRange: string | undefined): number | undefined {
 type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
 
 /**
+ * What a failed read of a staged object means. A missing bucket is the worker's setting, not the
+ * job: every staged job would fail — retried (the job is good) and logged as a configuration
+ * problem; a missing object is the job's (SOURCE_NOT_FOUND). Anything else is as it came.
+ */
+function stagedReadError(e: unknown, bucket: string, key: string, label: string): unknown {
+  if (isNoSuchBucket(e)) return new WorkerMisconfigured('STAGING_BUCKET', `the staging bucket "${bucket}" does not exist (STAGING_BUCKET)`, { cause: e });
+  if (isNotFound(e)) return new JobError('SOURCE_NOT_FOUND', `${label}: s3://${bucket}/${key} does not exist`, { cause: e });
+  return e;
+}
+
+/**
  * A ranged GET of at most `maxBytes + 1` bytes, so S3 itself never sends more than the cap; the
  * object's full size (Content-Range) refuses an oversize object before its body is read, and the body
  * is read only while it stays under the cap. The object's name and content type are never looked at:
@@ -29,15 +40,9 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
     try {
       response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }), { abortSignal: signal });
     } catch (e: unknown) {
-      // A missing bucket is the worker's setting, not the job: every staged job would fail. Retried
-      // (the job is good) and logged as a configuration problem; a missing object is the job's.
-      if (isNoSuchBucket(e)) {
-        throw new WorkerMisconfigured('STAGING_BUCKET', `the staging bucket "${bucket}" does not exist (STAGING_BUCKET)`, { cause: e });
-      }
-      if (isNotFound(e)) throw new JobError('SOURCE_NOT_FOUND', `${label}: s3://${bucket}/${key} does not exist`, { cause: e });
       // A range cannot be satisfied by an empty object: it is empty.
       if (isInvalidRange(e)) return Buffer.alloc(0);
-      throw e;
+      throw stagedReadError(e, bucket, key, label);
     }
     const body = response.Body as Body | undefined;
     const tooLarge = (size: number) => new JobError('IMAGE_TOO_LARGE', `${label} is ${size} bytes; the limit is ${maxBytes}`);
@@ -69,17 +74,26 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
 
 /**
  * The size of a staged object, from a HEAD, so its bytes can be admitted against the memory budget
- * before they are read. Undefined when S3 does not say (a 404 among them: the GET that follows tells a
- * missing object from a missing bucket, which a HEAD cannot).
+ * before they are read. A HEAD that says 404 cannot tell a missing object from a missing bucket (it
+ * has no body): a one-byte GET then says which, and fails the job at once (SOURCE_NOT_FOUND) or
+ * reports the configuration — so a missing image cancels its siblings instead of waiting for them.
  */
 export function s3StagedObjectSizer(s3: S3Client): StagedObjectSizer {
-  return async (bucket, key, signal) => {
+  return async (bucket, key, label, signal) => {
     try {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
       return head.ContentLength;
     } catch (e: unknown) {
-      if (isNotFound(e)) return undefined;
-      throw e;
+      if (!isNotFound(e)) throw e;
+    }
+    try {
+      const probe = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: 'bytes=0-0' }), { abortSignal: signal });
+      (probe.Body as Body | undefined)?.destroy?.();
+      // It appeared since the HEAD: its size, as S3 reports it now.
+      return totalOf(probe.ContentRange) ?? probe.ContentLength;
+    } catch (e: unknown) {
+      if (isInvalidRange(e)) return 0;
+      throw stagedReadError(e, bucket, key, label);
     }
   };
 }

@@ -83,7 +83,7 @@ async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortControll
   const staged = job.images.flatMap((source, index) => (source.kind === 's3' ? [{ source, index }] : []));
   if (!memory || !sizeOfStaged || staged.length === 0) return [];
   for (const { source, index } of staged) checkStagedSource(source, label(index), deps.rules);
-  const sizes = await allOrNothing(staged, cancel, ({ source }) => sizeOfStaged(source.bucket, source.key, cancel.signal));
+  const sizes = await allOrNothing(staged, cancel, ({ source, index }) => sizeOfStaged(source.bucket, source.key, label(index), cancel.signal));
   const total = sizes.reduce<number>((sum, size) => sum + Math.min(size ?? 0, deps.rules.maxImageBytes + 1), 0);
   const wait = memory.acquire(total, { signal: cancel.signal });
   return [await (deps.waitFor ? deps.waitFor(wait) : wait)];
@@ -97,10 +97,17 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
   const grants: Grant[] = [];
   try {
     deps.onPhase?.('download');
-    grants.push(...(await admitStaged(job, deps, cancel)));
-    const loaded = await allOrNothing(job.images, cancel, (source, index) =>
-      loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal),
-    );
+    // Inline images are decoded at once; staged ones wait for the job's one admission. Whichever
+    // fails first cancels the rest — the HEADs and GETs under way included.
+    let admission: Promise<void> | undefined;
+    const admitted = () =>
+      (admission ??= admitStaged(job, deps, cancel).then((granted) => {
+        grants.push(...granted);
+      }));
+    const loaded = await allOrNothing(job.images, cancel, async (source, index) => {
+      if (source.kind === 's3') await admitted();
+      return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal);
+    });
     const checked = loaded.map(({ bytes, sha256 }, index) => {
       const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
       checkDimensions(info, label(index), deps.rules);

@@ -20,8 +20,11 @@ export interface StagingRules {
  */
 export type StagedObjectReader = (bucket: string, key: string, maxBytes: number, label: string, signal?: AbortSignal) => Promise<Buffer>;
 
-/** The size S3 reports for a staged object, before it is read; undefined when it does not say. */
-export type StagedObjectSizer = (bucket: string, key: string, signal?: AbortSignal) => Promise<number | undefined>;
+/**
+ * The size S3 reports for a staged object, before it is read (undefined when it does not say);
+ * throws SOURCE_NOT_FOUND for a missing object, so a job learns it before waiting for memory.
+ */
+export type StagedObjectSizer = (bucket: string, key: string, label: string, signal?: AbortSignal) => Promise<number | undefined>;
 
 const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
 

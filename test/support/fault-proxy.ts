@@ -26,6 +26,8 @@ export interface FaultProxy {
   setRule(rule: FaultRule | undefined): void;
   /** Requests that got a fault (of any kind) so far. */
   readonly hits: number;
+  /** Requests received and not yet answered or given up by the client, oldest first. */
+  open(): FaultRequest[];
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const timers = new Set<NodeJS.Timeout>();
   let rule: FaultRule | undefined;
   let hits = 0;
+  const inFlight = new Set<FaultRequest>();
   let closed = false;
 
   const forward = (req: IncomingMessage, res: ServerResponse): void => {
@@ -111,6 +114,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       path: req.url ?? '/',
       target: typeof rawTarget === 'string' ? rawTarget : undefined,
     };
+    // Open until answered, or until the client closes its side (a cancelled request).
+    inFlight.add(faultRequest);
+    res.on('close', () => inFlight.delete(faultRequest));
     let fault: Fault | undefined;
     try {
       fault = rule?.(faultRequest);
@@ -163,6 +169,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         get hits() {
           return hits;
         },
+        open: () => [...inFlight],
         close: () => {
           closing ??= new Promise<void>((done) => {
             closed = true;

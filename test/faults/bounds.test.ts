@@ -1,0 +1,146 @@
+// The worker's bounds under faults (issue 9): a failed job's other downloads are cancelled; a job
+// stuck on a stalled S3 read is abandoned at its deadline and /healthz says so; a job that stored
+// part of its references and then failed reports them. A loopback proxy between the worker and the
+// emulator stalls chosen requests and shows which are still open.
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { jpegImage } from '../support/images.ts';
+import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { createStack, listKeys, uniqueName } from '../support/resources.ts';
+import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+
+const emulator = inject('emulator');
+const workers = workerReaper();
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  proxy = await startFaultProxy(emulator.endpoint);
+});
+afterEach(async () => {
+  proxy.setRule(undefined);
+  await workers.killAll();
+});
+afterAll(() => proxy.close());
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const STALL = { kind: 'delay', ms: 10 * 60_000 } as const;
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('a job whose first image fails fast', () => {
+  it('cancels its other downloads: none of its requests is still open at the endpoint a second later', async () => {
+    // Prepare: two large staged images whose every request stalls, and a third that is not there.
+    const stack = await createStack(emulator.endpoint, uniqueName('cancel'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, LOG_LEVEL: 'info' })));
+    const photos = await Promise.all([1, 2].map((seed) => jpegImage({ width: 900, height: 700, seed })));
+    for (const [i, photo] of photos.entries()) {
+      await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: `slow/${i}.jpg`, Body: photo }));
+    }
+    proxy.setRule((req) => (req.path.includes('/slow/') ? STALL : undefined));
+    const job = {
+      version: 1,
+      jobId: 'fails-fast',
+      userId: 'fiona',
+      issuedAt: issuedNow(),
+      images: [stagedImage(stack.stagingBucket, 'slow/0.jpg', photos[0]), stagedImage(stack.stagingBucket, 'slow/1.jpg', photos[1]), stagedImage(stack.stagingBucket, 'missing.jpg', photos[0])],
+    };
+
+    // Act
+    await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1, 20_000);
+    const failedAt = Date.now();
+    await until('the stalled requests to close', () => (proxy.open().some((r) => r.path.includes('/slow/')) ? undefined : true), 1_000);
+
+    // Assess
+    expect(outcome).toMatchObject({ jobId: 'fails-fast', status: 'failed', error: { code: 'SOURCE_NOT_FOUND' } });
+    expect(Date.now() - failedAt).toBeLessThanOrEqual(1_000);
+    // The stalled requests did reach the endpoint (and were held there) before they were cancelled.
+    expect(proxy.hits).toBeGreaterThanOrEqual(2);
+    await worker.stop();
+  });
+});
+
+describe('a job stuck on a stalled S3 read', () => {
+  it('is handed back after JOB_TIMEOUT_SECONDS, /healthz says 503, every other job completes, and nothing is lost or stored twice', async () => {
+    // Prepare
+    const stack = await createStack(emulator.endpoint, uniqueName('deadline'));
+    const worker = workers.track(
+      await startWorker(
+        stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, JOB_TIMEOUT_SECONDS: '2', METRICS_PORT: '0', RETRY_BASE_SECONDS: '1', LOG_LEVEL: 'info' }),
+      ),
+    );
+    const metrics = String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics);
+    const health = async () => (await fetch(`${metrics}/healthz`)).status;
+    const stuckPhoto = await jpegImage({ width: 300, height: 200, seed: 9 });
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'stall/face.jpg', Body: stuckPhoto }));
+    // The GET of that one object stalls; its HEAD (the size, for the memory budget) answers.
+    proxy.setRule((req) => (req.method === 'GET' && req.path.includes('/stall/') ? STALL : undefined));
+    const others = await Promise.all(Array.from({ length: 6 }, (_, i) => jpegImage({ width: 200, height: 150, seed: 100 + i })));
+
+    // Act
+    await sendJob(stack, { version: 1, jobId: 'stuck', userId: 'sam', issuedAt: issuedNow(), images: [stagedImage(stack.stagingBucket, 'stall/face.jpg', stuckPhoto)] });
+    for (const [i, photo] of others.entries()) await sendJob(stack, inlineJob('olly', [photo], `other-${i}`));
+    const abandoned = await worker.waitForLog((l) => l.jobId === 'stuck' && l.reason === 'timeout', 20_000);
+    const statusAfterDeadline = await health();
+    const otherOutcomes = await until(
+      'the other jobs',
+      async () => {
+        const done = worker.logs.filter((l) => l.msg === 'job succeeded' && String(l.jobId).startsWith('other-'));
+        return done.length === others.length ? done : undefined;
+      },
+      30_000,
+    );
+    // The stall ends: the job, received again, completes.
+    proxy.setRule(undefined);
+    await worker.waitForLog((l) => l.jobId === 'stuck' && l.msg === 'job succeeded', 30_000);
+    const results = await outcomes(stack, others.length + 1, 20_000);
+    await sleep(2_500); // past the window in which /healthz reports the deadline
+    const statusAfterRecovery = await health();
+
+    // Assess
+    expect(abandoned).toMatchObject({ level: 'warn', outcome: 'retry', phase: 'download', msg: expect.stringMatching(/^the job outlived its deadline in its download phase/) });
+    expect(statusAfterDeadline).toBe(503);
+    expect(otherOutcomes).toHaveLength(others.length);
+    expect(results.map((o) => [o.jobId, o.status]).sort()).toEqual([['stuck', 'succeeded'], ...others.map((_, i) => [`other-${i}`, 'succeeded'])].sort());
+    expect((await listKeys(stack.s3, stack.bucket)).length).toBe(others.length + 1);
+    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(statusAfterRecovery).toBe(200);
+    await worker.stop();
+  });
+});
+
+describe('a job that stored part of its references and then failed', () => {
+  it('reports the references that exist beside its error', async () => {
+    // Prepare: three staged photos; the write of the third fails (503), so the first attempt stores two.
+    const stack = await createStack(emulator.endpoint, uniqueName('partial'));
+    const photos = await Promise.all([1, 2, 3].map((seed) => jpegImage({ width: 200, height: 160, seed: 300 + seed })));
+    for (const [i, photo] of photos.entries()) await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: `part/${i}.jpg`, Body: photo }));
+    const refKey = (photo: Buffer) => `users/pat/ref_${stagedImage('', '', photo).s3.sha256.slice(0, 12)}.jpg`;
+    proxy.setRule((req) => (req.method === 'PUT' && req.path.includes(refKey(photos[2] ?? Buffer.alloc(0))) ? { kind: 'status', status: 503 } : undefined));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, RETRY_BASE_SECONDS: '2', RETRY_MAX_SECONDS: '2' })));
+
+    // Act: the first attempt fails for now; meanwhile the third staged object goes away.
+    await sendJob(stack, { version: 1, jobId: 'partial', userId: 'pat', issuedAt: issuedNow(), images: photos.map((p, i) => stagedImage(stack.stagingBucket, `part/${i}.jpg`, p)) });
+    await worker.waitForLog((l) => l.jobId === 'partial' && l.outcome === 'retry', 20_000);
+    await stack.s3.send(new DeleteObjectCommand({ Bucket: stack.stagingBucket, Key: 'part/2.jpg' }));
+    proxy.setRule(undefined);
+    const [outcome] = await outcomes(stack, 1, 30_000);
+
+    // Assess: failed for good, and it says which references it left stored.
+    expect(outcome).toMatchObject({ jobId: 'partial', status: 'failed', error: { code: 'SOURCE_NOT_FOUND' } });
+    const stored = [refKey(photos[0] ?? Buffer.alloc(0)), refKey(photos[1] ?? Buffer.alloc(0))].sort();
+    expect(outcome?.references?.map((r) => r.key).sort()).toEqual(stored);
+    expect((await listKeys(stack.s3, stack.bucket)).sort()).toEqual(stored);
+    expect(worker.logs.find((l) => l.jobId === 'partial' && l.msg === 'job failed')).toMatchObject({ storedReferences: 2 });
+    await worker.stop();
+  });
+});
