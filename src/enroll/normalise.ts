@@ -1,18 +1,34 @@
 /**
- * A checked image → the reference that is stored. Every image is decoded in full (a real image
- * library, libvips through sharp), so a truncated or corrupt file fails here, and re-encoded, so
- * what is stored is only pixels: the EXIF orientation is applied (a sideways reference breaks face
- * matching), and all metadata — EXIF, GPS, XMP, IPTC, ICC, comments, trailing data — is left out.
- * JPEG stays JPEG and PNG stays PNG.
+ * A checked image → the reference that is stored, by one of two paths:
  *
- * This is the worker's main CPU cost, so it is bounded: at most `availableParallelism()` images
+ * - **lossless**: an image that needs no pixel change (upright, sRGB or untagged, 8-bit, not CMYK,
+ *   within MAX_REFERENCE_DIMENSION, a plain Huffman-coded JPEG or any 8-bit PNG) is stored as
+ *   received with every metadata segment or chunk removed at the byte level (lossless.ts): no
+ *   generation loss, and no encode. It is still decoded to be validated: in full, or a progressive
+ *   JPEG at 1/8 scale, which refuses what a full decode refuses (decode.ts says why).
+ * - **reencoded**: everything else is decoded in full (libvips through sharp), turned upright by its
+ *   EXIF orientation (a sideways reference breaks face matching), converted to sRGB, scaled down to
+ *   MAX_REFERENCE_DIMENSION when given, and re-encoded without any metadata.
+ *
+ * Either way a truncated or corrupt file fails here (what the decoder reports as corrupt), JPEG
+ * stays JPEG and PNG stays PNG, and nothing of EXIF, GPS, XMP, IPTC, ICC, comments or trailing data
+ * is stored. On request the result carries a small raw preview of the upright image, made from the
+ * decode already done.
+ *
+ * Decoding is the worker's main CPU cost, so it is bounded: at most `availableParallelism()` images
  * are decoded at once, each on one libvips thread, leaving the rest of libuv's thread pool (DNS,
  * files) free for the SDK; libvips' operation cache is off (every image is new).
  */
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import { JobError } from '../job/errors.ts';
+import { decodeError, fitWithin, loadOptions, previewOf, validateByDecoding, validationScale, type Preview } from './decode.ts';
+import { isSrgbProfile } from './icc.ts';
 import { JPEG, type ImageInfo } from './images.ts';
+import { stripImage, type ReencodeReason, type StripResult } from './lossless.ts';
+
+export type { Preview } from './decode.ts';
+export type { ReencodeReason } from './lossless.ts';
 
 export interface ImageLimits {
   /** Width × height above which an image is refused before it is decoded (IMAGE_TOO_LARGE). */
@@ -23,13 +39,31 @@ export interface ImageLimits {
   readonly maxReferenceDimension: number | undefined;
 }
 
+/** How a reference was made: stored as received without its metadata, or decoded and re-encoded. */
+export type ReferencePath = 'lossless' | 'reencoded';
+
 export interface NormalisedImage {
+  /** What is stored. */
   readonly bytes: Buffer;
   readonly width: number;
   readonly height: number;
+  readonly path: ReferencePath;
+  /** Why a reencoded image could not be stored as received. */
+  readonly reason?: ReencodeReason;
+  /** Only when asked for (`NormaliseOptions.preview`). */
+  readonly preview?: Preview;
 }
 
-export type ImageNormaliser = (bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits) => Promise<NormalisedImage>;
+export interface NormaliseOptions {
+  /**
+   * Hand back a raw RGB preview of the upright reference, its longest side at most `maxDimension`
+   * (smaller when the image is). Off by default: it then costs nothing. With it, a re-encoded image
+   * is decoded into memory once, for both the encode and the preview.
+   */
+  readonly preview?: { readonly maxDimension: number };
+}
+
+export type ImageNormaliser = (bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits, options?: NormaliseOptions) => Promise<NormalisedImage>;
 
 /**
  * JPEG quality of stored references: high, with the default 4:2:0 chroma subsampling and standard
@@ -39,13 +73,6 @@ export type ImageNormaliser = (bytes: Buffer, info: ImageInfo, label: string, li
 export const JPEG_QUALITY = 92;
 /** zlib level of stored PNGs: the usual trade of size for CPU. */
 export const PNG_COMPRESSION_LEVEL = 6;
-
-/** One line, at most 200 characters, of what libvips said. */
-function reasonOf(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
-  const line = (text.split('\n').find((l) => l.trim() !== '') ?? 'unknown error').trim();
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
-}
 
 /** The checks that need only the header's dimensions: no decoding for an image that will be refused. */
 export function checkDimensions(info: ImageInfo, label: string, limits: ImageLimits): void {
@@ -64,39 +91,79 @@ export function checkDimensions(info: ImageInfo, label: string, limits: ImageLim
   }
 }
 
-async function normalise(bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits): Promise<NormalisedImage> {
-  checkDimensions(info, label, limits);
-  let pipeline = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'warning' }).rotate();
+/**
+ * Can the image be stored as received? The byte-level facts first (lossless.ts); then, only when
+ * the removed segments could hold them, libvips' own reading of the orientation and the profile —
+ * the reading `rotate()` on the re-encode path acts on, so the two paths never disagree about
+ * which way is up.
+ */
+async function asReceived(bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits): Promise<StripResult> {
+  if (limits.maxReferenceDimension !== undefined && Math.max(info.width, info.height) > limits.maxReferenceDimension) {
+    return { ok: false, reason: 'dimension' };
+  }
+  const stripped = stripImage(bytes, info.type);
+  if (!stripped.ok || !stripped.mayHoldOrientationOrProfile) return stripped;
+  let metadata: sharp.Metadata;
+  try {
+    metadata = await sharp(bytes, loadOptions(limits)).metadata();
+  } catch (e: unknown) {
+    throw decodeError(e, label, limits);
+  }
+  if ((metadata.orientation ?? 1) !== 1) return { ok: false, reason: 'orientation' };
+  if (metadata.icc && !isSrgbProfile(metadata.icc)) return { ok: false, reason: 'colour profile' };
+  return stripped;
+}
+
+const encoderOf = (info: ImageInfo) => (image: sharp.Sharp) =>
+  info.type === JPEG ? image.jpeg({ quality: JPEG_QUALITY, optimiseCoding: false }) : image.png({ compressionLevel: PNG_COMPRESSION_LEVEL });
+
+/**
+ * Decodes in full, turns upright, bounds the size and re-encodes. With a preview, the decode goes
+ * to raw pixels once and both the encode and the preview are made from them.
+ */
+async function reencode(bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits, reason: ReencodeReason, options: NormaliseOptions): Promise<NormalisedImage> {
+  let pipeline = sharp(bytes, loadOptions(limits)).rotate();
   if (limits.maxReferenceDimension !== undefined) {
     const side = limits.maxReferenceDimension;
     pipeline = pipeline.resize({ width: side, height: side, fit: 'inside', withoutEnlargement: true });
   }
-  pipeline =
-    info.type === JPEG
-      ? pipeline.jpeg({ quality: JPEG_QUALITY, optimiseCoding: false })
-      : pipeline.png({ compressionLevel: PNG_COMPRESSION_LEVEL });
-  let output: { data: Buffer; info: sharp.OutputInfo };
+  const encode = encoderOf(info);
+  const previewMax = options.preview?.maxDimension;
+  let stored: Buffer;
+  let width: number;
+  let height: number;
+  let preview: Preview | undefined;
   try {
-    output = await pipeline.toBuffer({ resolveWithObject: true });
+    if (previewMax === undefined) {
+      const output = await encode(pipeline).toBuffer({ resolveWithObject: true });
+      ({ data: stored, info: { width, height } } = output);
+    } else {
+      const decoded = await pipeline.raw().toBuffer({ resolveWithObject: true });
+      ({ width, height } = decoded.info);
+      const raw = { raw: { width, height, channels: decoded.info.channels as 1 | 2 | 3 | 4 } };
+      // One after the other: an image holds one libvips thread at a time (see imageNormaliser).
+      stored = await encode(sharp(decoded.data, raw)).toBuffer();
+      preview = await previewOf(decoded, fitWithin({ width, height }, previewMax), width);
+    }
   } catch (e: unknown) {
-    const reason = reasonOf(e);
-    // The machine's fault, not the image's: a transient failure, retried rather than dead-lettered.
-    if (/out of memory|memory allocation|cannot allocate|insufficient memory/i.test(reason)) {
-      throw new Error(`${label} could not be decoded for lack of memory: ${reason}`, { cause: e });
-    }
-    if (/pixel limit/i.test(reason)) {
-      throw new JobError('IMAGE_TOO_LARGE', `${label} is over the limit of ${limits.maxImagePixels} pixels (MAX_IMAGE_PIXELS)`, { cause: e });
-    }
-    throw new JobError('INVALID_IMAGE', `${label} could not be decoded: ${reason}`, { cause: e });
+    throw decodeError(e, label, limits);
   }
-  const { width, height } = output.info;
   if (Math.min(width, height) < limits.minImageDimension) {
     throw new JobError(
       'IMAGE_TOO_SMALL',
       `${label} would be ${width}×${height} pixels once its longest side is bounded to ${limits.maxReferenceDimension} (MAX_REFERENCE_DIMENSION); its shorter side must be at least ${limits.minImageDimension}`,
     );
   }
-  return { bytes: output.data, width, height };
+  return { bytes: stored, width, height, path: 'reencoded', reason, ...(preview && { preview }) };
+}
+
+async function normalise(bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits, options: NormaliseOptions): Promise<NormalisedImage> {
+  checkDimensions(info, label, limits);
+  const received = await asReceived(bytes, info, label, limits);
+  if (!received.ok) return reencode(bytes, info, label, limits, received.reason, options);
+  const scale = validationScale(info, received.progressive);
+  const preview = await validateByDecoding(bytes, info, label, limits, scale, options.preview?.maxDimension);
+  return { bytes: received.bytes, width: info.width, height: info.height, path: 'lossless', ...(preview && { preview }) };
 }
 
 /**
@@ -119,10 +186,10 @@ export function imageNormaliser(options: { parallel?: number } = {}): ImageNorma
     if (next) next();
     else running -= 1;
   };
-  return async (bytes, info, label, limits) => {
+  return async (bytes, info, label, limits, options = {}) => {
     await acquire();
     try {
-      return await normalise(bytes, info, label, limits);
+      return await normalise(bytes, info, label, limits, options);
     } finally {
       release();
     }
