@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { decodePlan, loadScaleOf, PROGRESSIVE_SCALE, type ValidationScale } from '../../src/enroll/decode.ts';
 import { isSrgbProfile } from '../../src/enroll/icc.ts';
-import { walkJpeg, walkPng } from '../../src/enroll/images.ts';
+import { JPEG, PNG, walkJpeg, walkPng } from '../../src/enroll/images.ts';
 import { stripJpeg, stripPng, type StripResult } from '../../src/enroll/lossless.ts';
 import { withRestartInterval } from '../support/jpeg-restart.ts';
 import { adobeSegment, cameraJpeg, COMMENT_SEGMENT, IPTC_SEGMENT, jpegImage, jpegSegment, pngChunk, pngImage, withJpegSegments, withPngChunks } from '../support/images.ts';
@@ -346,5 +348,59 @@ describe('isSrgbProfile', () => {
     expect(isSrgbProfile(Buffer.alloc(0))).toBe(false);
     expect(isSrgbProfile(icc.subarray(0, 200))).toBe(false);
     expect(isSrgbProfile(Buffer.from('not a profile at all'.repeat(20)))).toBe(false);
+  });
+});
+
+describe('decodePlan: the sizes a validating decode is resized to', () => {
+  const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
+  const png = (width: number, height: number) => ({ width, height, type: PNG });
+
+  it('states sharp 0.34\u2019s rule: with fastShrinkOnLoad false, a load at 1/2, 1/4, 1/8 from a shrink of 4, 8, 16', () => {
+    // Act + Assess
+    expect([3.99, 4, 7.99, 8, 15.99, 16, 40].map((s) => loadScaleOf({ width: 1600, height: 1600 }, { width: 1600 / s, height: 1600 / s }))).toEqual([1, 2, 2, 4, 4, 8, 8]);
+    expect(loadScaleOf({ width: 1600, height: 1200 }, { width: 100, height: 600 })).toBe(1); // the smaller factor decides
+  });
+
+  it('decodes a baseline JPEG at full scale: raw pixels when small, streamed into a third when large', () => {
+    // Act + Assess
+    expect(decodePlan(jpeg(1000, 800), 1, undefined)).toEqual({ output: undefined, preview: undefined });
+    expect(decodePlan(jpeg(4000, 3000), 1, undefined)).toEqual({ output: { width: 1334, height: 1000 }, preview: undefined });
+  });
+
+  it('decodes a progressive JPEG at 1/8 and a large PNG into an eighth', () => {
+    // Act
+    const progressive = decodePlan(jpeg(4000, 3000), PROGRESSIVE_SCALE, undefined);
+
+    // Assess
+    expect(progressive).toEqual({ output: { width: 250, height: 187 }, preview: undefined });
+    expect(progressive.output && loadScaleOf({ width: 4000, height: 3000 }, progressive.output)).toBe(8);
+    expect(decodePlan(png(4000, 3000), 1, undefined)).toEqual({ output: { width: 500, height: 375 }, preview: undefined });
+  });
+
+  it('makes the preview the output when sharp can get there without a coarser load, and from the output otherwise', () => {
+    // Act + Assess
+    expect(decodePlan(jpeg(800, 600), 1, 1024)).toEqual({ output: undefined, preview: 'output' });
+    expect(decodePlan(jpeg(3000, 2000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
+    expect(decodePlan(jpeg(6000, 4000), 1, 1024)).toEqual({ output: { width: 2000, height: 1334 }, preview: { width: 1024, height: 683 } });
+    expect(decodePlan(jpeg(6000, 4000), PROGRESSIVE_SCALE, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
+    expect(decodePlan(png(6000, 4000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
+  });
+
+  it('never has sharp load a JPEG coarser than the scale it is validated at, whatever the size and the preview', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 30_000 }),
+        fc.integer({ min: 1, max: 30_000 }),
+        fc.option(fc.integer({ min: 16, max: 4096 }), { nil: undefined }),
+        fc.constantFrom<ValidationScale>(1, PROGRESSIVE_SCALE),
+        (width, height, previewMax, scale) => {
+          const size = { width, height };
+          const plan = decodePlan(jpeg(width, height), scale, previewMax);
+          if (plan.output) expect(loadScaleOf(size, plan.output)).toBeLessThanOrEqual(scale);
+          const preview = plan.preview === 'output' ? (plan.output ?? size) : plan.preview;
+          if (previewMax !== undefined) expect(Math.max(preview?.width ?? 0, preview?.height ?? 0)).toBeLessThanOrEqual(Math.max(previewMax, 1));
+        },
+      ),
+    );
   });
 });
