@@ -47,7 +47,11 @@ export type ReencodeReason =
 export type StripResult =
   | {
       readonly ok: true;
-      readonly bytes: Buffer;
+      /**
+       * The bytes to store. A function, so that the copy is made only once the image has passed
+       * the decoder (and the caller's other checks).
+       */
+      readonly strip: () => Buffer;
       /**
        * Whether the removed segments could hold an EXIF orientation or an ICC profile (JPEG APP1/APP2,
        * a PNG chunk that is not a known colour or layout chunk). When false, neither can exist and the
@@ -132,12 +136,15 @@ export function stripJpeg(bytes: Buffer): StripResult {
   if (end === undefined || frames === 0) return { ok: false, reason: 'structure' };
   if (adobeNotYcbcr && components === 3) return { ok: false, reason: 'colour transform' };
 
-  const stored = Buffer.allocUnsafe(size);
-  let at = 0;
-  walkJpeg(bytes, 0, (marker, start, segmentEnd) => {
-    if (KEPT_JPEG.has(marker)) at += bytes.copy(stored, at, start, segmentEnd);
-  });
-  return { ok: true, bytes: stored, mayHoldOrientationOrProfile: mayHold, progressive };
+  const strip = () => {
+    const stored = Buffer.allocUnsafe(size);
+    let at = 0;
+    walkJpeg(bytes, 0, (marker, start, segmentEnd) => {
+      if (KEPT_JPEG.has(marker)) at += bytes.copy(stored, at, start, segmentEnd);
+    });
+    return stored;
+  };
+  return { ok: true, strip, mayHoldOrientationOrProfile: mayHold, progressive };
 }
 
 const PNG_SIGNATURE_LENGTH = 8;
@@ -158,8 +165,9 @@ export function stripPng(bytes: Buffer): StripResult {
     if (problem) return;
     const type = bytes.toString('latin1', start + 4, start + 8);
     if (KEPT_PNG.has(type)) {
-      // A kept chunk must be exactly what the decoder accepted: libspng may skip an ancillary chunk
-      // (tRNS) with a bad CRC, which another decoder would then apply.
+      // A kept chunk must be intact: libvips accepts a PNG whose IDAT CRC is wrong (seen with
+      // failOn 'warning'), which stricter decoders refuse, and may skip a tRNS with a bad CRC that
+      // another decoder would apply. Such a file is re-encoded instead (2–3 GB/s: cheap).
       if (crc32(bytes.subarray(start + 4, chunkEnd - 4)) !== bytes.readUInt32BE(chunkEnd - 4)) problem = 'structure';
       size += chunkEnd - start;
     } else if (isCritical(bytes, start)) {
@@ -171,12 +179,15 @@ export function stripPng(bytes: Buffer): StripResult {
   if (end === undefined) return { ok: false, reason: 'structure' };
   if (problem) return { ok: false, reason: problem };
 
-  const stored = Buffer.allocUnsafe(size);
-  let at = bytes.copy(stored, 0, 0, PNG_SIGNATURE_LENGTH);
-  walkPng(bytes, (start, chunkEnd) => {
-    if (KEPT_PNG.has(bytes.toString('latin1', start + 4, start + 8))) at += bytes.copy(stored, at, start, chunkEnd);
-  });
-  return { ok: true, bytes: stored, mayHoldOrientationOrProfile: mayHold, progressive: false };
+  const strip = () => {
+    const stored = Buffer.allocUnsafe(size);
+    let at = bytes.copy(stored, 0, 0, PNG_SIGNATURE_LENGTH);
+    walkPng(bytes, (start, chunkEnd) => {
+      if (KEPT_PNG.has(bytes.toString('latin1', start + 4, start + 8))) at += bytes.copy(stored, at, start, chunkEnd);
+    });
+    return stored;
+  };
+  return { ok: true, strip, mayHoldOrientationOrProfile: mayHold, progressive: false };
 }
 
 export function stripImage(bytes: Buffer, type: ImageType): StripResult {

@@ -163,7 +163,7 @@ async function normalise(bytes: Buffer, info: ImageInfo, label: string, limits: 
   if (!received.ok) return reencode(bytes, info, label, limits, received.reason, options);
   const scale = validationScale(info, received.progressive);
   const preview = await validateByDecoding(bytes, info, label, limits, scale, options.preview?.maxDimension);
-  return { bytes: received.bytes, width: info.width, height: info.height, path: 'lossless', ...(preview && { preview }) };
+  return { bytes: received.strip(), width: info.width, height: info.height, path: 'lossless', ...(preview && { preview }) };
 }
 
 /**

@@ -109,9 +109,9 @@ describe('baseline JPEGs are validated in full', () => {
 
   it.each([
     ['a small photo (raw pixels)', 800, 600, undefined],
-    ['a large photo (streamed)', 2000, 1500, undefined],
-    ['a large photo with a preview of a third of it', 2000, 1500, 700],
-    ['a large photo with a small preview (two steps)', 2000, 1500, 200],
+    ['a large photo (streamed)', 2400, 1800, undefined],
+    ['a large photo with a preview of a third of it', 2400, 1800, 800],
+    ['a large photo with a small preview (two steps)', 2400, 1800, 200],
   ] as const)('refuses %s damaged only at its end, which a 1/2-scale decode would accept', async (_, width, height, preview) => {
     // Prepare
     const damaged = await damagedOnlyAtItsEnd(width, height);
