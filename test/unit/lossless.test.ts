@@ -361,10 +361,10 @@ describe('decodePlan: the sizes a validating decode is resized to', () => {
     expect(loadScaleOf({ width: 1600, height: 1200 }, { width: 100, height: 600 })).toBe(1); // the smaller factor decides
   });
 
-  it('decodes a baseline JPEG at full scale: raw pixels when small, streamed into a third when large', () => {
+  it('decodes a baseline JPEG at full scale: raw pixels when small, streamed into a smaller image (shrink < 4) when large', () => {
     // Act + Assess
     expect(decodePlan(jpeg(2000, 1500), 1, undefined)).toEqual({ output: undefined, preview: undefined });
-    expect(decodePlan(jpeg(4000, 3000), 1, undefined)).toEqual({ output: { width: 1334, height: 1000 }, preview: undefined });
+    expect(decodePlan(jpeg(4000, 3000), 1, undefined)).toEqual({ output: { width: 1143, height: 858 }, preview: undefined });
   });
 
   it('decodes a progressive JPEG at 1/8 and a large PNG into an eighth', () => {
@@ -381,7 +381,7 @@ describe('decodePlan: the sizes a validating decode is resized to', () => {
     // Act + Assess
     expect(decodePlan(jpeg(800, 600), 1, 1024)).toEqual({ output: undefined, preview: 'output' });
     expect(decodePlan(jpeg(3000, 2000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
-    expect(decodePlan(jpeg(6000, 4000), 1, 1024)).toEqual({ output: { width: 2000, height: 1334 }, preview: { width: 1024, height: 683 } });
+    expect(decodePlan(jpeg(6000, 4000), 1, 1024)).toEqual({ output: { width: 1715, height: 1143 }, preview: { width: 1024, height: 682 } });
     expect(decodePlan(jpeg(6000, 4000), PROGRESSIVE_SCALE, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
     expect(decodePlan(png(6000, 4000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
   });
