@@ -62,24 +62,25 @@ export function sniffImage(bytes: Buffer): ImageInfo | undefined {
   return readPng(bytes) ?? readJpeg(bytes);
 }
 
-/** PNG: chunk by chunk (length, type, data, CRC) to the end of IEND. */
-function pngEnd(bytes: Buffer): number | undefined {
-  let offset = 8;
-  while (offset + 12 <= bytes.length) {
-    const length = bytes.readUInt32BE(offset);
-    const end = offset + 12 + length;
-    if (end > bytes.length) return undefined;
-    if (bytes.toString('latin1', offset + 4, offset + 8) === 'IEND') return end;
-    offset = end;
-  }
-  return undefined;
-}
+export const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
 
-const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
+/**
+ * Sees each JPEG marker segment as it is walked: from its 0xFF to the end of its payload. A scan
+ * (SOS) runs on to the end of the entropy-coded data after its header, restart markers and stuffed
+ * bytes included. SOI, EOI and the parameterless markers are two bytes. Fill bytes belong to none.
+ */
+export type JpegSegmentVisitor = (marker: number, start: number, end: number) => void;
 
-/** JPEG: segment by segment, through the entropy-coded data of every scan, to the end of EOI. */
-function jpegEnd(bytes: Buffer, start: number): number | undefined {
+/**
+ * JPEG: segment by segment, through the entropy-coded data of every scan, to the end of EOI; returns
+ * the offset after EOI, or undefined when the structure is broken. The one reading of a JPEG's
+ * structure: the gate (is it whole?) and the lossless path (what to keep) both use it, so what is
+ * kept is exactly what was checked. A visitor rather than a list: a hostile file of tiny segments
+ * costs no memory.
+ */
+export function walkJpeg(bytes: Buffer, start: number, visit?: JpegSegmentVisitor): number | undefined {
   if (bytes[start] !== 0xff || bytes[start + 1] !== 0xd8) return undefined;
+  visit?.(0xd8, start, start + 2);
   let offset = start + 2;
   while (offset + 2 <= bytes.length) {
     if (bytes[offset] !== 0xff) return undefined;
@@ -88,29 +89,51 @@ function jpegEnd(bytes: Buffer, start: number): number | undefined {
       offset += 1; // fill byte
       continue;
     }
-    if (marker === 0xd9) return offset + 2;
-    if (isRestart(marker) || marker === 0x01) {
+    if (marker === 0xd9 || isRestart(marker) || marker === 0x01) {
+      visit?.(marker, offset, offset + 2);
       offset += 2;
+      if (marker === 0xd9) return offset;
       continue;
     }
     if (offset + 4 > bytes.length) return undefined;
+    const segmentStart = offset;
     offset += 2 + bytes.readUInt16BE(offset + 2);
-    if (marker !== 0xda) continue;
-    // Entropy-coded data: a 0xFF there is followed by 0x00 (stuffing) or a restart marker; any
-    // other marker ends the scan.
-    for (;;) {
-      const ff = bytes.indexOf(0xff, offset);
-      if (ff === -1 || ff + 1 >= bytes.length) return undefined;
-      const next = bytes[ff + 1] ?? 0;
-      if (next === 0x00 || isRestart(next)) {
-        offset = ff + 2;
-      } else if (next === 0xff) {
-        offset = ff + 1;
-      } else {
-        offset = ff;
-        break;
+    if (offset > bytes.length) return undefined;
+    if (marker === 0xda) {
+      // Entropy-coded data: a 0xFF there is followed by 0x00 (stuffing) or a restart marker; any
+      // other marker ends the scan.
+      for (;;) {
+        const ff = bytes.indexOf(0xff, offset);
+        if (ff === -1 || ff + 1 >= bytes.length) return undefined;
+        const next = bytes[ff + 1] ?? 0;
+        if (next === 0x00 || isRestart(next)) {
+          offset = ff + 2;
+        } else if (next === 0xff) {
+          offset = ff + 1;
+        } else {
+          offset = ff;
+          break;
+        }
       }
     }
+    visit?.(marker, segmentStart, offset);
+  }
+  return undefined;
+}
+
+/** Sees each PNG chunk: from its length field to the end of its CRC; the type is at `start + 4`. */
+export type PngChunkVisitor = (start: number, end: number) => void;
+
+/** PNG: chunk by chunk (length, type, data, CRC) to the end of IEND; returns the offset after IEND. */
+export function walkPng(bytes: Buffer, visit?: PngChunkVisitor): number | undefined {
+  let offset = 8;
+  while (offset + 12 <= bytes.length) {
+    const length = bytes.readUInt32BE(offset);
+    const end = offset + 12 + length;
+    if (end > bytes.length) return undefined;
+    visit?.(offset, end);
+    if (bytes.toString('latin1', offset + 4, offset + 8) === 'IEND') return end;
+    offset = end;
   }
   return undefined;
 }
@@ -121,11 +144,11 @@ function jpegEnd(bytes: Buffer, start: number): number | undefined {
  * a PDF, HTML after the end of the image) makes the file a polyglot.
  */
 function trailerProblem(bytes: Buffer, type: ImageType): 'truncated' | 'trailing data' | undefined {
-  let end = type === PNG ? pngEnd(bytes) : jpegEnd(bytes, 0);
+  let end = type === PNG ? walkPng(bytes) : walkJpeg(bytes, 0);
   if (end === undefined) return 'truncated';
   if (type === JPEG) {
     while (end < bytes.length && bytes[end] === 0xff && bytes[end + 1] === 0xd8) {
-      const next = jpegEnd(bytes, end);
+      const next = walkJpeg(bytes, end);
       if (next === undefined) return 'trailing data';
       end = next;
     }

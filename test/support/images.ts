@@ -1,5 +1,6 @@
 // Real JPEG and PNG files for tests, made with sharp: random pixels, so every call is a new photo
 // (a new SHA-256, a new reference key) unless the same seed is given.
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 
 export interface ImageOptions {
@@ -55,4 +56,42 @@ export function cameraJpeg(options: ImageOptions & { orientation?: number } = {}
     .withMetadata({ orientation })
     .withXmp('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Someone Private</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
     .toBuffer();
+}
+
+// ---- Byte-level fixtures for the lossless path: segments and chunks sharp does not write. ----
+
+/** A JPEG marker segment: marker, length, payload. */
+export function jpegSegment(marker: number, payload: Buffer | string): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(data.length + 2);
+  return Buffer.concat([Buffer.from([0xff, marker]), length, data]);
+}
+
+/** `jpeg` with `segments` inserted straight after SOI (and `trailer` appended after EOI). */
+export function withJpegSegments(jpeg: Buffer, segments: readonly Buffer[], trailer?: Buffer): Buffer {
+  return Buffer.concat([jpeg.subarray(0, 2), ...segments, jpeg.subarray(2), ...(trailer ? [trailer] : [])]);
+}
+
+/** An IPTC block as Photoshop writes it (APP13), naming someone. */
+export const IPTC_SEGMENT = jpegSegment(0xed, Buffer.concat([Buffer.from('Photoshop 3.0\0', 'latin1'), Buffer.from('8BIM\x04\x04\0\0\0\0\0\x13\x1c\x02\x50\0\x0fSomeone Private\0', 'latin1')]));
+export const COMMENT_SEGMENT = jpegSegment(0xfe, 'shot at 12 Private Road');
+/** Adobe APP14 with the given colour transform (0: RGB or CMYK, 1: YCbCr, 2: YCCK). */
+export const adobeSegment = (transform: number) => jpegSegment(0xee, Buffer.from([...Buffer.from('Adobe', 'latin1'), 0, 100, 0, 0, 0, 0, transform]));
+
+/** A PNG chunk: length, type, data, CRC. */
+export function pngChunk(type: string, data: Buffer | string): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), typeof data === 'string' ? Buffer.from(data, 'latin1') : data]);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length - 4);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([head, body, crc]);
+}
+
+/** `png` with `chunks` inserted after IHDR (and `after` chunks inserted before IEND). */
+export function withPngChunks(png: Buffer, chunks: readonly Buffer[], after: readonly Buffer[] = []): Buffer {
+  const ihdrEnd = 8 + 12 + png.readUInt32BE(8);
+  const iend = png.length - 12;
+  return Buffer.concat([png.subarray(0, ihdrEnd), ...chunks, png.subarray(ihdrEnd, iend), ...after, png.subarray(iend)]);
 }
