@@ -14,7 +14,7 @@
 import type { Job, Reference, StoredReference } from '../job/contract.ts';
 import { checkImage, sniffImage } from './images.ts';
 import type { Grant, MemoryBudget } from './memory.ts';
-import { checkDimensions, type ImageLimits, type ImageNormaliser } from './normalise.ts';
+import { checkDimensions, type ImageLimits, type ImageNormaliser, type ReferencePath } from './normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
 import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
@@ -49,6 +49,8 @@ export interface Enrollment {
   readonly references: readonly Reference[];
   /** How many of the references this job wrote; the rest were already stored. */
   readonly created: number;
+  /** How each reference was made: stored as received (`lossless`) or decoded and `reencoded`. */
+  readonly paths: readonly ReferencePath[];
 }
 
 const label = (index: number) => `images[${index}]`;
@@ -128,7 +130,7 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
         ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
       });
       const reference: Reference = { key, sha256: image.sha256.toString('hex'), contentType: image.info.type.contentType, bytes: stored.bytes.length };
-      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes) };
+      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes), path: stored.path };
     });
 
     deps.onPhase?.('write');
@@ -140,7 +142,7 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
       deps.onStored?.(reference);
       return result;
     });
-    return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length };
+    return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length, paths: plan.map((p) => p.path) };
   } finally {
     deps.signal?.removeEventListener('abort', stopWithJob);
     for (const grant of grants) grant.release();

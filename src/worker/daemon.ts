@@ -50,9 +50,11 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
 
   const registry = new Registry();
   const counters = createJobCounters(registry);
-  // A third of the budget for image bytes held; decoding is bounded by the normaliser's slots.
-  const memory = createMemoryBudget(Math.floor(built.maxInFlightBytes / 3));
-  const normalise = imageNormaliser();
+  // A third of the budget for image bytes held (messages, staged objects), two thirds for decoding:
+  // two budgets, so a job holding its bytes never waits for memory that only decodes can free.
+  const held = Math.floor(built.maxInFlightBytes / 3);
+  const memory = createMemoryBudget(held);
+  const normalise = imageNormaliser({ memory: createMemoryBudget(built.maxInFlightBytes - held) });
   const timing = { flushAfterMs: BATCH_FLUSH_MS };
   const deadLetters = facts.deadLetterQueueUrl ? sendBatcher(sqs, facts.deadLetterQueueUrl, timing) : undefined;
   // One batcher per result queue: a reload may point outcomes elsewhere.

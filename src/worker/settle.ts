@@ -12,7 +12,8 @@
  */
 import type { Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import { failed, succeeded, type Job, type Outcome, type Reference, type StoredReference } from '../job/contract.ts';
+import type { Enrollment } from '../enroll/enroll.ts';
+import { failed, succeeded, type Job, type Outcome, type StoredReference } from '../job/contract.ts';
 import { describeError, JobError, RETRIES_EXHAUSTED, transientReason } from '../job/errors.ts';
 import type { JobsQueue, RunningJob, Settlement } from './consumer.ts';
 import { deadLetterEntry, type DeadLetterSender } from './dead-letter.ts';
@@ -160,7 +161,7 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
     case 'failed':
       return settleFailed(verdict.error);
     case 'succeeded':
-      return settleSucceeded(verdict.job, verdict.enrollment.references, verdict.enrollment.created);
+      return settleSucceeded(verdict.job, verdict.enrollment);
   }
 
   async function settleFailed(error: JobError): Promise<void> {
@@ -198,7 +199,7 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
     await removeFromQueue();
   }
 
-  async function settleSucceeded(job: Job, references: readonly Reference[], created: number): Promise<void> {
+  async function settleSucceeded(job: Job, { references, created, paths }: Enrollment): Promise<void> {
     try {
       await deps.publish(succeeded(job, messageId, references));
     } catch (e: unknown) {
@@ -215,11 +216,14 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
       }
     }
     deps.counters.succeeded(seconds());
+    for (const path of paths) deps.counters.stored(path);
     log.info(
       {
         outcome: 'succeeded',
         references: references.length,
         created,
+        // How each reference was made, in order: lossless (stored as received) or reencoded.
+        paths,
         ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),
         durationMs: durationMs(),
       },

@@ -79,6 +79,8 @@ describe('enroll: success', () => {
         { key: keyOf(png, 'png'), sha256: sha256Of(png).toString('hex'), contentType: 'image/png', bytes: pngWrite?.body.length },
       ],
       created: 2,
+      // The test images carry no metadata and need no turn: both stored as received.
+      paths: ['lossless', 'lossless'],
     });
     expect(store.reads).toEqual(['enrollment-staging/incoming/job-0001/1']);
   });

@@ -48,7 +48,7 @@ function harness(options: {
     ...(options.discardSources ? { discardSources: options.discardSources } : {}),
     enroll: async (job) => {
       enrolled.push(job);
-      return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1 })))(job);
+      return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1, paths: ['lossless'] })))(job);
     },
     deadLetter:
       deadLetterMode === 'none'
