@@ -12,6 +12,7 @@ import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import { whoAmI } from './aws/clients.ts';
 import { checkEnvironment, ConfigError, loadConfig, secretNameOf, type Config, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
+import { createFaceDetector } from './face/detector.ts';
 import { fingerprintsOf } from './job/signature.ts';
 import { parseQueueArn, secretFetcher } from './worker/startup.ts';
 
@@ -157,6 +158,20 @@ export async function runChecks(env: Env, clientsFor: (target: { region: string;
     } catch (e: unknown) {
       fail('result queue', errorText(e), 'check RESULT_QUEUE_URL and sqs:SendMessage/GetQueueAttributes on it');
     }
+  }
+
+  if (config.faceCheck === 'one') {
+    // The model must load and find the one face of the built-in probe image, as at the worker's start.
+    const detector = createFaceDetector({ threads: 1 });
+    try {
+      const probe = await detector.probe();
+      if (probe.ok) pass('face check', `${probe.message}; FACE_MIN_SCORE ${config.faceMinScore}, FACE_MIN_SIZE ${config.faceMinSize}`);
+      else fail('face check', probe.message, 'reinstall the release (the model ships inside @vladmandic/face-api), or set FACE_CHECK=off');
+    } finally {
+      await detector.close();
+    }
+  } else {
+    pass('face check', 'off (FACE_CHECK=one refuses images without exactly one usable face)');
   }
   return results;
 }

@@ -97,6 +97,24 @@ const flag = (fallback: boolean) =>
 
 const region = requiredText.regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as us-east-1' });
 
+/** A decimal number from `min` to `max` (e.g. a score), written plainly: `0.5`, `1`, `.75`. */
+const decimal = (min: number, max: number, fallback: number) => {
+  const message = `must be a number from ${min} to ${max}`;
+  return z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .trim()
+      .regex(/^(\d{1,6}(\.\d{1,6})?|\.\d{1,6})$/, { error: message })
+      .transform(Number)
+      .pipe(z.number().min(min, { error: message }).max(max, { error: message }))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+};
+
+const FACE_CHECKS = ['off', 'one'] as const;
+
 const settingsShape = z.object({
     SQS_QUEUE_URL: required(queueUrl),
     S3_BUCKET: required(bucketName),
@@ -119,6 +137,13 @@ const settingsShape = z.object({
     CONCURRENCY: withDefault(1, 1024, 16),
     MAX_IN_FLIGHT_BYTES: withDefault(16 * MiB, 64 * 1024 * MiB, DEFAULT_MAX_IN_FLIGHT_BYTES),
     JOB_TIMEOUT_SECONDS: withDefault(1, 43_200, 25),
+    FACE_CHECK: z.preprocess(
+      (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+      z.enum(FACE_CHECKS, { error: `must be one of ${FACE_CHECKS.join(', ')}` }).default('off'),
+    ),
+    FACE_MIN_SCORE: decimal(0, 1, 0.5),
+    FACE_MIN_SIZE: withDefault(1, 4096, 64),
+    FACE_THREADS: optional(wholeNumber(1, 64)),
     DRAIN_TIMEOUT_SECONDS: withDefault(1, 3600, 30),
     VISIBILITY_TIMEOUT_SECONDS: withDefault(2, 43_200, 60),
     HEARTBEAT_INTERVAL_SECONDS: optional(wholeNumber(1, 43_199)),
@@ -224,6 +249,14 @@ export interface Config {
   readonly maxInFlightBytes: number;
   /** JOB_TIMEOUT_SECONDS: a job's working time (waits for memory or a decode slot excluded). */
   readonly jobTimeoutSeconds: number;
+  /** FACE_CHECK: `one` — every image must show exactly one usable face; `off` (default). */
+  readonly faceCheck: (typeof FACE_CHECKS)[number];
+  /** FACE_MIN_SCORE: a detection below this score is not a face. */
+  readonly faceMinScore: number;
+  /** FACE_MIN_SIZE: the shorter side of the face box, in stored pixels, below which it is too small. */
+  readonly faceMinSize: number;
+  /** FACE_THREADS: detector threads; undefined: one per core. */
+  readonly faceThreads: number | undefined;
   readonly drainTimeoutSeconds: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatIntervalSeconds: number;
@@ -354,6 +387,10 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     concurrency: s.CONCURRENCY,
     maxInFlightBytes: s.MAX_IN_FLIGHT_BYTES,
     jobTimeoutSeconds: s.JOB_TIMEOUT_SECONDS,
+    faceCheck: s.FACE_CHECK,
+    faceMinScore: s.FACE_MIN_SCORE,
+    faceMinSize: s.FACE_MIN_SIZE,
+    faceThreads: s.FACE_THREADS,
     drainTimeoutSeconds: s.DRAIN_TIMEOUT_SECONDS,
     visibilityTimeoutSeconds: s.VISIBILITY_TIMEOUT_SECONDS,
     // A third of the visibility timeout leaves two chances for a heartbeat to land before expiry.

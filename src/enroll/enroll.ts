@@ -11,17 +11,31 @@
  * is read, and held until the job ends; when any part of the job fails, the rest is cancelled (the
  * job's AbortSignal reaches every download, decode wait and write), so a failed job stops costing.
  */
-import type { Job, Reference, StoredReference } from '../job/contract.ts';
+import { faceVerdict } from '../face/verdict.ts';
+import type { FaceBox, Job, Reference, StoredReference } from '../job/contract.ts';
+import { JobError } from '../job/errors.ts';
 import { checkImage, sniffImage } from './images.ts';
 import type { Grant, MemoryBudget } from './memory.ts';
-import { checkDimensions, type ImageLimits, type ImageNormaliser, type ReferencePath } from './normalise.ts';
+import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from './normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
 import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
 export type EnrollmentRules = StagingRules & ImageLimits;
 
 /** What a job is doing, for the log line of a job that outlived its deadline. */
-export type JobPhase = 'download' | 'decode' | 'write' | 'outcome';
+export type JobPhase = 'download' | 'decode' | 'detect' | 'write' | 'outcome';
+
+/** The longest side of the upright preview a face is looked for in (the detector sees at most 512). */
+export const FACE_PREVIEW_MAX_DIMENSION = 1024;
+
+/** FACE_CHECK=one: how to find faces, and what makes one usable. */
+export interface FaceCheck {
+  /** Faces in upright RGB pixels, boxes in those pixels; waits its turn for a detector thread. */
+  readonly detect: (pixels: Preview, options: { readonly minScore: number; readonly minFaceSize: number; readonly signal: AbortSignal }) => Promise<{ readonly faces: readonly FaceBox[]; readonly ms: number }>;
+  readonly minScore: number;
+  /** In stored pixels, the shorter side of the face box. */
+  readonly minSize: number;
+}
 
 export interface EnrollmentDeps {
   readonly rules: EnrollmentRules;
@@ -43,6 +57,8 @@ export interface EnrollmentDeps {
    * it waits its turn — that is the worker being busy, not the job being stuck.
    */
   readonly waitFor?: <T>(wait: Promise<T>) => Promise<T>;
+  /** FACE_CHECK=one: every image must show exactly one usable face. Undefined: no check. */
+  readonly faceCheck?: FaceCheck;
 }
 
 export interface Enrollment {
@@ -51,6 +67,8 @@ export interface Enrollment {
   readonly created: number;
   /** How each reference was made: stored as received (`lossless`) or decoded and `reencoded`. */
   readonly paths: readonly ReferencePath[];
+  /** With FACE_CHECK=one: the time spent finding faces, in the detector threads. */
+  readonly faceCheckMs?: number;
 }
 
 const label = (index: number) => `images[${index}]`;
@@ -91,6 +109,19 @@ async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortControll
   return [await (deps.waitFor ? deps.waitFor(wait) : wait)];
 }
 
+/**
+ * The one usable face of an image, in stored pixels, or the job's error: the detector looks at the
+ * upright preview the decode made (never a second decode), and the rules are about the stored image.
+ */
+async function findTheFace(preview: Preview | undefined, label: string, check: FaceCheck, signal: AbortSignal): Promise<{ face: FaceBox; ms: number }> {
+  // The normaliser was asked for a preview: without one this is our bug, retried, not the job's fault.
+  if (!preview) throw new Error(`${label}: the decode gave no preview for the face check`);
+  const found = await check.detect(preview, { minScore: check.minScore, minFaceSize: check.minSize * preview.scale, signal });
+  const verdict = faceVerdict(found.faces, { minScore: check.minScore, minSize: check.minSize, scaleToStored: 1 / preview.scale });
+  if (!verdict.ok) throw new JobError(verdict.code, `${label} ${verdict.message}`);
+  return { face: { ...verdict.face, score: Math.round(verdict.face.score * 1000) / 1000 }, ms: found.ms };
+}
+
 export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment> {
   const cancel = new AbortController();
   const stopWithJob = () => cancel.abort(deps.signal?.reason);
@@ -124,25 +155,54 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
     }
 
     deps.onPhase?.('decode');
+    let faceCheckMs = 0;
     const plan = await allOrNothing([...planned], cancel, async ([key, image]) => {
       const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
         signal: cancel.signal,
         ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
+        ...(deps.faceCheck ? { preview: { maxDimension: FACE_PREVIEW_MAX_DIMENSION } } : {}),
       });
-      const reference: Reference = { key, sha256: image.sha256.toString('hex'), contentType: image.info.type.contentType, bytes: stored.bytes.length };
+      let face: FaceBox | undefined;
+      if (deps.faceCheck) {
+        deps.onPhase?.('detect');
+        const found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal);
+        face = found.face;
+        faceCheckMs += found.ms;
+      }
+      const reference: Reference = {
+        key,
+        sha256: image.sha256.toString('hex'),
+        contentType: image.info.type.contentType,
+        bytes: stored.bytes.length,
+        ...(face ? { face } : {}),
+      };
       return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes), path: stored.path };
     });
 
     deps.onPhase?.('write');
     const results: PutResult[] = await allOrNothing(plan, cancel, async ({ reference, body, sha256, storedSha256 }) => {
       const result = await deps.writeReference(
-        { key: reference.key, body, contentType: reference.contentType, sha256, storedSha256, jobId: job.jobId },
+        {
+          key: reference.key,
+          body,
+          contentType: reference.contentType,
+          sha256,
+          storedSha256,
+          jobId: job.jobId,
+          // So the verification service can crop without detecting again.
+          ...(reference.face ? { metadata: { face: JSON.stringify(reference.face) } } : {}),
+        },
         cancel.signal,
       );
       deps.onStored?.(reference);
       return result;
     });
-    return { references: plan.map((p) => p.reference), created: results.filter((r) => r === 'created').length, paths: plan.map((p) => p.path) };
+    return {
+      references: plan.map((p) => p.reference),
+      created: results.filter((r) => r === 'created').length,
+      paths: plan.map((p) => p.path),
+      ...(deps.faceCheck ? { faceCheckMs: Math.round(faceCheckMs) } : {}),
+    };
   } finally {
     deps.signal?.removeEventListener('abort', stopWithJob);
     for (const grant of grants) grant.release();

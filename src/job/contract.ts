@@ -207,11 +207,22 @@ function fail(code: JobErrorCode, message: string): ParsedJob {
 
 // ---- Outcomes, published to RESULT_QUEUE_URL -------------------------------------------------
 
+/** Where the face is in a stored reference, in its pixels (top-left corner and size), and its score. */
+export interface FaceBox {
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+  readonly score: number;
+}
+
 export interface Reference {
   readonly key: string;
   readonly sha256: string;
   readonly contentType: 'image/jpeg' | 'image/png';
   readonly bytes: number;
+  /** With FACE_CHECK=one: the one face the reference shows. */
+  readonly face?: FaceBox;
 }
 
 /**

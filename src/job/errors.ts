@@ -19,6 +19,10 @@ export const JOB_ERROR_CODES = [
   'SOURCE_NOT_FOUND',
   'SOURCE_MISMATCH',
   'JOB_EXPIRED',
+  // The face check (FACE_CHECK=one).
+  'NO_FACE',
+  'MULTIPLE_FACES',
+  'FACE_TOO_SMALL',
 ] as const;
 
 export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];

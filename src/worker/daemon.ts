@@ -14,7 +14,8 @@ import { s3ReferenceLister, s3ReferenceWriter, s3StagedObjectReader, s3StagedObj
 import { sendBatcher, type OutgoingMessage } from '../aws/sqs-batches.ts';
 import type { Batcher } from '../aws/batcher.ts';
 import { ConfigError, loadConfig, secretNameOf, type Config } from '../config.ts';
-import { enroll, storedReferencesOf } from '../enroll/enroll.ts';
+import { enroll, storedReferencesOf, type FaceCheck } from '../enroll/enroll.ts';
+import { createFaceDetector } from '../face/detector.ts';
 import { createMemoryBudget } from '../enroll/memory.ts';
 import { imageNormaliser } from '../enroll/normalise.ts';
 import { discardStagedSources } from '../enroll/sources.ts';
@@ -27,7 +28,7 @@ import { describeStats, type Notifier } from './notify.ts';
 import { outcomeMessage, type OutcomePublisher } from './outcomes.ts';
 import { applyReload, reloadPlan, reloadRefusal } from './reload.ts';
 import { settle } from './settle.ts';
-import { secretFetcher } from './startup.ts';
+import { secretFetcher, StartupError } from './startup.ts';
 
 /** How long the first entry of a batched call waits for company: a few milliseconds. */
 export const BATCH_FLUSH_MS = 10;
@@ -66,6 +67,25 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
     if (!batcher) outcomeBatchers.set(url, (batcher = sendBatcher(sqs, url, timing)));
     await batcher.add(outcomeMessage(outcome));
   };
+  // FACE_CHECK=one: the detector's threads start now (each loads the model once, ~175 MB); a job
+  // waits its turn for one (a bounded line, outside its deadline) so no unbounded queue builds up.
+  const faces = built.faceCheck === 'one' ? createFaceDetector(built.faceThreads === undefined ? {} : { threads: built.faceThreads }) : undefined;
+  const detectors = faces ? createMemoryBudget(faces.threads) : undefined;
+  const faceCheckFor = (rules: Config, waitFor: RunningJob['waitFor']): FaceCheck | undefined =>
+    faces && detectors
+      ? {
+          minScore: rules.faceMinScore,
+          minSize: rules.faceMinSize,
+          detect: async (pixels, { signal, ...options }) => {
+            const turn = await waitFor(detectors.acquire(1, { signal }));
+            try {
+              return await faces.detect(pixels, { ...options, signal });
+            } finally {
+              turn.release();
+            }
+          },
+        }
+      : undefined;
   const readStaged = s3StagedObjectReader(s3);
   const sizeOfStaged = s3StagedObjectSizer(s3);
   const removeStaged = s3StagedObjectRemover(s3);
@@ -78,8 +98,9 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
       {
         limits: { maxImagesPerJob: rules.maxImagesPerJob, maxJobAgeSeconds: rules.signedJobMaxAgeSeconds },
         signingKeys: () => rules.signingKeys,
-        enroll: (job, context) =>
-          enroll(job, {
+        enroll: (job, context) => {
+          const faceCheck = faceCheckFor(rules, context.waitFor);
+          return enroll(job, {
             rules,
             readStaged,
             sizeOfStaged,
@@ -87,7 +108,9 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
             writeReference: s3ReferenceWriter(s3, rules.bucket),
             memory,
             ...context,
-          }),
+            ...(faceCheck ? { faceCheck } : {}),
+          });
+        },
         log,
       },
       {
@@ -138,6 +161,12 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
     guardMs: Math.max(built.drainTimeoutSeconds, built.pollWaitSeconds) * 1000 + 10_000,
 
     async start() {
+      if (faces) {
+        // A model that cannot load would fail every job later: fail the start instead.
+        const probe = await faces.probe();
+        if (!probe.ok) throw new StartupError(`FACE_CHECK=one, but the face detector does not work: ${probe.message}`);
+        log.info({ faceCheck: probe.message, ms: Math.round(probe.ms) }, 'face detector ready');
+      }
       if (facts.deadLetterQueueUrl === undefined) {
         log.warn('no dead-letter queue (DEAD_LETTER_QUEUE_URL unset, and the jobs queue has no redrive policy): failed jobs will only be logged');
       }
@@ -177,6 +206,7 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
           signingKeys: fingerprintsOf(built.signingKeys),
           maxInFlightBytes: built.maxInFlightBytes,
           jobTimeoutSeconds: built.jobTimeoutSeconds,
+          faceCheck: faces ? { threads: faces.threads, minScore: built.faceMinScore, minSize: built.faceMinSize } : 'off',
           endpoint: ready.target.endpoint ?? null,
           metrics: metricsServer ? `http://${built.metricsHost}:${boundPort(metricsServer)}` : null,
           notify: notifier.enabled,
@@ -220,7 +250,7 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
         notifier.extendTimeout(15);
         notifier.status(`stopping: ${status()}`);
       });
-      await Promise.all([deadLetters?.flush(), ...[...outcomeBatchers.values()].map((b) => b.flush())]);
+      await Promise.all([deadLetters?.flush(), ...[...outcomeBatchers.values()].map((b) => b.flush()), faces?.close()]);
       if (unfinished > 0) log.warn({ unfinished }, 'drain timeout: unfinished jobs were cancelled and handed back to the queue');
       log.info({ ...counters.stats, inFlight: consumer.health.inFlight }, 'stopped');
       metricsServer?.close();

@@ -19,6 +19,9 @@ const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
   // The consumer's budget and deadline are set when it is built.
   'maxInFlightBytes',
   'jobTimeoutSeconds',
+  // The face detector's threads are started (or not) at start.
+  'faceCheck',
+  'faceThreads',
   // The stop's forced-exit guard is set from it when the signal handlers are installed.
   'drainTimeoutSeconds',
 ];

@@ -13,6 +13,7 @@
 import type { Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Enrollment } from '../enroll/enroll.ts';
+import { FACE_CODES } from '../face/verdict.ts';
 import { failed, succeeded, type Job, type Outcome, type StoredReference } from '../job/contract.ts';
 import { describeError, JobError, RETRIES_EXHAUSTED, transientReason } from '../job/errors.ts';
 import type { JobsQueue, RunningJob, Settlement } from './consumer.ts';
@@ -196,10 +197,11 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
       return;
     }
     deps.counters.failed(error.code, seconds());
+    if ((FACE_CODES as readonly string[]).includes(error.code)) deps.counters.faceChecked(error.code);
     await removeFromQueue();
   }
 
-  async function settleSucceeded(job: Job, { references, created, paths }: Enrollment): Promise<void> {
+  async function settleSucceeded(job: Job, { references, created, paths, faceCheckMs }: Enrollment): Promise<void> {
     try {
       await deps.publish(succeeded(job, messageId, references));
     } catch (e: unknown) {
@@ -217,6 +219,7 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
     }
     deps.counters.succeeded(seconds());
     for (const path of paths) deps.counters.stored(path);
+    for (const reference of references) if (reference.face) deps.counters.faceChecked('ok');
     log.info(
       {
         outcome: 'succeeded',
@@ -224,6 +227,7 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
         created,
         // How each reference was made, in order: lossless (stored as received) or reencoded.
         paths,
+        ...(faceCheckMs !== undefined ? { faceCheckMs } : {}),
         ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),
         durationMs: durationMs(),
       },

@@ -94,6 +94,7 @@ describe('enrollment-worker check', () => {
       '✓ reference bucket',
       '✓ staging bucket',
       '✓ result queue',
+      '✓ face check',
     ]);
     const { listKeys } = await import('../support/resources.ts');
     expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
