@@ -43,6 +43,9 @@ describe('JobError', () => {
       'SOURCE_NOT_FOUND',
       'SOURCE_MISMATCH',
       'JOB_EXPIRED',
+      'NO_FACE',
+      'MULTIPLE_FACES',
+      'FACE_TOO_SMALL',
     ]);
     expect(RETRIES_EXHAUSTED).toBe('RETRIES_EXHAUSTED');
   });
