@@ -19,5 +19,5 @@ export { keyFingerprint, SIGNATURE_ATTRIBUTE, signJob, verifyJobSignature, type 
 export { jobJsonSchema } from './job/json-schema.ts';
 export { CLOCK_SKEW_SECONDS, CONTRACT_VERSION, MAX_JOB_AGE_SECONDS, parseJob, type Job, type Outcome, type ParsedJob, type Reference } from './job/contract.ts';
 export { JOB_ERROR_CODES, RETRIES_EXHAUSTED, type JobErrorCode } from './job/errors.ts';
-export { normalizeUserId, type UserId } from './job/user-id.ts';
+export { normaliseUserId, type UserId } from './job/user-id.ts';
 export { referenceKey, userPrefix } from './enroll/references.ts';

@@ -14,7 +14,7 @@
 import { faceVerdict } from '../face/verdict.ts';
 import type { FaceBox, Job, Reference, StoredReference } from '../job/contract.ts';
 import { JobError } from '../job/errors.ts';
-import { checkImage, sniffImage } from './images.ts';
+import { checkImage, sniffImage, type ImageInfo } from './images.ts';
 import type { Grant, MemoryBudget } from './memory.ts';
 import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from './normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
@@ -122,6 +122,74 @@ async function findTheFace(preview: Preview | undefined, label: string, check: F
   return { face: { ...verdict.face, score: Math.round(verdict.face.score * 1000) / 1000 }, ms: found.ms };
 }
 
+/** A job's image once loaded and checked: its bytes, their hash and what they are. */
+interface CheckedImage {
+  readonly bytes: Buffer;
+  readonly sha256: Buffer;
+  readonly info: ImageInfo;
+  readonly index: number;
+}
+
+/** A reference ready to be written: its body, how it was made, and its face when checked. */
+interface PlannedReference {
+  readonly reference: Reference;
+  readonly body: Buffer;
+  readonly sha256: Buffer;
+  readonly storedSha256: Buffer;
+  readonly path: ReferencePath;
+  readonly faceCheckMs: number;
+}
+
+/** Loads every image (inline first; staged ones after the job's one admission) and checks its bytes. */
+async function loadAndCheck(job: Job, deps: EnrollmentDeps, cancel: AbortController, grants: Grant[]): Promise<CheckedImage[]> {
+  // Whichever image fails first cancels the rest — the HEADs and GETs under way included.
+  let admission: Promise<void> | undefined;
+  const admitted = () =>
+    (admission ??= admitStaged(job, deps, cancel).then((granted) => {
+      grants.push(...granted);
+    }));
+  const loaded = await allOrNothing(job.images, cancel, async (source, index) => {
+    if (source.kind === 's3') await admitted();
+    return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal);
+  });
+  return loaded.map(({ bytes, sha256 }, index) => {
+    const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
+    checkDimensions(info, label(index), deps.rules);
+    return { bytes, sha256, info, index };
+  });
+}
+
+/** Decodes one image into what is stored, and, with FACE_CHECK=one, finds its one face. */
+async function prepare(key: string, image: CheckedImage, deps: EnrollmentDeps, cancel: AbortController): Promise<PlannedReference> {
+  const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
+    signal: cancel.signal,
+    ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
+    ...(deps.faceCheck ? { preview: { maxDimension: FACE_PREVIEW_MAX_DIMENSION } } : {}),
+  });
+  let found: { face: FaceBox; ms: number } | undefined;
+  if (deps.faceCheck) {
+    deps.onPhase?.('detect');
+    found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal);
+  }
+  const reference: Reference = {
+    key,
+    sha256: image.sha256.toString('hex'),
+    contentType: image.info.type.contentType,
+    bytes: stored.bytes.length,
+    ...(found ? { face: found.face } : {}),
+  };
+  return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes), path: stored.path, faceCheckMs: found?.ms ?? 0 };
+}
+
+async function write(job: Job, planned: PlannedReference, deps: EnrollmentDeps, signal: AbortSignal): Promise<PutResult> {
+  const { reference, body, sha256, storedSha256 } = planned;
+  // The face box goes with the object, so the verification service can crop without detecting again.
+  const metadata = reference.face ? { metadata: { face: JSON.stringify(reference.face) } } : {};
+  const result = await deps.writeReference({ key: reference.key, body, contentType: reference.contentType, sha256, storedSha256, jobId: job.jobId, ...metadata }, signal);
+  deps.onStored?.(reference);
+  return result;
+}
+
 export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment> {
   const cancel = new AbortController();
   const stopWithJob = () => cancel.abort(deps.signal?.reason);
@@ -130,78 +198,22 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
   const grants: Grant[] = [];
   try {
     deps.onPhase?.('download');
-    // Inline images are decoded at once; staged ones wait for the job's one admission. Whichever
-    // fails first cancels the rest — the HEADs and GETs under way included.
-    let admission: Promise<void> | undefined;
-    const admitted = () =>
-      (admission ??= admitStaged(job, deps, cancel).then((granted) => {
-        grants.push(...granted);
-      }));
-    const loaded = await allOrNothing(job.images, cancel, async (source, index) => {
-      if (source.kind === 's3') await admitted();
-      return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal);
-    });
-    const checked = loaded.map(({ bytes, sha256 }, index) => {
-      const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
-      checkDimensions(info, label(index), deps.rules);
-      return { bytes, sha256, info, index };
-    });
-
+    const checked = await loadAndCheck(job, deps, cancel, grants);
     // The same photo twice in one job is one reference (and one decode), not two.
-    const planned = new Map<string, (typeof checked)[number]>();
+    const unique = new Map<string, CheckedImage>();
     for (const image of checked) {
       const key = referenceKey(job.userId, image.sha256.toString('hex'), image.info.type.ext);
-      if (!planned.has(key)) planned.set(key, image);
+      if (!unique.has(key)) unique.set(key, image);
     }
-
     deps.onPhase?.('decode');
-    let faceCheckMs = 0;
-    const plan = await allOrNothing([...planned], cancel, async ([key, image]) => {
-      const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
-        signal: cancel.signal,
-        ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
-        ...(deps.faceCheck ? { preview: { maxDimension: FACE_PREVIEW_MAX_DIMENSION } } : {}),
-      });
-      let face: FaceBox | undefined;
-      if (deps.faceCheck) {
-        deps.onPhase?.('detect');
-        const found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal);
-        face = found.face;
-        faceCheckMs += found.ms;
-      }
-      const reference: Reference = {
-        key,
-        sha256: image.sha256.toString('hex'),
-        contentType: image.info.type.contentType,
-        bytes: stored.bytes.length,
-        ...(face ? { face } : {}),
-      };
-      return { reference, body: stored.bytes, sha256: image.sha256, storedSha256: sha256Of(stored.bytes), path: stored.path };
-    });
-
+    const plan = await allOrNothing([...unique], cancel, ([key, image]) => prepare(key, image, deps, cancel));
     deps.onPhase?.('write');
-    const results: PutResult[] = await allOrNothing(plan, cancel, async ({ reference, body, sha256, storedSha256 }) => {
-      const result = await deps.writeReference(
-        {
-          key: reference.key,
-          body,
-          contentType: reference.contentType,
-          sha256,
-          storedSha256,
-          jobId: job.jobId,
-          // So the verification service can crop without detecting again.
-          ...(reference.face ? { metadata: { face: JSON.stringify(reference.face) } } : {}),
-        },
-        cancel.signal,
-      );
-      deps.onStored?.(reference);
-      return result;
-    });
+    const results = await allOrNothing(plan, cancel, (planned) => write(job, planned, deps, cancel.signal));
     return {
       references: plan.map((p) => p.reference),
       created: results.filter((r) => r === 'created').length,
       paths: plan.map((p) => p.path),
-      ...(deps.faceCheck ? { faceCheckMs: Math.round(faceCheckMs) } : {}),
+      ...(deps.faceCheck ? { faceCheckMs: Math.round(plan.reduce((sum, p) => sum + p.faceCheckMs, 0)) } : {}),
     };
   } finally {
     deps.signal?.removeEventListener('abort', stopWithJob);

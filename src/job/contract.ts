@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { JobError, type JobErrorCode } from './errors.ts';
-import { normalizeUserId, type UserId } from './user-id.ts';
+import { normaliseUserId, type UserId } from './user-id.ts';
 
 export const CONTRACT_VERSION = 1;
 
@@ -146,7 +146,7 @@ export function parseJob(body: string, limits: ContractLimits, nowMs: number = D
   if (!isPlainObject(raw)) return fail('INVALID_MESSAGE', 'the message body must be a JSON object');
 
   const jobId = jobIdSchema.safeParse(raw.jobId).data ?? null;
-  const userIdResult = typeof raw.userId === 'string' ? normalizeUserId(raw.userId) : undefined;
+  const userIdResult = typeof raw.userId === 'string' ? normaliseUserId(raw.userId) : undefined;
   const userId = userIdResult?.ok ? userIdResult.userId : null;
   const failWithIds = (code: JobErrorCode, message: string): ParsedJob => ({
     ok: false,

@@ -22,7 +22,7 @@ const ASCII = /^[\x00-\x7f]*$/;
 
 export type UserIdResult = { ok: true; userId: UserId } | { ok: false; reason: string };
 
-export function normalizeUserId(raw: string): UserIdResult {
+export function normaliseUserId(raw: string): UserIdResult {
   const trimmed = raw.replace(PY_STRIP, '');
   if (trimmed.length === 0) return { ok: false, reason: 'userId is empty' };
   if (!ASCII.test(trimmed)) return { ok: false, reason: 'userId must be ASCII (look-alike characters are refused)' };

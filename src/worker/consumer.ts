@@ -131,250 +131,302 @@ interface Slot {
   readonly done: Promise<void>;
 }
 
-export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
-  const { log } = options;
-  const slots = new Set<Slot>();
-  const stopping = new AbortController();
+/** The consumer's state, shared by the functions below. */
+interface State<V> {
+  readonly options: ConsumerOptions<V>;
+  readonly slots: Set<Slot>;
+  // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
+  // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
+  readonly settling: Set<Promise<void>>;
+  readonly stopping: AbortController;
+  readonly queue: JobsQueue;
+  readonly flush: () => Promise<void>;
+  /** Called whenever a slot frees or the consumer stops: waiters re-check their condition. */
+  readonly wakeups: Set<() => void>;
+  readonly warnings: { last: number; suppressed: number };
+  lastReceiveAt: number | undefined;
+  lastTimeoutAt: number | undefined;
+  loop: Promise<void> | undefined;
+  heartbeat: NodeJS.Timeout | undefined;
+}
+
+function newState<V>(options: ConsumerOptions<V>): State<V> {
   const timing = { flushAfterMs: options.flushAfterMs };
   const deletes = deleteBatcher(options.sqs, options.queueUrl, timing);
   const visibility = visibilityBatcher(options.sqs, options.queueUrl, timing);
   const receipt = (message: Message) => message.ReceiptHandle ?? '';
-  const queue: JobsQueue = {
-    delete: (message) => deletes.add(receipt(message)),
-    setVisibility: (message, seconds) => visibility.add({ receiptHandle: receipt(message), seconds }),
+  return {
+    options,
+    slots: new Set(),
+    settling: new Set(),
+    stopping: new AbortController(),
+    queue: {
+      delete: (message) => deletes.add(receipt(message)),
+      setVisibility: (message, seconds) => visibility.add({ receiptHandle: receipt(message), seconds }),
+    },
+    flush: async () => void (await Promise.all([deletes.flush(), visibility.flush()])),
+    wakeups: new Set(),
+    warnings: { last: 0, suppressed: 0 },
+    lastReceiveAt: undefined,
+    lastTimeoutAt: undefined,
+    loop: undefined,
+    heartbeat: undefined,
   };
-  // Receive in batches once a quarter of the slots (at most ten) are free; with nothing running, at once.
-  const batchThreshold = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 4));
-  let lastReceiveAt: number | undefined;
-  let lastTimeoutAt: number | undefined;
-  let loop: Promise<void> | undefined;
-  let heartbeat: NodeJS.Timeout | undefined;
-  const wakeups = new Set<() => void>();
-  const wake = () => {
-    for (const w of wakeups) w();
-  };
-  /** Waits until `ready()` holds or the consumer stops; re-checked whenever a slot frees. */
-  const waitUntil = async (ready: () => boolean) => {
-    while (!ready() && !stopping.signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const w = () => {
-          wakeups.delete(w);
-          stopping.signal.removeEventListener('abort', w);
-          resolve();
-        };
-        wakeups.add(w);
-        stopping.signal.addEventListener('abort', w, { once: true });
-      });
-    }
-  };
+}
 
-  // Heartbeats of every running job fail together in an outage: one warning per interval.
-  let lastMessageCallWarning = 0;
-  let suppressed = 0;
-  const warnMessageCall = (e: unknown, what: string, messageId: string | undefined) => {
-    const fields = { messageId, reason: transientReason(e), err: describeError(e) };
-    const now = Date.now();
-    if (now - lastMessageCallWarning >= MESSAGE_CALL_WARNING_INTERVAL_MS) {
-      log.warn({ ...fields, suppressed }, `${what} failed; the message may be received again`);
-      lastMessageCallWarning = now;
-      suppressed = 0;
-    } else {
-      suppressed += 1;
-      log.debug(fields, `${what} failed`);
-    }
-  };
+function wake<V>(state: State<V>): void {
+  for (const w of state.wakeups) w();
+}
 
-  // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
-  // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
-  const settling = new Set<Promise<void>>();
-  const settleOnce = (slot: Slot, settlement: Settlement<V>): Promise<void> => {
-    if (slot.settled) return slot.settling ?? Promise.resolve();
-    slot.settled = true;
-    const done = options.settle(slot.message, settlement, slot.job, queue).finally(() => settling.delete(done));
-    settling.add(done);
-    slot.settling = done;
-    return done;
-  };
-
-  const run = (message: Message, grant: Grant | undefined) => {
-    const controller = new AbortController();
-    // The deadline clock: it runs while the job works and stands still while it waits its turn.
-    let remainingMs = options.jobTimeoutMs;
-    let runningSince = Date.now();
-    let waits = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const expire = () => {
-      // Past its deadline the message goes back to the queue at once, whatever the work is doing;
-      // the work is cancelled, and its slot is counted as stuck until it has actually stopped.
-      slot.expired = true;
-      lastTimeoutAt = Date.now();
-      controller.abort(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`));
-      void settleOnce(slot, { kind: 'timed-out', phase: job.phase, timeoutSeconds: options.jobTimeoutMs / 1000 });
-    };
-    const arm = () => {
-      runningSince = Date.now();
-      timer = setTimeout(expire, Math.max(0, remainingMs));
-    };
-    const job: Job = {
-      signal: controller.signal,
-      startedAt: Date.now(),
-      phase: 'download',
-      controller,
-      async waitFor(wait) {
-        if (waits++ === 0 && timer) {
-          clearTimeout(timer);
-          timer = undefined;
-          remainingMs -= Date.now() - runningSince;
-        }
-        try {
-          return await wait;
-        } finally {
-          if (--waits === 0 && !slot.expired && !slot.settled) arm();
-        }
-      },
-    };
-    let finish!: () => void;
-    const slot: Slot = { message, job, settled: false, expired: false, done: new Promise<void>((r) => (finish = r)) };
-    slots.add(slot);
-    arm();
-    void (async () => {
-      try {
-        const verdict = await options.decide(message, job);
-        clearTimeout(timer);
-        if (slot.settled) {
-          log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
-        } else {
-          job.phase = 'outcome';
-          void settleOnce(slot, { kind: 'verdict', verdict });
-        }
-      } catch (e: unknown) {
-        clearTimeout(timer);
-        void settleOnce(slot, { kind: 'crashed', error: e });
-      } finally {
-        clearTimeout(timer);
-        // The message's bytes are held until it is settled (a dead-letter entry carries its body).
-        void Promise.resolve(slot.settling).finally(() => grant?.release());
-        slots.delete(slot);
-        finish();
-        wake();
-      }
-    })();
-  };
-
-  const dispatch = async (message: Message) => {
-    if (stopping.signal.aborted) {
-      // Received as the stop began: hand it straight back rather than hold it until it times out.
-      const controller = new AbortController();
-      const slot: Slot = {
-        message,
-        job: { signal: controller.signal, startedAt: Date.now(), phase: 'download', controller, waitFor: (wait) => wait },
-        settled: false,
-        expired: false,
-        done: Promise.resolve(),
+/** Waits until `ready()` holds or the consumer stops; re-checked whenever a slot frees. */
+async function waitUntil<V>(state: State<V>, ready: () => boolean): Promise<void> {
+  const { signal } = state.stopping;
+  while (!ready() && !signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const w = () => {
+        state.wakeups.delete(w);
+        signal.removeEventListener('abort', w);
+        resolve();
       };
-      await settleOnce(slot, { kind: 'released' });
-      return;
-    }
-    // Message bytes are held from now: the memory budget counts them until the job is settled.
-    const grant = options.memory ? await options.memory.acquire(Buffer.byteLength(message.Body ?? ''), { background: true }) : undefined;
-    run(message, grant);
-  };
+      state.wakeups.add(w);
+      signal.addEventListener('abort', w, { once: true });
+    });
+  }
+}
 
-  const receive = async () => {
-    let backoffMs = 0;
-    let failing = false;
-    while (!stopping.signal.aborted) {
-      const free = () => options.concurrency - slots.size;
-      // Room in the memory budget for a full batch of the largest messages, so a receive never
-      // brings more than can be held.
-      const roomFor = (n: number) => !options.memory || options.memory.held + n * SQS_MAX_MESSAGE_BYTES <= options.memory.limit || options.memory.held === 0;
-      await waitUntil(() => (free() >= batchThreshold || slots.size === 0) && free() > 0 && roomFor(Math.min(SQS_MAX_BATCH_ENTRIES, free())));
-      if (stopping.signal.aborted) break;
-      let messages: Message[];
-      try {
-        const out = await options.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: options.queueUrl,
-            MaxNumberOfMessages: Math.min(SQS_MAX_BATCH_ENTRIES, free()),
-            WaitTimeSeconds: options.pollWaitSeconds,
-            VisibilityTimeout: options.visibilityTimeoutSeconds,
-            MessageAttributeNames: ['All'],
-            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
-          }),
-        );
-        messages = out.Messages ?? [];
-      } catch (e: unknown) {
-        backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
-        backoffMs = Math.round(backoffMs * (0.75 + (options.random ?? Math.random)() * 0.5));
-        const fields = { reason: transientReason(e), err: describeError(e), retryInMs: backoffMs };
-        // One line when receiving starts failing and one when it recovers, not one per try.
-        if (!failing) log.warn(fields, 'receiving from the jobs queue failed; backing off');
-        else log.debug(fields, 'receiving from the jobs queue still fails');
-        failing = true;
-        await sleep(backoffMs, stopping.signal);
-        continue;
+/** Heartbeats of every running job fail together in an outage: one warning per interval. */
+function warnMessageCall<V>(state: State<V>, e: unknown, what: string, messageId: string | undefined): void {
+  const { log } = state.options;
+  const fields = { messageId, reason: transientReason(e), err: describeError(e) };
+  const now = Date.now();
+  if (now - state.warnings.last >= MESSAGE_CALL_WARNING_INTERVAL_MS) {
+    log.warn({ ...fields, suppressed: state.warnings.suppressed }, `${what} failed; the message may be received again`);
+    state.warnings.last = now;
+    state.warnings.suppressed = 0;
+  } else {
+    state.warnings.suppressed += 1;
+    log.debug(fields, `${what} failed`);
+  }
+}
+
+function settleOnce<V>(state: State<V>, slot: Slot, settlement: Settlement<V>): Promise<void> {
+  if (slot.settled) return slot.settling ?? Promise.resolve();
+  slot.settled = true;
+  const done = state.options.settle(slot.message, settlement, slot.job, state.queue).finally(() => state.settling.delete(done));
+  state.settling.add(done);
+  slot.settling = done;
+  return done;
+}
+
+/**
+ * A job's deadline clock: it runs while the job works and stands still while it waits its turn for
+ * shared capacity. Past it, `expire` is called once.
+ */
+function deadlineClock(timeoutMs: number, expire: () => void) {
+  let remainingMs = timeoutMs;
+  let runningSince = Date.now();
+  let waits = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    runningSince = Date.now();
+    timer = setTimeout(expire, Math.max(0, remainingMs));
+  };
+  return {
+    start: arm,
+    stop: () => clearTimeout(timer),
+    async waitFor<T>(wait: Promise<T>, stillRunning: () => boolean): Promise<T> {
+      if (waits++ === 0 && timer) {
+        clearTimeout(timer);
+        timer = undefined;
+        remainingMs -= Date.now() - runningSince;
       }
-      backoffMs = 0;
-      lastReceiveAt = Date.now();
-      if (failing) log.info('receiving from the jobs queue works again');
-      failing = false;
-      for (const message of messages) await dispatch(message);
-    }
+      try {
+        return await wait;
+      } finally {
+        if (--waits === 0 && stillRunning()) arm();
+      }
+    },
   };
+}
 
-  const beat = () => {
-    const now = Date.now();
-    for (const slot of slots) {
-      // A job that was settled (timed out) is no longer ours to keep invisible.
-      if (slot.settled || now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
-      queue.setVisibility(slot.message, options.visibilityTimeoutSeconds).catch((e: unknown) => warnMessageCall(e, 'a heartbeat', slot.message.MessageId));
-    }
+/** Runs one message in a slot: decide (under its deadline), then settle once. */
+function run<V>(state: State<V>, message: Message, grant: Grant | undefined): void {
+  const { options } = state;
+  const controller = new AbortController();
+  const clock = deadlineClock(options.jobTimeoutMs, () => {
+    // Past its deadline the message goes back to the queue at once, whatever the work is doing; the
+    // work is cancelled, and its slot is counted as stuck until it has actually stopped.
+    slot.expired = true;
+    state.lastTimeoutAt = Date.now();
+    controller.abort(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`));
+    void settleOnce(state, slot, { kind: 'timed-out', phase: job.phase, timeoutSeconds: options.jobTimeoutMs / 1000 });
+  });
+  const job: Job = {
+    signal: controller.signal,
+    startedAt: Date.now(),
+    phase: 'download',
+    controller,
+    waitFor: (wait) => clock.waitFor(wait, () => !slot.expired && !slot.settled),
   };
+  let finish!: () => void;
+  const slot: Slot = { message, job, settled: false, expired: false, done: new Promise<void>((r) => (finish = r)) };
+  state.slots.add(slot);
+  clock.start();
+  void (async () => {
+    try {
+      const verdict = await options.decide(message, job);
+      clock.stop();
+      if (slot.settled) {
+        options.log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
+      } else {
+        job.phase = 'outcome';
+        void settleOnce(state, slot, { kind: 'verdict', verdict });
+      }
+    } catch (e: unknown) {
+      void settleOnce(state, slot, { kind: 'crashed', error: e });
+    } finally {
+      clock.stop();
+      // The message's bytes are held until it is settled (a dead-letter entry carries its body).
+      void Promise.resolve(slot.settling).finally(() => grant?.release());
+      state.slots.delete(slot);
+      finish();
+      wake(state);
+    }
+  })();
+}
 
+/** A slot for a message handed straight back: received as the stop began. */
+function releaseAtOnce<V>(state: State<V>, message: Message): Promise<void> {
+  const controller = new AbortController();
+  const job: Job = { signal: controller.signal, startedAt: Date.now(), phase: 'download', controller, waitFor: (wait) => wait };
+  return settleOnce(state, { message, job, settled: false, expired: false, done: Promise.resolve() }, { kind: 'released' });
+}
+
+async function dispatch<V>(state: State<V>, message: Message): Promise<void> {
+  if (state.stopping.signal.aborted) return releaseAtOnce(state, message);
+  // Message bytes are held from now: the memory budget counts them until the job is settled.
+  const memory = state.options.memory;
+  const grant = memory ? await memory.acquire(Buffer.byteLength(message.Body ?? ''), { background: true }) : undefined;
+  run(state, message, grant);
+}
+
+/** Receiving: ready when enough slots are free (a batch's worth) and the memory budget has room. */
+function readyToReceive<V>(state: State<V>): boolean {
+  const { options, slots } = state;
+  const free = options.concurrency - slots.size;
+  // Receive in batches once a quarter of the slots (at most ten) are free; with nothing running, at once.
+  const batch = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 4));
+  const memory = options.memory;
+  // Room for a full batch of the largest messages, so a receive never brings more than can be held.
+  const room = !memory || memory.held === 0 || memory.held + Math.min(SQS_MAX_BATCH_ENTRIES, free) * SQS_MAX_MESSAGE_BYTES <= memory.limit;
+  return free > 0 && (free >= batch || slots.size === 0) && room;
+}
+
+async function receiveLoop<V>(state: State<V>): Promise<void> {
+  const { options } = state;
+  const { log } = options;
+  let backoffMs = 0;
+  let failing = false;
+  while (!state.stopping.signal.aborted) {
+    await waitUntil(state, () => readyToReceive(state));
+    if (state.stopping.signal.aborted) break;
+    let messages: Message[];
+    try {
+      messages = await receiveBatch(state, Math.min(SQS_MAX_BATCH_ENTRIES, options.concurrency - state.slots.size));
+    } catch (e: unknown) {
+      backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
+      backoffMs = Math.round(backoffMs * (0.75 + (options.random ?? Math.random)() * 0.5));
+      const fields = { reason: transientReason(e), err: describeError(e), retryInMs: backoffMs };
+      // One line when receiving starts failing and one when it recovers, not one per try.
+      if (!failing) log.warn(fields, 'receiving from the jobs queue failed; backing off');
+      else log.debug(fields, 'receiving from the jobs queue still fails');
+      failing = true;
+      await sleep(backoffMs, state.stopping.signal);
+      continue;
+    }
+    backoffMs = 0;
+    state.lastReceiveAt = Date.now();
+    if (failing) log.info('receiving from the jobs queue works again');
+    failing = false;
+    for (const message of messages) await dispatch(state, message);
+  }
+}
+
+async function receiveBatch<V>(state: State<V>, max: number): Promise<Message[]> {
+  const { options } = state;
+  const out = await options.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: options.queueUrl,
+      MaxNumberOfMessages: max,
+      WaitTimeSeconds: options.pollWaitSeconds,
+      VisibilityTimeout: options.visibilityTimeoutSeconds,
+      MessageAttributeNames: ['All'],
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+    }),
+  );
+  return out.Messages ?? [];
+}
+
+/** Keeps every message in flight invisible: one batched visibility change each interval. */
+function beat<V>(state: State<V>): void {
+  const { options } = state;
+  const now = Date.now();
+  for (const slot of state.slots) {
+    // A job that was settled (timed out) is no longer ours to keep invisible.
+    if (slot.settled || now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
+    state.queue.setVisibility(slot.message, options.visibilityTimeoutSeconds).catch((e: unknown) => warnMessageCall(state, e, 'a heartbeat', slot.message.MessageId));
+  }
+}
+
+async function drain<V>(state: State<V>, deadline: number, onProgress?: () => void): Promise<{ unfinished: number }> {
+  const { options, slots } = state;
+  state.stopping.abort();
+  // The long poll in flight is not cut off: a poll abandoned by the client can still be handed
+  // messages by the server, which would then stay invisible until their visibility timeout. It is
+  // let finish, and whatever it brings is handed straight back.
+  const pollDone = state.loop ?? Promise.resolve();
+  const progress = setInterval(() => onProgress?.(), 1_000);
+  try {
+    while (slots.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.all([...slots].map((s) => s.done)), sleep(Math.min(250, Math.max(0, deadline - Date.now())))]);
+      onProgress?.();
+    }
+    await Promise.race([Promise.all([...state.settling]), sleep(Math.max(0, deadline - Date.now()))]);
+    const unfinished = [...slots].filter((s) => !s.settled).length;
+    // Past the drain's deadline: cancel what is left and hand it back, so the next worker (or this
+    // one, restarted) picks it up at once instead of after its visibility timeout.
+    const left = [...slots];
+    for (const slot of left) slot.job.controller.abort(new Error('the drain timed out'));
+    await Promise.all(left.map((slot) => settleOnce(state, slot, { kind: 'released' })));
+    await Promise.race([Promise.all(left.map((s) => s.done)), sleep(CANCEL_GRACE_MS)]);
+    await Promise.race([pollDone, sleep(options.pollWaitSeconds * 1000 + POLL_GRACE_MS)]);
+    await Promise.all([...state.settling]);
+    if (state.heartbeat) clearInterval(state.heartbeat);
+    await state.flush();
+    return { unfinished };
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+export function createConsumer<V>(options: ConsumerOptions<V>): Consumer {
+  const state = newState(options);
   return {
     get health() {
       return {
-        lastReceiveAt,
-        inFlight: slots.size,
+        lastReceiveAt: state.lastReceiveAt,
+        inFlight: state.slots.size,
         slots: options.concurrency,
-        stuck: [...slots].filter((s) => s.expired).length,
-        lastTimeoutAt,
+        stuck: [...state.slots].filter((s) => s.expired).length,
+        lastTimeoutAt: state.lastTimeoutAt,
       };
     },
     start() {
       // The start-up checks have just reached the queue: count that as the first answer.
-      lastReceiveAt = Date.now();
-      heartbeat = setInterval(beat, options.heartbeatIntervalSeconds * 1000);
-      loop = receive().catch((e: unknown) => log.error({ err: e }, 'the receive loop stopped unexpectedly'));
+      state.lastReceiveAt = Date.now();
+      state.heartbeat = setInterval(() => beat(state), options.heartbeatIntervalSeconds * 1000);
+      state.loop = receiveLoop(state).catch((e: unknown) => options.log.error({ err: e }, 'the receive loop stopped unexpectedly'));
     },
-    async drain(deadline, onProgress) {
-      stopping.abort();
-      // The long poll in flight is not cut off: a poll abandoned by the client can still be handed
-      // messages by the server, which would then stay invisible until their visibility timeout.
-      // It is let finish, and whatever it brings is handed straight back.
-      const pollDone = loop ?? Promise.resolve();
-      const progress = setInterval(() => onProgress?.(), 1_000);
-      try {
-        while (slots.size > 0 && Date.now() < deadline) {
-          await Promise.race([Promise.all([...slots].map((s) => s.done)), sleep(Math.min(250, Math.max(0, deadline - Date.now())))]);
-          onProgress?.();
-        }
-        await Promise.race([Promise.all([...settling]), sleep(Math.max(0, deadline - Date.now()))]);
-        const unfinished = [...slots].filter((s) => !s.settled).length;
-        // Past the drain's deadline: cancel what is left and hand it back, so the next worker (or
-        // this one, restarted) picks it up at once instead of after its visibility timeout.
-        const left = [...slots];
-        for (const slot of left) slot.job.controller.abort(new Error('the drain timed out'));
-        await Promise.all(left.map((slot) => settleOnce(slot, { kind: 'released' })));
-        await Promise.race([Promise.all(left.map((s) => s.done)), sleep(CANCEL_GRACE_MS)]);
-        await Promise.race([pollDone, sleep(options.pollWaitSeconds * 1000 + POLL_GRACE_MS)]);
-        await Promise.all([...settling]);
-        if (heartbeat) clearInterval(heartbeat);
-        await Promise.all([deletes.flush(), visibility.flush()]);
-        return { unfinished };
-      } finally {
-        clearInterval(progress);
-      }
-    },
+    drain: (deadline, onProgress) => drain(state, deadline, onProgress),
   };
 }

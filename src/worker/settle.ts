@@ -69,170 +69,184 @@ export function errorFields(e: unknown): { reason: string; err: unknown } {
   return reason === 'other' && !(e instanceof JobError) ? { reason, err: e } : { reason, err: describeError(e) };
 }
 
+/** One message being settled: what every step needs. */
+interface Settling {
+  readonly message: Message;
+  readonly messageId: string;
+  readonly receiveCount: number;
+  readonly judgement: Judgement;
+  readonly running: RunningJob;
+  readonly queue: JobsQueue;
+  readonly deps: SettleDeps;
+  readonly log: Logger;
+}
+
+const secondsOf = (s: Settling) => (Date.now() - s.running.startedAt) / 1000;
+const durationMsOf = (s: Settling) => Math.round(secondsOf(s) * 1000);
+
+/** Without a verdict (timed out, released, crashed): what the job had read of itself so far. */
+function judgementOf(settlement: Settlement<Judgement>, running: RunningJob): Judgement {
+  if (settlement.kind === 'verdict') return settlement.verdict;
+  const identity = running.identity;
+  return {
+    ids: { jobId: identity?.jobId ?? null, userId: (identity?.userId ?? null) as Judgement['ids']['userId'] },
+    signature: identity?.signature ?? 'unread',
+    job: undefined,
+    verdict: { kind: 'retry', error: undefined },
+    stored: [],
+  };
+}
 
 export async function settle(message: Message, settlement: Settlement<Judgement>, running: RunningJob, queue: JobsQueue, deps: SettleDeps): Promise<void> {
   const messageId = message.MessageId ?? '';
   const receiveCount = receiveCountOf(message);
-  // Without a verdict (timed out, released), what the job had read of itself so far.
-  const judgement: Judgement =
-    settlement.kind === 'verdict'
-      ? settlement.verdict
-      : {
-          ids: { jobId: running.identity?.jobId ?? null, userId: (running.identity?.userId ?? null) as Judgement['ids']['userId'] },
-          signature: running.identity?.signature ?? 'unread',
-          job: undefined,
-          verdict: { kind: 'retry', error: undefined },
-          stored: [],
-        };
+  const judgement = judgementOf(settlement, running);
   const log = deps.log.child({ messageId, receiveCount, ...judgement.ids, signature: judgement.signature });
-  const seconds = () => (Date.now() - running.startedAt) / 1000;
-  const durationMs = () => Math.round(seconds() * 1000);
-
-  /** Every reference the job is known to have stored: this attempt's, and an earlier one's if it may have. */
-  const storedSoFar = async (): Promise<readonly StoredReference[]> => {
-    const known = new Map<string, StoredReference>(judgement.stored.map((r) => [r.key, r]));
-    if (judgement.job && deps.findStored && receiveCount > 1) {
-      try {
-        for (const r of await deps.findStored(judgement.job)) if (!known.has(r.key)) known.set(r.key, r);
-      } catch (e: unknown) {
-        log.warn(errorFields(e), 'could not list what an earlier attempt of the job stored');
-      }
-    }
-    return [...known.values()];
-  };
-
-  const removeFromQueue = async () => {
-    try {
-      await queue.delete(message);
-    } catch (e: unknown) {
-      log.warn(errorFields(e), 'the message could not be deleted; it will be received again (a no-op: writes are idempotent)');
-    }
-  };
-
-  const retryLater = async (error: unknown, what: string, options: { complete?: boolean; level?: 'warn' | 'error'; extra?: Record<string, unknown> } = {}) => {
-    const delaySeconds = retryDelaySeconds(receiveCount, deps.retryPolicy(), deps.random);
-    const last = deps.maxReceiveCount !== undefined && receiveCount >= deps.maxReceiveCount;
-    const fields = errorFields(error);
-    try {
-      await queue.setVisibility(message, delaySeconds);
-    } catch (e: unknown) {
-      log.warn(errorFields(e), 'the retry delay could not be set; the message comes back after its visibility timeout');
-    }
-    // The worker's own settings are wrong (e.g. a staging bucket that does not exist): every job
-    // like this one will fail until ops fix it, so it is an error, not a passing warning.
-    const level = options.level ?? (fields.reason === 'configuration' ? 'error' : 'warn');
-    const suffix = fields.reason === 'configuration' ? ": the worker's configuration is wrong; it will be retried" : '; it will be retried';
-    log[level]({ outcome: 'retry', ...fields, ...options.extra, retryInSeconds: delaySeconds, lastAttempt: last, durationMs: durationMs() }, `${what}${suffix}`);
-    deps.counters.retried(fields.reason, seconds());
-    // The redrive policy ends this job without us: still give its producer an outcome — unless the
-    // job is stored and only its outcome failed, when "failed" would be false.
-    if (last && !options.complete) {
-      const outcome = failed(
-        judgement.ids,
-        messageId,
-        { code: RETRIES_EXHAUSTED, message: `gave up after ${receiveCount} attempts: ${describeError(error).message}` },
-        await storedSoFar(),
-      );
-      await deps.publish(outcome).catch((e: unknown) => log.error(errorFields(e), 'could not publish the outcome of an exhausted job'));
-    }
-  };
-
+  const s: Settling = { message, messageId, receiveCount, judgement, running, queue, deps, log };
   switch (settlement.kind) {
     case 'released':
-      try {
-        await queue.setVisibility(message, 0);
-      } catch (e: unknown) {
-        log.warn(errorFields(e), 'a message could not be handed back; it comes back after its visibility timeout');
-      }
-      deps.counters.released();
-      log.info('message handed back to the queue at shutdown');
-      return;
+      return settleReleased(s);
     case 'timed-out':
-      return retryLater(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${settlement.timeoutSeconds} s)`), `the job outlived its deadline in its ${settlement.phase} phase; its work is cancelled`, {
+      return retryLater(s, new Error(`the job outlived JOB_TIMEOUT_SECONDS (${settlement.timeoutSeconds} s)`), `the job outlived its deadline in its ${settlement.phase} phase; its work is cancelled`, {
         extra: { reason: 'timeout', phase: settlement.phase },
       });
     case 'crashed':
-      return retryLater(settlement.error, 'unexpected failure while processing a message', { level: 'error' });
+      return retryLater(s, settlement.error, 'unexpected failure while processing a message', { level: 'error' });
+    case 'verdict':
+      break;
   }
-
   const { verdict } = judgement;
   switch (verdict.kind) {
     case 'retry':
-      return retryLater(verdict.error, 'the job failed for now');
+      return retryLater(s, verdict.error, 'the job failed for now');
     case 'failed':
-      return settleFailed(verdict.error);
+      return settleFailed(s, verdict.error);
     case 'succeeded':
-      return settleSucceeded(verdict.job, verdict.enrollment);
+      return settleSucceeded(s, verdict.job, verdict.enrollment);
   }
+}
 
-  async function settleFailed(error: JobError): Promise<void> {
-    const stored = await storedSoFar();
-    const outcome: Outcome = failed(judgement.ids, messageId, error, stored);
-    const fields = { outcome: 'failed', code: error.code, error: error.message, ...(stored.length > 0 ? { storedReferences: stored.length } : {}) };
+/** Every reference the job is known to have stored: this attempt's, and an earlier one's if it may have. */
+async function storedSoFar(s: Settling): Promise<readonly StoredReference[]> {
+  const known = new Map<string, StoredReference>(s.judgement.stored.map((r) => [r.key, r]));
+  if (s.judgement.job && s.deps.findStored && s.receiveCount > 1) {
     try {
-      if (deps.deadLetter) {
-        const entry = deadLetterEntry(message, error);
-        await deps.deadLetter(entry);
-        await deps.publish(outcome);
-        log.warn(
-          {
-            ...fields,
-            deadLetter: 'sent',
-            ...(entry.droppedAttributes.length > 0 ? { droppedAttributes: entry.droppedAttributes } : {}),
-            ...(entry.errorOmitted ? { errorAttributesOmitted: true } : {}),
-            durationMs: durationMs(),
-          },
-          'job failed',
-        );
-      } else {
-        await deps.publish(outcome);
-        // No dead-letter queue: this line is the only record of the job, so it carries all of it but the bytes.
-        log.error(
-          { ...fields, deadLetter: 'none', body: redactedBody(message.Body ?? ''), attributes: Object.keys(message.MessageAttributes ?? {}), durationMs: durationMs() },
-          'job failed',
-        );
-      }
+      for (const r of await s.deps.findStored(s.judgement.job)) if (!known.has(r.key)) known.set(r.key, r);
     } catch (e: unknown) {
-      await retryLater(e, 'could not dead-letter a failed job');
-      return;
+      s.log.warn(errorFields(e), 'could not list what an earlier attempt of the job stored');
     }
-    deps.counters.failed(error.code, seconds());
-    if ((FACE_CODES as readonly string[]).includes(error.code)) deps.counters.faceChecked(error.code);
-    await removeFromQueue();
   }
+  return [...known.values()];
+}
 
-  async function settleSucceeded(job: Job, { references, created, paths, faceCheckMs }: Enrollment): Promise<void> {
-    try {
-      await deps.publish(succeeded(job, messageId, references));
-    } catch (e: unknown) {
-      await retryLater(e, 'the job was stored but its outcome could not be published', { complete: true });
-      return;
-    }
-    let discarded: number | undefined;
-    if (deps.discardSources) {
-      try {
-        discarded = await deps.discardSources(job);
-      } catch (e: unknown) {
-        // The job succeeded: say so and keep the sources (the staging bucket's lifecycle rule removes them).
-        log.warn(errorFields(e), 'could not delete the staged sources of a succeeded job; they are kept');
-      }
-    }
-    deps.counters.succeeded(seconds());
-    for (const path of paths) deps.counters.stored(path);
-    for (const reference of references) if (reference.face) deps.counters.faceChecked('ok');
-    log.info(
-      {
-        outcome: 'succeeded',
-        references: references.length,
-        created,
-        // How each reference was made, in order: lossless (stored as received) or reencoded.
-        paths,
-        ...(faceCheckMs !== undefined ? { faceCheckMs } : {}),
-        ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),
-        durationMs: durationMs(),
-      },
-      'job succeeded',
-    );
-    await removeFromQueue();
+async function removeFromQueue(s: Settling): Promise<void> {
+  try {
+    await s.queue.delete(s.message);
+  } catch (e: unknown) {
+    s.log.warn(errorFields(e), 'the message could not be deleted; it will be received again (a no-op: writes are idempotent)');
   }
+}
+
+async function settleReleased(s: Settling): Promise<void> {
+  try {
+    await s.queue.setVisibility(s.message, 0);
+  } catch (e: unknown) {
+    s.log.warn(errorFields(e), 'a message could not be handed back; it comes back after its visibility timeout');
+  }
+  s.deps.counters.released();
+  s.log.info('message handed back to the queue at shutdown');
+}
+
+interface RetryOptions {
+  /** The job is stored; only its outcome failed: no RETRIES_EXHAUSTED outcome, which would be false. */
+  readonly complete?: boolean;
+  readonly level?: 'warn' | 'error';
+  readonly extra?: Record<string, unknown>;
+}
+
+async function retryLater(s: Settling, error: unknown, what: string, options: RetryOptions = {}): Promise<void> {
+  const { deps, receiveCount } = s;
+  const delaySeconds = retryDelaySeconds(receiveCount, deps.retryPolicy(), deps.random);
+  const last = deps.maxReceiveCount !== undefined && receiveCount >= deps.maxReceiveCount;
+  const fields = errorFields(error);
+  try {
+    await s.queue.setVisibility(s.message, delaySeconds);
+  } catch (e: unknown) {
+    s.log.warn(errorFields(e), 'the retry delay could not be set; the message comes back after its visibility timeout');
+  }
+  // The worker's own settings are wrong (e.g. a staging bucket that does not exist): every job like
+  // this one will fail until ops fix it, so it is an error, not a passing warning.
+  const level = options.level ?? (fields.reason === 'configuration' ? 'error' : 'warn');
+  const suffix = fields.reason === 'configuration' ? ": the worker's configuration is wrong; it will be retried" : '; it will be retried';
+  s.log[level]({ outcome: 'retry', ...fields, ...options.extra, retryInSeconds: delaySeconds, lastAttempt: last, durationMs: durationMsOf(s) }, `${what}${suffix}`);
+  deps.counters.retried(fields.reason, secondsOf(s));
+  // The redrive policy ends this job without us: still give its producer an outcome.
+  if (last && !options.complete) {
+    const error_ = { code: RETRIES_EXHAUSTED, message: `gave up after ${receiveCount} attempts: ${describeError(error).message}` };
+    const outcome = failed(s.judgement.ids, s.messageId, error_, await storedSoFar(s));
+    await deps.publish(outcome).catch((e: unknown) => s.log.error(errorFields(e), 'could not publish the outcome of an exhausted job'));
+  }
+}
+
+async function settleFailed(s: Settling, error: JobError): Promise<void> {
+  const { deps } = s;
+  const stored = await storedSoFar(s);
+  const outcome: Outcome = failed(s.judgement.ids, s.messageId, error, stored);
+  const fields = { outcome: 'failed', code: error.code, error: error.message, ...(stored.length > 0 ? { storedReferences: stored.length } : {}) };
+  try {
+    if (deps.deadLetter) {
+      const entry = deadLetterEntry(s.message, error);
+      await deps.deadLetter(entry);
+      await deps.publish(outcome);
+      const dropped = entry.droppedAttributes.length > 0 ? { droppedAttributes: entry.droppedAttributes } : {};
+      s.log.warn({ ...fields, deadLetter: 'sent', ...dropped, ...(entry.errorOmitted ? { errorAttributesOmitted: true } : {}), durationMs: durationMsOf(s) }, 'job failed');
+    } else {
+      await deps.publish(outcome);
+      // No dead-letter queue: this line is the only record of the job, so it carries all of it but the bytes.
+      const record = { body: redactedBody(s.message.Body ?? ''), attributes: Object.keys(s.message.MessageAttributes ?? {}) };
+      s.log.error({ ...fields, deadLetter: 'none', ...record, durationMs: durationMsOf(s) }, 'job failed');
+    }
+  } catch (e: unknown) {
+    await retryLater(s, e, 'could not dead-letter a failed job');
+    return;
+  }
+  deps.counters.failed(error.code, secondsOf(s));
+  if ((FACE_CODES as readonly string[]).includes(error.code)) deps.counters.faceChecked(error.code);
+  await removeFromQueue(s);
+}
+
+async function settleSucceeded(s: Settling, job: Job, { references, created, paths, faceCheckMs }: Enrollment): Promise<void> {
+  const { deps } = s;
+  try {
+    await deps.publish(succeeded(job, s.messageId, references));
+  } catch (e: unknown) {
+    await retryLater(s, e, 'the job was stored but its outcome could not be published', { complete: true });
+    return;
+  }
+  let discarded: number | undefined;
+  if (deps.discardSources) {
+    try {
+      discarded = await deps.discardSources(job);
+    } catch (e: unknown) {
+      // The job succeeded: say so and keep the sources (the staging bucket's lifecycle rule removes them).
+      s.log.warn(errorFields(e), 'could not delete the staged sources of a succeeded job; they are kept');
+    }
+  }
+  deps.counters.succeeded(secondsOf(s));
+  for (const path of paths) deps.counters.stored(path);
+  for (const reference of references) if (reference.face) deps.counters.faceChecked('ok');
+  s.log.info(
+    {
+      outcome: 'succeeded',
+      references: references.length,
+      created,
+      // How each reference was made, in order: lossless (stored as received) or reencoded.
+      paths,
+      ...(faceCheckMs !== undefined ? { faceCheckMs } : {}),
+      ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),
+      durationMs: durationMsOf(s),
+    },
+    'job succeeded',
+  );
+  await removeFromQueue(s);
 }

@@ -5,11 +5,13 @@
  * at once with a ConfigError (exit 78), naming the variable to fix.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import type { Logger } from 'pino';
 import { whoAmI, type Identity } from '../aws/clients.ts';
+import { awsErrorName } from '../aws/errors.ts';
+import { queueAttributes } from '../aws/queues.ts';
 import { sameQueue } from '../aws/sqs-rules.ts';
 import { ConfigError, secretVariable, type Env, type SecretFetcher } from '../config.ts';
 import { describeError, transientReason } from '../job/errors.ts';
@@ -20,7 +22,7 @@ export class StartupError extends Error {
 
 const RETRYABLE = new Set(['network', 'server', 'throttled', 'timeout', 'credentials']);
 
-const errorName = (e: unknown): string => (e instanceof Error ? e.name : '');
+const errorName = awsErrorName;
 
 /** An endpoint that accepts a connection and never answers must not hold the start past its deadline. */
 async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
@@ -133,14 +135,6 @@ function queueError(variable: string, what: string) {
       : undefined;
 }
 
-/** arn:aws:sqs:REGION:ACCOUNT:NAME → its parts. */
-export function parseQueueArn(arn: string): { account: string; name: string } | undefined {
-  const parts = arn.split(':');
-  if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs') return undefined;
-  const [, , , , account, name] = parts;
-  return account && name ? { account, name } : undefined;
-}
-
 /** Confirms the jobs queue answers and finds its dead-letter queue. */
 export async function inspectJobsQueue(
   sqs: SQSClient,
@@ -149,26 +143,15 @@ export async function inspectJobsQueue(
   deadline: number,
   log: Logger,
 ): Promise<QueueFacts> {
-  const attributes = await untilReady(
-    'the jobs queue',
-    async () =>
-      (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['RedrivePolicy', 'QueueArn'] })))
-        .Attributes ?? {},
-    { deadline, log, explain: queueError('SQS_QUEUE_URL', `the queue ${queueUrl}`) },
-  );
-  let redrive: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } = {};
-  try {
-    redrive = attributes.RedrivePolicy ? JSON.parse(attributes.RedrivePolicy) : {};
-  } catch {
-    log.warn('the jobs queue has a redrive policy that is not JSON; ignoring it');
-  }
-  const max = Number(redrive.maxReceiveCount);
-  const maxReceiveCount = Number.isInteger(max) && max > 0 ? max : undefined;
-
-  if (deadLetterQueueUrl !== undefined) {
-    return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
-  }
-  const target = typeof redrive.deadLetterTargetArn === 'string' ? parseQueueArn(redrive.deadLetterTargetArn) : undefined;
+  const attributes = await untilReady('the jobs queue', () => queueAttributes(sqs, queueUrl), {
+    deadline,
+    log,
+    explain: queueError('SQS_QUEUE_URL', `the queue ${queueUrl}`),
+  });
+  if (attributes.redriveMalformed) log.warn('the jobs queue has a redrive policy that is not JSON; ignoring it');
+  const maxReceiveCount = attributes.redrive?.maxReceiveCount;
+  if (deadLetterQueueUrl !== undefined) return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  const target = attributes.redrive?.deadLetterQueue;
   if (!target) return { deadLetterQueueUrl: undefined, deadLetterSource: 'none', maxReceiveCount };
   const url = await untilReady(
     'the dead-letter queue',

@@ -9,7 +9,7 @@ import { parseJob } from '../../src/job/contract.ts';
 import { JOB_ERROR_CODES } from '../../src/job/errors.ts';
 import { jobContractSchema, USER_ID_PATTERN } from '../../src/job/json-schema.ts';
 import { signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
-import { normalizeUserId } from '../../src/job/user-id.ts';
+import { normaliseUserId } from '../../src/job/user-id.ts';
 
 const RUNS = { numRuns: 2_000 };
 const LIMITS = { maxImagesPerJob: 10 };
@@ -103,12 +103,12 @@ function expectInsidePrefix(key: string, userId: string) {
   expect(KEY_SHAPE.exec(key)?.[1]).toBe(userId);
   // However a reader resolves it, the key stays under users/<id>/.
   expect(posix.normalize(key)).toBe(key);
-  expect(posix.normalize(key).startsWith(userPrefix(normalizeUserIdOrThrow(userId)))).toBe(true);
+  expect(posix.normalize(key).startsWith(userPrefix(normaliseUserIdOrThrow(userId)))).toBe(true);
   expect(key.split('/')).toHaveLength(3);
 }
 
-function normalizeUserIdOrThrow(id: string) {
-  const r = normalizeUserId(id);
+function normaliseUserIdOrThrow(id: string) {
+  const r = normaliseUserId(id);
   if (!r.ok) throw new Error(`not a user id: ${id}`);
   return r.userId;
 }
@@ -121,12 +121,12 @@ describe('parseJob, for any input', () => {
         if (result.ok) {
           expect(result.job.images.length).toBeGreaterThanOrEqual(1);
           expect(result.job.images.length).toBeLessThanOrEqual(LIMITS.maxImagesPerJob);
-          expect(normalizeUserId(result.job.userId)).toEqual({ ok: true, userId: result.job.userId });
+          expect(normaliseUserId(result.job.userId)).toEqual({ ok: true, userId: result.job.userId });
         } else {
           expect(CODES).toContain(result.error.code);
           expect(result.error.message.length).toBeGreaterThan(0);
           // Ids reported with a failure are valid by themselves.
-          if (result.userId !== null) expect(normalizeUserId(result.userId)).toEqual({ ok: true, userId: result.userId });
+          if (result.userId !== null) expect(normaliseUserId(result.userId)).toEqual({ ok: true, userId: result.userId });
         }
       }),
       RUNS,
@@ -166,15 +166,15 @@ describe('parseJob, for any input', () => {
   });
 });
 
-describe('normalizeUserId, for any string', () => {
+describe('normaliseUserId, for any string', () => {
   it('never throws; an accepted id is lower-case ASCII of the allowed characters, idempotent, with no path in it', () => {
     fc.assert(
       fc.property(userIdLike, (raw) => {
-        const result = normalizeUserId(raw);
+        const result = normaliseUserId(raw);
         if (!result.ok) return;
         expect(result.userId).toMatch(/^[a-z0-9][a-z0-9._@+-]{0,127}$/);
         expect(result.userId).not.toContain('..');
-        expect(normalizeUserId(result.userId)).toEqual(result);
+        expect(normaliseUserId(result.userId)).toEqual(result);
         expectInsidePrefix(referenceKey(result.userId, '0'.repeat(64), 'jpg'), result.userId);
       }),
       RUNS,
@@ -185,7 +185,7 @@ describe('normalizeUserId, for any string', () => {
     const pattern = new RegExp(USER_ID_PATTERN);
     fc.assert(
       fc.property(userIdLike, (raw) => {
-        expect(pattern.test(raw)).toBe(normalizeUserId(raw).ok);
+        expect(pattern.test(raw)).toBe(normaliseUserId(raw).ok);
       }),
       RUNS,
     );
@@ -196,7 +196,7 @@ describe('referenceKey, for any bytes', () => {
   it('names the first 12 hex of their SHA-256 under the user prefix', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 256 }), fc.constantFrom('alice', 'bob@example.com', '0', 'a.b-c_d+e@f'), (bytes, id) => {
-        const userId = normalizeUserIdOrThrow(id);
+        const userId = normaliseUserIdOrThrow(id);
         const hash = sha256Of(Buffer.from(bytes)).toString('hex');
         const key = referenceKey(userId, hash, 'png');
         expect(key).toBe(`users/${userId}/ref_${hash.slice(0, 12)}.png`);

@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import type { Message, MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { createLogger, type Logger } from '../../src/log.ts';
 import type { ImageSource, Job } from '../../src/job/contract.ts';
-import { normalizeUserId, type UserId } from '../../src/job/user-id.ts';
+import { normaliseUserId, type UserId } from '../../src/job/user-id.ts';
 
 /** A user id known to be valid; fails the test at once if it is not. */
 export function userId(raw: string): UserId {
-  const result = normalizeUserId(raw);
+  const result = normaliseUserId(raw);
   if (!result.ok) throw new Error(`test setup: "${raw}" is not a valid user id: ${result.reason}`);
   return result.userId;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeUserId, USER_ID_MAX_LENGTH } from '../../src/job/user-id.ts';
+import { normaliseUserId, USER_ID_MAX_LENGTH } from '../../src/job/user-id.ts';
 
 // Every character Python's str.strip() removes (str.isspace), as printed by
 // python3 -c "print([hex(c) for c in range(0x110000) if chr(c).isspace()])"
@@ -19,7 +19,7 @@ const REASONS = {
 
 const hex = (s: string) => [...s].map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`).join(' ');
 
-describe('normalizeUserId: accepted ids', () => {
+describe('normaliseUserId: accepted ids', () => {
   it.each([
     ['alice', 'alice'],
     ['Alice', 'alice'],
@@ -31,7 +31,7 @@ describe('normalizeUserId: accepted ids', () => {
     ['a.', 'a.'],
   ])('accepts %j as %j', (raw, expected) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: true, userId: expected });
@@ -42,7 +42,7 @@ describe('normalizeUserId: accepted ids', () => {
     const raw = 'a'.repeat(USER_ID_MAX_LENGTH);
 
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(USER_ID_MAX_LENGTH).toBe(128);
@@ -51,7 +51,7 @@ describe('normalizeUserId: accepted ids', () => {
 
   it('counts the length after trimming', () => {
     // Act
-    const result = normalizeUserId(`  ${'b'.repeat(128)}\n`);
+    const result = normaliseUserId(`  ${'b'.repeat(128)}\n`);
 
     // Assess
     expect(result).toEqual({ ok: true, userId: 'b'.repeat(128) });
@@ -59,17 +59,17 @@ describe('normalizeUserId: accepted ids', () => {
 
   it('gives the same id for the spellings the Python readers treat as one user', () => {
     // Act
-    const ids = [' Alice ', 'ALICE', '\talice\r\n', 'aLiCe'].map((raw) => normalizeUserId(raw));
+    const ids = [' Alice ', 'ALICE', '\talice\r\n', 'aLiCe'].map((raw) => normaliseUserId(raw));
 
     // Assess
     expect(ids).toEqual(Array.from({ length: 4 }, () => ({ ok: true, userId: 'alice' })));
   });
 });
 
-describe('normalizeUserId: trims exactly what Python str.strip() trims', () => {
+describe('normaliseUserId: trims exactly what Python str.strip() trims', () => {
   it.each(PYTHON_WHITESPACE.map((c) => [hex(c), c]))('strips %s on both sides', (_name, space) => {
     // Act
-    const result = normalizeUserId(`${space}${space}Bob${space}`);
+    const result = normaliseUserId(`${space}${space}Bob${space}`);
 
     // Assess
     expect(result).toEqual({ ok: true, userId: 'bob' });
@@ -77,7 +77,7 @@ describe('normalizeUserId: trims exactly what Python str.strip() trims', () => {
 
   it('strips a mix of them, including the ones JS trim() keeps (U+001C-U+001F)', () => {
     // Act
-    const result = normalizeUserId('\x1c\x1d\x85\u3000carol\u3000\x1e\x1f');
+    const result = normaliseUserId('\x1c\x1d\x85\u3000carol\u3000\x1e\x1f');
 
     // Assess
     expect(result).toEqual({ ok: true, userId: 'carol' });
@@ -90,8 +90,8 @@ describe('normalizeUserId: trims exactly what Python str.strip() trims', () => {
     ['U+0000 (NUL)', '\u0000'],
   ])('does not strip %s: the id is refused', (_name, char) => {
     // Act
-    const leading = normalizeUserId(`${char}alice`);
-    const trailing = normalizeUserId(`alice${char}`);
+    const leading = normaliseUserId(`${char}alice`);
+    const trailing = normaliseUserId(`alice${char}`);
 
     // Assess
     expect(leading.ok).toBe(false);
@@ -100,21 +100,21 @@ describe('normalizeUserId: trims exactly what Python str.strip() trims', () => {
 
   it('does not remove whitespace inside the id', () => {
     // Act
-    const result = normalizeUserId('al ice');
+    const result = normaliseUserId('al ice');
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.charset });
   });
 });
 
-describe('normalizeUserId: each rejection reason', () => {
+describe('normaliseUserId: each rejection reason', () => {
   it.each([
     ['empty', ''],
     ['spaces only', '   '],
     ['Python whitespace only', '\t\n\x1c\u3000\x85'],
   ])('refuses %s with "%s"', (_name, raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.empty });
@@ -130,7 +130,7 @@ describe('normalizeUserId: each rejection reason', () => {
     ['an emoji', 'alice😀'],
   ])('refuses %s as not ASCII', (_name, raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.ascii });
@@ -141,7 +141,7 @@ describe('normalizeUserId: each rejection reason', () => {
     expect('\u212A'.toLowerCase()).toBe('k');
 
     // Act
-    const result = normalizeUserId('\u212A');
+    const result = normaliseUserId('\u212A');
 
     // Assess
     expect(result.ok).toBe(false);
@@ -149,7 +149,7 @@ describe('normalizeUserId: each rejection reason', () => {
 
   it('refuses 129 characters', () => {
     // Act
-    const result = normalizeUserId('a'.repeat(USER_ID_MAX_LENGTH + 1));
+    const result = normaliseUserId('a'.repeat(USER_ID_MAX_LENGTH + 1));
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.length });
@@ -166,7 +166,7 @@ describe('normalizeUserId: each rejection reason', () => {
     ['an asterisk', 'ali*'],
   ])('refuses %s (%j) by its characters', (_name, raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.charset });
@@ -174,7 +174,7 @@ describe('normalizeUserId: each rejection reason', () => {
 
   it.each([['.a'], ['-a'], ['_a'], ['@a'], ['+a'], ['.'], ['...']])('refuses %j: it must start with a letter or digit', (raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.start });
@@ -182,7 +182,7 @@ describe('normalizeUserId: each rejection reason', () => {
 
   it.each([['a..b'], ['a...b'], ['a..'], ['x..']])('refuses %j: it must not contain ".."', (raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result).toEqual({ ok: false, reason: REASONS.dots });
@@ -195,7 +195,7 @@ describe('normalizeUserId: each rejection reason', () => {
     ['a DEL', 'a\u007fb'],
   ])('refuses %s inside the id', (_name, raw) => {
     // Act
-    const result = normalizeUserId(raw);
+    const result = normaliseUserId(raw);
 
     // Assess
     expect(result.ok).toBe(false);
