@@ -122,14 +122,15 @@ async function asReceived(bytes: Buffer, info: ImageInfo, label: string, limits:
   return { stripped, orientation };
 }
 
-// Rows a streaming decode keeps in flight (libvips' tiles and the encoder's buffers), generously.
-const STREAMING_ROWS = 128;
+// A decode that streams still holds about half the image's pixels at its peak (libvips' buffers for
+// the load and the shrink that validates it), measured: test/bench/decode-memory.ts.
+const STREAMING_SHARE = 0.5;
 
 /**
  * What a decode holds at its peak, estimated from the header: the image as received and what is
- * encoded from it, plus the pixels — all of them when the whole image must be in memory (a 90° turn,
- * twice: before and after; a raw decode for the preview), a band of rows when the decode streams.
- * Measured for 40 megapixels (README "Memory"): a turned JPEG peaked at +230 MB, estimated 240 MB.
+ * encoded from it, plus the pixels — all of them, twice, when the image is turned 90° (before and
+ * after the turn), once for a raw decode kept for the preview, about half when the decode streams.
+ * Calibrated on 40-megapixel JPEGs and PNGs (README "Memory"): every estimate is above the measured peak.
  */
 export function decodeMemoryEstimate(bytes: Buffer, info: ImageInfo, plan: { readonly path: ReferencePath; readonly orientation: number; readonly preview: boolean }): number {
   const pixels = info.width * info.height;
@@ -137,7 +138,7 @@ export function decodeMemoryEstimate(bytes: Buffer, info: ImageInfo, plan: { rea
   const bytesPerPixel = info.type === PNG ? 4 * (bytes[24] === 16 ? 2 : 1) : 3;
   const turned = plan.orientation >= 5 && plan.orientation <= 8;
   const whole = plan.path === 'reencoded' && (turned || plan.preview);
-  const pixelBytes = whole ? pixels * bytesPerPixel * (turned ? 2 : 1) : Math.min(pixels, info.width * STREAMING_ROWS) * bytesPerPixel;
+  const pixelBytes = pixels * bytesPerPixel * (whole ? (turned ? 2 : 1) : STREAMING_SHARE);
   const encoded = plan.path === 'reencoded' ? bytes.length : 0;
   return bytes.length + encoded + pixelBytes;
 }
