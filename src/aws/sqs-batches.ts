@@ -1,6 +1,6 @@
 /**
  * The SQS batch calls the worker makes — DeleteMessageBatch, ChangeMessageVisibilityBatch,
- * SendMessageBatch — behind batchers (src/worker/batcher.ts): callers add one entry and learn its
+ * SendMessageBatch — behind batchers (batcher.ts): callers add one entry and learn its
  * own result. An entry SQS reports as failed becomes an Error named by SQS's code, so the error
  * table (src/job/errors.ts) classifies it like any other SDK error.
  */

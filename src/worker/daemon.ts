@@ -23,7 +23,7 @@ import { fingerprintsOf } from '../job/signature.ts';
 import { createConsumer, type Consumer, type JobsQueue, type RunningJob, type Settlement } from './consumer.ts';
 import { startFaceChecking, type FaceChecking } from './face-check.ts';
 import { judgeMessage, type Judgement } from './job-message.ts';
-import { boundPort, createJobCounters, registerConsumerGauges, startMetricsServer, type JobCounters } from './metrics.ts';
+import { boundPort, createJobCounters, registerConsumerGauges, registerMemoryGauges, startMetricsServer, type JobCounters } from './metrics.ts';
 import { describeStats, type Notifier } from './notify.ts';
 import { outcomeMessage, type OutcomePublisher } from './outcomes.ts';
 import { applyReload, reloadPlan, reloadRefusal } from './reload.ts';
@@ -52,7 +52,10 @@ interface Context {
   readonly registry: Registry;
   readonly counters: JobCounters;
   /** Image bytes held: received messages and staged objects. */
+  /** The share of MAX_IN_FLIGHT_BYTES for image bytes held. */
   readonly memory: MemoryBudget;
+  /** The share for decoding. */
+  readonly decodeMemory: MemoryBudget;
   readonly normalise: ImageNormaliser;
   readonly faces: FaceChecking | undefined;
   readonly deadLetters: Batcher<OutgoingMessage, string> | undefined;
@@ -68,6 +71,7 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
   // A third of the budget for image bytes held (messages, staged objects), two thirds for decoding:
   // two budgets, so a job holding its bytes never waits for memory that only decodes can free.
   const held = Math.floor(built.maxInFlightBytes / 3);
+  const decodeMemory = createMemoryBudget(built.maxInFlightBytes - held);
   const deadLetterQueue = ready.queue.deadLetterQueueUrl;
   return {
     ready,
@@ -77,7 +81,8 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
     registry,
     counters: createJobCounters(registry),
     memory: createMemoryBudget(held),
-    normalise: imageNormaliser({ memory: createMemoryBudget(built.maxInFlightBytes - held) }),
+    decodeMemory,
+    normalise: imageNormaliser({ memory: decodeMemory }),
     faces: startFaceChecking(built),
     deadLetters: deadLetterQueue ? sendBatcher(ready.sqs, deadLetterQueue, { flushAfterMs: BATCH_FLUSH_MS }) : undefined,
     outcomeBatchers: new Map(),
@@ -278,6 +283,7 @@ export function createDaemon(ready: ReadyContext, options: { log: Logger; notifi
   const ctx = contextOf(ready, options);
   const consumer = consumerOf(ctx);
   registerConsumerGauges(ctx.registry, () => consumer.health);
+  registerMemoryGauges(ctx.registry, { held: ctx.memory, decode: ctx.decodeMemory });
   const status = () => describeStats({ ...ctx.counters.stats, inFlight: consumer.health.inFlight });
   return {
     // The drain also waits for the long poll in flight (up to POLL_WAIT_SECONDS).

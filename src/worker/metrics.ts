@@ -1,11 +1,13 @@
 /**
- * What the worker counts, and how it shows it: one set of counters, fed only by `settle` (each
- * message's fate is counted once, where it is decided), read by the systemd status line and by
- * Prometheus on an optional loopback port (METRICS_PORT) with a health check beside it.
+ * What the worker counts, and how it shows it: one set of counters — a message counted as received
+ * where the daemon starts judging it, and its fate only in `settle`, where it is decided (so once) —
+ * and gauges read from the consumer and the memory budgets when scraped. Shown by the systemd status
+ * line and by Prometheus on an optional loopback port (METRICS_PORT), with a health check beside it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MemoryBudget } from '../enroll/memory.ts';
 import type { ConsumerHealth } from './consumer.ts';
 
 /** The figures of the status line, kept by the counters. */
@@ -106,6 +108,23 @@ export function registerConsumerGauges(registry: Registry, health: () => Consume
       if (at !== undefined) this.set(at / 1000);
     },
   });
+}
+
+/** The two shares of MAX_IN_FLIGHT_BYTES (README "Memory"), read when Prometheus scrapes. */
+export function registerMemoryGauges(registry: Registry, shares: { readonly held: MemoryBudget; readonly decode: MemoryBudget }): void {
+  const gauge = (name: string, help: string, read: (budget: MemoryBudget) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['share'],
+      registers: [registry],
+      collect() {
+        for (const [share, budget] of Object.entries(shares)) this.set({ share }, read(budget));
+      },
+    });
+  gauge('enrollment_memory_budget_bytes', 'The share of MAX_IN_FLIGHT_BYTES: held (image bytes) or decode', (b) => b.limit);
+  gauge('enrollment_memory_in_use_bytes', 'Bytes admitted against the share now', (b) => b.held);
+  gauge('enrollment_memory_waiting', 'Jobs or decodes waiting for room in the share now', (b) => b.waiting);
 }
 
 /**

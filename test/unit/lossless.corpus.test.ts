@@ -2,7 +2,7 @@
 // corrupted progressive JPEGs (test/support/jpeg-corpus.ts), each decoded in full and as the worker
 // validates it (1/8 scale), all with failOn 'warning'. Not one may be refused by the full decode
 // and accepted by the reduced one (nor the other way round). A subset of test/corpus/jpeg-scales.ts,
-// which runs every coding at every scale and prints the tables quoted in README-lossless.md.
+// which runs every coding at every scale and prints the tables quoted in README "What it writes".
 //
 // And why baseline JPEGs are validated in full: a baseline file damaged only at its end is refused
 // by a full decode and accepted by a 1/2-scale one (libvips does not look at the warnings of the
