@@ -1,0 +1,229 @@
+// The ledger that tells libjpeg's warnings apart while several decodes run at once
+// (src/enroll/decode-warnings.ts), first against a model of sharp's warning queue — where the test
+// decides which completion empties the queue — then against sharp itself.
+//
+// The model, as sharp 0.34 behaves (src/common.cc, pipeline.cc): one process-wide FIFO queue of
+// libvips' logged warnings; an operation logs into it while it runs; when any operation completes,
+// it empties the queue onto its own 'warning' event, stopping at the first empty message.
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
+import { damagedInLastStrip } from '../support/jpeg-corpus.ts';
+
+const READ_GAVE = 'read gave 1 warnings';
+const BUFFER = 'VipsJpeg: Corrupt JPEG data: premature end of data segment\n';
+
+function sharpQueue() {
+  const queue: string[] = [];
+  /** An operation completing: the queue emptied onto `hear`, up to the first empty message. */
+  const complete = (hear: Hear) => {
+    for (let message = queue.shift(); message !== undefined && message !== ''; message = queue.shift()) hear(message);
+  };
+  return { queue, complete };
+}
+
+/**
+ * A decode in the model. Its first run waits for `finish` (the test orders completions); runs after
+ * it complete at once. A corrupt image logs libjpeg's two lines each time it is decoded — the second
+ * empty when `emptyBuffer` (another operation cleared libvips' error buffer meanwhile).
+ */
+function modelDecode(model: ReturnType<typeof sharpQueue>, corrupt: boolean, options: { emptyBuffer?: boolean } = {}) {
+  let runs = 0;
+  let release: () => void = () => undefined;
+  const firstRun = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const logs = () => (corrupt ? [READ_GAVE, options.emptyBuffer && runs === 1 ? '' : BUFFER] : []);
+  const heardFirst: string[] = [];
+  const operation: Operation<string> = async (hear) => {
+    runs += 1;
+    const run = runs;
+    // The first run's work is done by the test (`log`), so that it can interleave the logs.
+    if (run === 1) await firstRun;
+    else model.queue.push(...logs());
+    model.complete(run === 1 ? (m) => (heardFirst.push(m), hear(m)) : hear);
+    return corrupt ? 'corrupt pixels' : 'pixels';
+  };
+  return {
+    operation,
+    /** The first run's work: what it logs. */
+    log: () => model.queue.push(...logs()),
+    /** The first run's completion. */
+    finish: () => release(),
+    runs: () => runs,
+    heardFirst,
+  };
+}
+
+const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt data', () => {
+  it('counts the "read gave" line and the VipsJpeg buffer, not warnings about metadata or other formats', () => {
+    // Act + Assess
+    expect([READ_GAVE, 'read gave 12 warnings', BUFFER, 'Warning treated as error\nVipsJpeg: Corrupt JPEG data: bad Huffman code'].every(isDecoderWarning)).toBe(true);
+    expect(
+      ['unknown JFIF resolution unit', 'unknown EXIF resolution unit', 'corrupt profile', 'Invalid embedded profile', '300 text chunks, only 50 text chunks will be loaded', 'error in tile 0 x 120', 'pngload_buffer: IDAT stream error', ''].some(isDecoderWarning),
+    ).toBe(false);
+  });
+});
+
+describe('the ledger, against a model of sharp\u2019s warning queue', () => {
+  it('refuses the corrupt one of two concurrent decodes when its warning is delivered to the good one, and accepts the good one', async () => {
+    // Prepare
+    const model = sharpQueue();
+    const ledger = warningLedger(async (hear) => model.complete(hear));
+    const good = modelDecode(model, false);
+    const corrupt = modelDecode(model, true);
+    const goodResult = settled(heeded(ledger, good.operation));
+    const corruptResult = settled(heeded(ledger, corrupt.operation));
+    await tick();
+
+    // Act: the corrupt decode logs; the good one completes first and receives its warnings
+    corrupt.log();
+    good.finish();
+    await tick();
+    corrupt.finish();
+
+    // Assess
+    expect(await goodResult).toEqual({ value: 'pixels' });
+    const refused = await corruptResult;
+    expect('error' in refused && refused.error).toBeInstanceOf(DecoderWarning);
+    expect('error' in refused && refused.error instanceof Error && refused.error.message).toContain('premature end of data segment');
+    expect([good.runs(), corrupt.runs()]).toEqual([2, 2]); // both suspect, both decoded again alone
+    expect(model.queue).toEqual([]);
+  });
+
+  it('needs no second decode when no decoder warning is heard, and ignores unrelated warnings', async () => {
+    // Prepare
+    const model = sharpQueue();
+    const ledger = warningLedger(async (hear) => model.complete(hear));
+    const a = modelDecode(model, false);
+    const b = modelDecode(model, false);
+    const results = Promise.all([heeded(ledger, a.operation), heeded(ledger, b.operation)]);
+    await tick();
+
+    // Act
+    model.queue.push('unknown JFIF resolution unit', 'corrupt profile');
+    a.finish();
+    b.finish();
+
+    // Assess
+    expect(await results).toEqual(['pixels', 'pixels']);
+    expect([a.runs(), b.runs(), ledger.counts.suspects, ledger.counts.turns]).toEqual([1, 1, 0, 0]);
+  });
+
+  it('still catches a warning held back behind an empty message until after its own decode completed, without refusing a good image for it', async () => {
+    // Prepare: R, corrupt, whose second line will be empty (its error buffer was cleared meanwhile),
+    // and T, an operation that decodes nothing (a header read, an encode)
+    const model = sharpQueue();
+    const ledger = warningLedger(async (hear) => model.complete(hear));
+    const r = modelDecode(model, true, { emptyBuffer: true });
+    const t = modelDecode(model, false);
+    const rResult = settled(heeded(ledger, r.operation));
+    const tResult = ledger.run(t.operation);
+    await tick();
+
+    // Act: R logs its first line; T completes and hears it; then R logs its empty line
+    model.queue.push(READ_GAVE);
+    t.finish();
+    await tick();
+    model.queue.push('');
+    // S (corrupt) and G (good) start now; S logs behind the empty message and completes first,
+    // hearing nothing; G completes with S's warnings
+    const s = modelDecode(model, true);
+    const g = modelDecode(model, false);
+    const sResult = settled(heeded(ledger, s.operation));
+    const gResult = settled(heeded(ledger, g.operation));
+    await tick();
+    s.log();
+    s.finish();
+    await tick();
+    g.finish();
+    await tick();
+    r.finish();
+
+    // Assess: S heard nothing of its own, yet the two corrupt images are refused, and G is accepted
+    const outcomes = await Promise.all([rResult, sResult, gResult]);
+    expect(s.heardFirst).toEqual([]);
+    expect(g.heardFirst).toEqual([READ_GAVE, BUFFER]);
+    expect(outcomes.map((o) => ('error' in o ? (o.error instanceof DecoderWarning ? 'refused' : o.error) : o.value))).toEqual(['refused', 'refused', 'pixels']);
+    expect((await tResult).value).toBe('pixels');
+    expect(model.queue).toEqual([]);
+  });
+
+  it('runs a turn alone only once the operations in flight have ended, and holds new ones until it is over', async () => {
+    // Prepare
+    const model = sharpQueue();
+    const ledger = warningLedger(async (hear) => model.complete(hear));
+    const events: string[] = [];
+    const inFlight = modelDecode(model, false);
+    const first = ledger.run(inFlight.operation).then(() => events.push('in flight ended'));
+    await tick();
+
+    // Act
+    const turn = ledger.alone(async () => {
+      events.push('alone');
+      return 'done';
+    });
+    const later = ledger.run(async () => events.push('later'));
+    await tick();
+    events.push('finishing');
+    inFlight.finish();
+    await Promise.all([first, turn, later]);
+
+    // Assess
+    expect(events).toEqual(['finishing', 'in flight ended', 'alone', 'later']);
+  });
+
+  it('keeps working after an operation fails', async () => {
+    // Prepare
+    const ledger = warningLedger(async () => undefined);
+
+    // Act
+    const failed = settled(ledger.run(() => Promise.reject(new Error('Input buffer contains unsupported image format'))));
+    const turn = await ledger.alone(async () => 'alone');
+    const next = await ledger.run(async () => 'next');
+
+    // Assess
+    expect(await failed).toMatchObject({ error: { message: 'Input buffer contains unsupported image format' } });
+    expect([turn.value, next.value, next.suspect]).toEqual(['alone', 'next', false]);
+  });
+});
+
+describe('decodeHeedingWarnings, with sharp', () => {
+  it('hears the warning a decode delivers to another, concurrent one: the corrupt image is refused, the good one not', async () => {
+    // Prepare: a grey baseline JPEG damaged in its last strip — libvips decodes it and only logs
+    // libjpeg's warning — and a good image
+    sharp.cache(false);
+    sharp.concurrency(1);
+    const good = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a4b3c' } }).jpeg().toBuffer();
+    const damaged = await damagedInLastStrip({ coding: 'baseline', width: 320, height: 240, chroma: 'grey', seed: 11, quality: 85 });
+    const firstRunHeard = { good: [] as string[] };
+    let goodRuns = 0;
+    const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+    // Act: the good decode finishes while the main thread is blocked; the damaged one starts and
+    // finishes too; when the main thread is free, the good one completes first and empties the
+    // queue, the damaged one's warning with it
+    const goodResult = settled(
+      decodeHeedingWarnings((listen) => {
+        goodRuns += 1;
+        const image = listen(sharp(good, { failOn: 'warning' }));
+        if (goodRuns === 1) image.on('warning', (m: string) => firstRunHeard.good.push(m));
+        return image.raw().toBuffer();
+      }),
+    );
+    block(300);
+    const damagedResult = settled(decodeHeedingWarnings((listen) => listen(sharp(damaged, { failOn: 'warning' })).raw().toBuffer()));
+    block(1500);
+
+    // Assess
+    const [g, d] = await Promise.all([goodResult, damagedResult]);
+    expect(firstRunHeard.good.some(isDecoderWarning)).toBe(true); // the warning went to the wrong decode
+    expect('value' in g).toBe(true);
+    expect('error' in d && d.error).toBeInstanceOf(DecoderWarning);
+    expect(goodRuns).toBe(2);
+  });
+});
+
