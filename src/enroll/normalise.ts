@@ -4,8 +4,8 @@
  * - **lossless**: an image that needs no pixel change (upright, sRGB or untagged, 8-bit, not CMYK,
  *   within MAX_REFERENCE_DIMENSION, a plain Huffman-coded JPEG or any 8-bit PNG) is stored as
  *   received with every metadata segment or chunk removed at the byte level (lossless.ts): no
- *   generation loss, and no encode. It is still decoded to be validated: in full, or from half a
- *   megapixel a JPEG at 1/8 scale (finer for a single-scan JPEG whose height would leave its last
+ *   generation loss, and no encode. It is still decoded to be validated: in full, or from 0.2
+ *   megapixels a JPEG at 1/8 scale (finer for a single-scan JPEG whose height would leave its last
  *   row of blocks unread), which refuses what a full decode refuses (decode.ts says why).
  * - **reencoded**: everything else is decoded in full (libvips through sharp), turned upright by its
  *   EXIF orientation (a sideways reference breaks face matching), converted to sRGB, scaled down to

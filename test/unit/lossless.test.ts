@@ -354,10 +354,11 @@ describe('isSrgbProfile', () => {
 describe('validationScale: the scale a JPEG stored as received is validated at', () => {
   const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
 
-  it('decodes in full below half a megapixel, and a PNG always', () => {
+  it('decodes in full below 0.2 megapixels, and a PNG always', () => {
     // Act + Assess
-    expect(validationScale(jpeg(816, 612), false)).toBe(1);
-    expect(validationScale(jpeg(816, 612), true)).toBe(1);
+    expect(validationScale(jpeg(480, 416), false)).toBe(1);
+    expect(validationScale(jpeg(480, 416), true)).toBe(1);
+    expect(validationScale(jpeg(480, 640), false)).toBe(8);
     expect(validationScale({ width: 4000, height: 3000, type: PNG }, false)).toBe(1);
   });
 
