@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { jpegImage } from '../support/images.ts';
-import { issuedNow, queueDepth, sendJob, type Outcome } from '../support/jobs.ts';
+import { issuedNow, queueDepth, sendJob } from '../support/jobs.ts';
+import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, listKeys, type Stack } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
 import type { LogLine, WorkerProcess } from '../support/worker-process.ts';
@@ -396,7 +397,7 @@ export async function account(ledger: Ledger, options: AccountOptions): Promise<
         problems.push(`${send.sendId}: wrong outcome ${JSON.stringify({ ...outcome, references: got })}`);
       }
     } else if (outcome.status !== 'failed' || outcome.error?.code !== c.code) {
-      problems.push(`${send.sendId}: outcome ${outcome.status}/${outcome.error?.code ?? '-'}, expected failed/${c.code}`);
+      problems.push(`${send.sendId}: outcome ${outcome.status}/${outcome.status === 'failed' ? outcome.error.code : '-'}, expected failed/${c.code}`);
     }
   }
   for (const send of ledger.sends) {
@@ -413,7 +414,7 @@ export async function account(ledger: Ledger, options: AccountOptions): Promise<
   const finalsRight = ledger.sends.filter((s) => {
     const o = finals.get(s.messageId);
     const c = caseById.get(s.caseId);
-    return o !== undefined && c !== undefined && (c.kind === 'good' ? o.status === 'succeeded' : o.error?.code === c.code);
+    return o !== undefined && c !== undefined && (c.kind === 'good' ? o.status === 'succeeded' : o.status === 'failed' && o.error.code === c.code);
   }).length;
 
   const goodSends = ledger.sends.filter((s) => caseById.get(s.caseId)?.kind === 'good').length;

@@ -56,13 +56,13 @@ describe('the worker against the fast endpoint', () => {
     });
 
     const results = await outcomes(stack, 3, 30_000);
-    const byJob = Object.fromEntries(results.map((o) => [o.jobId, o]));
-    expect(byJob['fast-inline']?.status).toBe('succeeded');
-    expect(byJob['fast-staged']?.status).toBe('succeeded');
-    expect(byJob['fast-bad']?.error?.code).toBe('INVALID_IMAGE');
+    const byJob = new Map(results.map((o) => [o.jobId, o]));
+    expect(byJob.get('fast-inline')?.status).toBe('succeeded');
+    expect(byJob.get('fast-staged')?.status).toBe('succeeded');
+    expect(byJob.get('fast-bad')).toMatchObject({ status: 'failed', error: { code: 'INVALID_IMAGE' } });
     const keys = await listKeys(stack.s3, stack.bucket);
     expect(keys.sort()).toEqual(
-      [...(byJob['fast-inline']?.references ?? []), ...(byJob['fast-staged']?.references ?? [])].map((r) => r.key).sort(),
+      [...(byJob.get('fast-inline')?.references ?? []), ...(byJob.get('fast-staged')?.references ?? [])].map((r) => r.key).sort(),
     );
     const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 10_000 });
     expect(dead).toHaveLength(1);

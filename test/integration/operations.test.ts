@@ -171,7 +171,7 @@ describe('reload (SIGHUP)', () => {
     await sendJob(stack, await two('after-reload'));
     const [after] = await outcomes(stack, 1);
 
-    expect(before?.error?.code).toBe('TOO_MANY_IMAGES');
+    expect(before).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_IMAGES' } });
     expect(reloaded).toMatchObject({ applied: ['maxImagesPerJob'], needRestart: ['concurrency'] });
     expect(after).toMatchObject({ jobId: 'after-reload', status: 'succeeded' });
     expect(worker.child.exitCode).toBeNull();

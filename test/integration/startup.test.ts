@@ -125,7 +125,7 @@ describe('the secret', () => {
     await sendJob(stack, inlineJob('oscar', [image, image], 'two-images'));
     const [outcome] = await outcomes(stack, 1);
 
-    expect(outcome?.error?.code).toBe('TOO_MANY_IMAGES');
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_IMAGES' } });
     const line = worker.logs.find((l) => l.msg === 'settings read from the secret');
     expect(line).toMatchObject({ secret: name, settings: ['MAX_IMAGES_PER_JOB'], ignoredKeys: ['SECRET_KEY', 'AWS_REGION'] });
     // Names only: no value of the secret is ever logged.
