@@ -3,8 +3,8 @@
 // part of its references and then failed reports them. A loopback proxy between the worker and the
 // emulator stalls chosen requests and shows which are still open.
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { describe, expect, inject, it } from 'vitest';
+import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
@@ -13,16 +13,7 @@ import { stackEnv, startWorker, workerReaper } from '../support/worker-process.t
 
 const emulator = inject('emulator');
 const workers = workerReaper();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  proxy = await startFaultProxy(emulator.endpoint);
-});
-afterEach(async () => {
-  proxy.setRule(undefined);
-  await workers.killAll();
-});
-afterAll(() => proxy.close());
+const proxy = faultProxyPerFile(emulator.endpoint, () => workers.killAll());
 
 const STALL = { kind: 'delay', ms: 10 * 60_000 } as const;
 

@@ -1,8 +1,8 @@
 // Transient failures, slow jobs, heartbeats and the graceful stop, with a fault-injecting proxy
 // between the worker and the emulator.
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { describe, expect, inject, it } from 'vitest';
+import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
@@ -11,16 +11,7 @@ import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/wo
 
 const emulator = inject('emulator');
 const workers = workerReaper();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  proxy = await startFaultProxy(emulator.endpoint);
-});
-afterEach(async () => {
-  proxy.setRule(undefined);
-  await workers.killAll();
-});
-afterAll(() => proxy.close());
+const proxy = faultProxyPerFile(emulator.endpoint, () => workers.killAll());
 
 /** A job whose one image is staged under `key`; the proxy can then slow down just that read. */
 async function stagedJob(stack: Stack, userId: string, key: string, jobId: string) {

@@ -5,9 +5,9 @@
 // - messages a long poll brings in after the stop began are handed back (visible at once), not run.
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, TEST_REGION, uniqueName } from '../support/resources.ts';
@@ -16,16 +16,7 @@ import { stackEnv, startWorker, workerReaper } from '../support/worker-process.t
 
 const emulator = inject('emulator');
 const workers = workerReaper();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  proxy = await startFaultProxy(emulator.endpoint);
-});
-afterEach(async () => {
-  proxy.setRule(undefined);
-  await workers.killAll();
-});
-afterAll(() => proxy.close());
+const proxy = faultProxyPerFile(emulator.endpoint, () => workers.killAll());
 
 const KEY = 'signals-suite-key-0123456789abcdef0123456789';
 const stopping = (l: { msg?: string }) => String(l.msg).startsWith('stopping');

@@ -3,6 +3,7 @@
 // Everything a rule does not pick is passed through byte for byte, Host header included, so the
 // emulator sees the same requests it would see directly.
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { listenOnLoopback } from './wait.ts';
 
 export type Fault =
@@ -184,5 +185,37 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       });
       return closing;
     },
+  };
+}
+
+/**
+ * A fault proxy for the tests of one file, through vitest's hooks: started before them, its rule
+ * cleared after each test (then `afterEachTest` runs, e.g. to kill the test's workers), closed after
+ * them all. Usable from the first test on.
+ */
+export function faultProxyPerFile(target: string, afterEachTest?: () => Promise<void>): FaultProxy {
+  let started: FaultProxy | undefined;
+  const proxy = (): FaultProxy => {
+    if (started === undefined) throw new Error('the fault proxy is used before its beforeAll ran');
+    return started;
+  };
+  beforeAll(async () => {
+    started = await startFaultProxy(target);
+  });
+  afterEach(async () => {
+    started?.setRule(undefined);
+    await afterEachTest?.();
+  });
+  afterAll(() => started?.close());
+  return {
+    get url() {
+      return proxy().url;
+    },
+    setRule: (rule) => proxy().setRule(rule),
+    get hits() {
+      return proxy().hits;
+    },
+    open: () => proxy().open(),
+    close: () => proxy().close(),
   };
 }
