@@ -94,7 +94,8 @@ describe('signed jobs expire', () => {
     const stack = await createStack(emulator.endpoint, uniqueName('expiry'));
     workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { JOB_SIGNING_KEY: KEY, SIGNED_JOB_MAX_AGE_SECONDS: '60' })));
     const photo = await jpegImage({ width: 120, height: 90 });
-    const old = buildSignedJob({ jobId: 'old', userId: 'olga', images: [photo], issuedAt: issuedNow() - 120 }, KEY);
+    const oldIssuedAt = issuedNow() - 120;
+    const old = buildSignedJob({ jobId: 'old', userId: 'olga', images: [photo], issuedAt: oldIssuedAt }, KEY);
     const fresh = buildSignedJob({ jobId: 'fresh', userId: 'olga', images: [photo] }, KEY);
 
     // Act
@@ -106,8 +107,13 @@ describe('signed jobs expire', () => {
     const byJob = new Map(results.map((o) => [o.jobId, o]));
     expect(byJob.get('old')).toMatchObject({
       status: 'failed',
-      error: { code: 'JOB_EXPIRED', message: expect.stringMatching(/^the job was issued 1[23]\d s ago; jobs expire after 60 s \(SIGNED_JOB_MAX_AGE_SECONDS\)/) },
+      error: { code: 'JOB_EXPIRED', message: expect.stringMatching(/^the job was issued \d+ s ago; jobs expire after 60 s \(SIGNED_JOB_MAX_AGE_SECONDS\)/) },
     });
+    // Its age when the worker judged it: at least the 120 s it was built with, at most its age now.
+    const oldOutcome = byJob.get('old');
+    const age = Number(/issued (\d+) s ago/.exec(oldOutcome?.status === 'failed' ? oldOutcome.error.message : '')?.[1]);
+    expect(age).toBeGreaterThanOrEqual(120);
+    expect(age).toBeLessThanOrEqual(issuedNow() - oldIssuedAt);
     expect(byJob.get('fresh')?.status).toBe('succeeded');
     const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 20_000 });
     expect(dead.map((m) => [m.Body, m.MessageAttributes?.ErrorCode?.StringValue])).toEqual([[old.body, 'JOB_EXPIRED']]);

@@ -584,11 +584,9 @@ describe('enrollment-worker installed from its release under a real systemd', { 
   it('systemctl stop drains and the unit ends inactive, not failed', async () => {
     const user = `stop-${randomUUID().slice(0, 8)}@example.com`;
     await sendJob(stack, inlineJob(user, [await jpegImage({ width: 128, height: 128 })]));
-    const started = Date.now();
     const stop = await box.sh(`systemctl stop ${UNIT}`, { timeoutMs: 90_000 });
-    const tookSeconds = (Date.now() - started) / 1000;
     expect(stop.code, stop.out).toBe(0);
-    expect(tookSeconds).toBeLessThan(45);
+    // Drained by the worker, not killed at TimeoutStopSec (that would be Result=timeout).
     const after = await show('ActiveState', 'SubState', 'Result', 'ExecMainCode', 'ExecMainStatus');
     expect(after).toMatchObject({ ActiveState: 'inactive', SubState: 'dead', Result: 'success', ExecMainStatus: '0' });
     const lines = await journal();
