@@ -2,7 +2,7 @@
 // two ratios of the worker: against the same-work baseline (the goal) and against the plain loop
 // (what the framework itself costs).
 import { meanRequests, PRICES, type RequestsPerJob } from './costs.ts';
-import { median } from './proc.ts';
+import { median } from './stats.ts';
 import type { Impl, RunResult } from './run.ts';
 
 export const LETTER: Record<Impl, string> = { worker: 'W', 'same-work': 'S', plain: 'P' };

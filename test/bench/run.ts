@@ -9,7 +9,9 @@ import type { DeletedMessage, FastAws } from '../support/fast-aws.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { baseEnv, CLI } from '../support/worker-process.ts';
 import { countsSince, requestsPerJob, type RequestsPerJob } from './costs.ts';
-import { cpusAllowedList, percentile, treeCpuSeconds, treePeakRssMiB } from './proc.ts';
+import { cpusAllowedList, treeCpuSeconds, treePeakRssMiB } from '../support/proc.ts';
+import { percentile } from './stats.ts';
+import { sleep } from '../support/wait.ts';
 
 /** The worker, the same-work baseline (SDK loop + sharp) and the plain SDK loop. */
 export type Impl = 'worker' | 'same-work' | 'plain';
@@ -489,7 +491,7 @@ export async function latencyRun(target: Target, impl: Impl, concurrency: number
     for (let i = 0; i < jobs; i += 1) {
       const due = start + (i * 1000) / ratePerSecond;
       const wait = due - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await sleep(wait);
       sends.push(stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: prepared[i]?.body })));
     }
     await Promise.all(sends);

@@ -1,5 +1,6 @@
-// What a child process costs, read from /proc (Linux): CPU seconds of all its threads, current and
-// peak resident memory. Used by the benchmark and the memory soak.
+// What a process costs, read from /proc (Linux) in this one place: CPU seconds of all its threads (or
+// of a whole process tree), current and peak resident memory. Used by the benchmark, the memory soak
+// and the fault scenarios.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -22,6 +23,15 @@ function statFields(path: string): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
+/** The process's state letter (`R` running, `S` sleeping, `T` stopped by a signal, …); '' when it is gone. */
+export function processState(pid: number): string {
+  try {
+    return statFields(`/proc/${pid}/stat`)[0] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 /** User + system CPU seconds the process has used so far (all threads; 10 ms resolution). */
 export function cpuSeconds(pid: number): number {
   const rest = statFields(`/proc/${pid}/stat`);
@@ -34,8 +44,8 @@ export function threadCpuSeconds(pid: number, tid = pid): number {
   return (Number(rest[11]) + Number(rest[12])) / clockTicks();
 }
 
-/** The process and every live descendant (pids), from the parent pid in /proc/<pid>/stat. */
-export function processTree(pid: number): number[] {
+/** Each live process's children, from the parent pid in /proc/<pid>/stat (one pass over /proc). */
+function childrenByParent(): Map<number, number[]> {
   const parents = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -46,6 +56,26 @@ export function processTree(pid: number): number[] {
       // gone meanwhile
     }
   }
+  return parents;
+}
+
+/** The live children of a process (pids). */
+export function childrenOf(pid: number): number[] {
+  return childrenByParent().get(pid) ?? [];
+}
+
+/** A process's command name (`/proc/<pid>/comm`), or '' when it is gone. */
+export function commandName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The process and every live descendant (pids). */
+export function processTree(pid: number): number[] {
+  const parents = childrenByParent();
   const tree: number[] = [];
   const visit = (p: number) => {
     tree.push(p);
@@ -110,19 +140,4 @@ export function treePeakRssMiB(pid: number): number {
     }
   }
   return total;
-}
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-/** The p-th percentile (0-100), nearest rank. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
 }
