@@ -4,7 +4,8 @@
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../../src/config.ts';
-import { inspectJobsQueue, parseQueueArn, StartupError, untilReady } from '../../src/worker/startup.ts';
+import { parseQueueArn } from '../../src/aws/queues.ts';
+import { inspectJobsQueue, StartupError, untilReady } from '../../src/worker/startup.ts';
 import { memoryLogger, networkError, rejectionOf, sdkError } from './helpers.ts';
 
 const T0 = new Date('2026-03-01T12:00:00Z').getTime();
