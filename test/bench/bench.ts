@@ -78,7 +78,7 @@ async function makeWorkload(name: WorkloadName): Promise<Workload | string> {
     return { name, images: await selfiePool(24), stagedShare: 0, faces: 'none' };
   }
   const missing = PORTRAIT_SOURCES.filter((path) => !existsSync(path));
-  if (missing.length > 0) return `SKIPPED the portraits workload: ${missing.join(', ')} missing — install scikit-image's sample photos with \`${SKIMAGE_APT}\` (Debian's python3-skimage) and run again`;
+  if (missing.length > 0) return `SKIPPED the portraits workload: ${missing.join(', ')} missing: \`${SKIMAGE_APT}\` installs them (scikit-image's public-domain sample photos), then run again`;
   say('making the portrait pool (480×640…1200×1600 JPEGs with one real face each, every sixth sideways with EXIF orientation 6, all inline)…');
   const portraits = await portraitPool(24);
   const sideways = portraits.filter((p) => p.sideways).length;
