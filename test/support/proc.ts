@@ -85,26 +85,52 @@ export function processTree(pid: number): number[] {
   return tree;
 }
 
+/** Node names the OS thread of each `worker_threads` Worker this (in /proc/<pid>/task/<tid>/comm). */
+const WORKER_THREAD_NAME = 'WorkerThread';
+
+/** CPU seconds and count of a process's live worker threads (the face detector's, in the worker). */
+function workerThreadCpu(pid: number): { seconds: number; count: number } {
+  let seconds = 0;
+  let count = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== WORKER_THREAD_NAME) continue;
+      seconds += threadCpuSeconds(pid, Number(tid));
+      count += 1;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return { seconds, count };
+}
+
 /**
  * CPU seconds of a process and all its descendants: their own user + system time, and that of
  * the children they have reaped (cutime + cstime), so a worker that runs several processes is
- * measured whole. `mainThreads` is the sum over those processes of their main thread alone.
+ * measured whole. `mainThreads` is the sum over those processes of their main thread alone;
+ * `workerThreads` of their live `worker_threads` (a thread that ended takes its time with it, so
+ * read it as a lower bound), with how many there are.
  */
-export function treeCpuSeconds(pid: number): { all: number; mainThreads: number; processes: number } {
+export function treeCpuSeconds(pid: number): { all: number; mainThreads: number; workerThreads: number; workerThreadCount: number; processes: number } {
   let ticks = 0;
   let main = 0;
+  let workers = 0;
+  let workerCount = 0;
   let processes = 0;
   for (const p of processTree(pid)) {
     try {
       const rest = statFields(`/proc/${p}/stat`);
       ticks += Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
       main += threadCpuSeconds(p) * clockTicks();
+      const threads = workerThreadCpu(p);
+      workers += threads.seconds;
+      workerCount += threads.count;
       processes += 1;
     } catch {
       // exited meanwhile: its time is in its parent's cutime once reaped
     }
   }
-  return { all: ticks / clockTicks(), mainThreads: main / clockTicks(), processes };
+  return { all: ticks / clockTicks(), mainThreads: main / clockTicks(), workerThreads: workers, workerThreadCount: workerCount, processes };
 }
 
 function statusKb(pid: number, field: string): number {
@@ -127,6 +153,19 @@ export function rssMiB(pid: number): number {
 /** Peak resident set size (VmHWM), in MiB. */
 export function peakRssMiB(pid: number): number {
   return statusKb(pid, 'VmHWM') / 1024;
+}
+
+/** Resident set size now of a process and its live descendants, in MiB. */
+export function treeRssMiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += rssMiB(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
 }
 
 /** Sum of the peak resident set sizes of a process and its live descendants, in MiB (an upper bound of the tree's peak). */
