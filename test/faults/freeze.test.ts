@@ -149,7 +149,7 @@ it('a frozen emulator: the workers stay up, retry what hung, and finish every jo
   expect(pairs.map((p) => p.worker.child.pid)).toEqual(pids);
   const exits = await Promise.all(pairs.map((p) => p.worker.stop('SIGTERM')));
   const accounts = await Promise.all(
-    pairs.map((p) => account(p.side.ledger, { workers: [p.worker], atLeastOnceWindow: true, createdExactly: false })),
+    pairs.map((p) => account(p.side.ledger, { workers: [p.worker], atLeastOnceWindow: true, sendsCutOff: true, createdExactly: false })),
   );
 
   pairs.forEach(({ side: s, worker: w }, i) => {

@@ -287,6 +287,13 @@ export interface AccountOptions {
    */
   readonly atLeastOnceWindow: boolean;
   /**
+   * True when the endpoint stopped answering mid-call (a frozen emulator): a send cut off by the
+   * SQS request timeout is retried by the SDK, and the first attempt may still land once the
+   * endpoint wakes — SQS standard queues have no idempotent send — so a dead-letter entry may be
+   * doubled without the message being received again. Still one receive, one failed line.
+   */
+  readonly sendsCutOff?: boolean;
+  /**
    * True when nothing was interrupted, so every stored object was created by exactly one logged
    * job line. Otherwise an object may have been created by a worker that died before logging, or
    * by a write whose answer was lost (its SDK retry then saw 412): created ≤ objects.
@@ -378,8 +385,10 @@ export async function account(ledger: Ledger, options: AccountOptions): Promise<
     const seen = lines.filter((l) => l.messageId === send.messageId).map((l) => `${String(l.outcome)}@receive${String(l.receiveCount)}`);
     const redelivered = lines.some((l) => l.messageId === send.messageId && Number(l.receiveCount) >= 2);
     const what = `${send.sendId} (${c.code}, message ${send.messageId}) dead-lettered ${n} times; its job lines: ${seen.join(', ') || 'none'}`;
-    if (!options.atLeastOnceWindow || !redelivered) problems.push(what);
-    else notes.push(`${what} — received again after its first receiver died before deleting it`);
+    const failedOnce = seen.length === 1 && seen[0]?.startsWith('failed@');
+    if (options.atLeastOnceWindow && redelivered) notes.push(`${what} — received again after its first receiver died before deleting it`);
+    else if (options.sendsCutOff && failedOnce) notes.push(`${what} — one failed job line: a dead-letter send cut off by its timeout and retried, landing twice`);
+    else problems.push(what);
   }
 
   // Outcomes: at least one per send; every one of them right, duplicates allowed.
