@@ -44,7 +44,7 @@ npx --no-install tsc -p tsconfig.build.json --outDir "$stage/dist"
 
 cp package.json package-lock.json README.md binding.gyp "$stage/"
 mkdir -p "$stage/src" && cp -R src/native "$stage/src/"
-cp systemd/enrollment-worker.service systemd/enrollment-worker.env.example systemd/iam-policy.json "$stage/systemd/"
+cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json "$stage/systemd/"
 cp systemd/install.sh "$stage/install.sh"
 if [ -n "${RELEASE_VERSION:-}" ]; then
   node -e '
@@ -69,6 +69,21 @@ find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec
 # Nothing from the devDependencies (the node binary above all) may have come along.
 [ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
 
+# The face detector's packages ship browser bundles, ES modules, source maps, sources, demos and
+# other networks' weights besides what FACE_CHECK=one loads (~95 MB unpacked): keep only the files
+# it opens (traced with strace on the probe: the Node bundles, the .wasm files, the tiny detector's
+# weights), package.json files and licences. The probe below fails the build if one is missing.
+keep_only() {
+  local package=$1 keep=$2
+  (cd "$stage/node_modules/$package" &&
+    find . -type f ! -regex "\./\(package\.json\|LICENSE.*\|$keep\)" -delete &&
+    find . -mindepth 1 -type d -empty -delete)
+}
+keep_only @vladmandic/face-api 'dist/package\.json\|dist/face-api\.node-wasm\.js\|model/tiny_face_detector_model.*'
+keep_only @tensorflow/tfjs-core 'dist/package\.json\|dist/tf-core\.node\.js\|node_modules/.*'
+keep_only @tensorflow/tfjs-backend-wasm 'dist/package\.json\|dist/tf-backend-wasm\.node\.js\|dist/[^/]*\.wasm'
+keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\.node\.js'
+
 # The release loads on this Node: the addon, sharp with its libvips, and the CLI itself.
 (cd "$stage" && node -e '
   const { createRequire } = require("node:module");
@@ -76,7 +91,13 @@ find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec
   if (typeof load("./build/Release/sd_notify.node").send !== "function") throw new Error("sd_notify: no send()");
   const sharp = load("sharp");
   if (!sharp.versions.vips) throw new Error("sharp has no libvips");' &&
-  node dist/cli.js schema >/dev/null) || die "the staged release does not load"
+  node dist/cli.js schema >/dev/null &&
+  node --input-type=module -e '
+    const { createFaceDetector } = await import(`${process.cwd()}/dist/face/detector.js`);
+    const detector = createFaceDetector({ threads: 1 });
+    const probe = await detector.probe();
+    await detector.close();
+    if (!probe.ok) throw new Error(`the face detector: ${probe.message}`);') || die "the staged release does not load"
 
 cat >"$stage/RELEASE" <<EOF
 name=enrollment-worker

@@ -4,8 +4,10 @@
 //     careful engineer writes with sharp for the same guarantees — the one to beat;
 //   - the plain loop (test/bench/baseline.ts): the SDK loop storing bytes as received — the floor,
 //     so the worker's ratio to it is what the framework itself costs.
-// Two workloads (photo-like JPEGs of 30-700 KB, small inline selfies of at most 100 KB) on two
-// endpoints:
+// With `--processes=…,face`, F — the worker with FACE_CHECK=one — runs beside them, and every table
+// gives its ratio to the worker (what the face check costs).
+// Workloads (photo-like JPEGs of 30-700 KB, small inline selfies of at most 100 KB — neither shows a
+// face — and, when asked, phone-like portraits with one real face each) on two endpoints:
 //   - fast: the in-process loopback endpoint (test/support/fast-aws.ts) with a modelled delay per
 //     request (15 ms), swept over CONCURRENCY, so the worker's own ceiling shows; it also counts
 //     SQS and S3 requests per job, priced at list prices;
@@ -20,9 +22,24 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startFastAws } from '../support/fast-aws.ts';
 import { startMoto } from '../support/moto.ts';
-import { photoPool, selfiePool } from './photos.ts';
-import { fmt, goals, headlineTable, LETTER, PRICE_NOTE, processTable, recommendedConcurrency, requestsTable, scaling, summarise } from './report.ts';
-import { latencyRun, throughputRun, type Impl, type LatencyResult, type RunOptions, type RunResult, type Target, type Workload } from './run.ts';
+import { SKIMAGE_APT, SKIMAGE_DATA } from '../face/photos.ts';
+import { photoPool, portraitPool, selfiePool } from './photos.ts';
+import {
+  faceTable,
+  fmt,
+  goals,
+  headlineTable,
+  LETTER,
+  loopDelayLines,
+  PRICE_NOTE,
+  processTable,
+  recommendedConcurrency,
+  requestsTable,
+  scaling,
+  summarise,
+  type LoopDeadlines,
+} from './report.ts';
+import { describeOutcomes, expectedOutcome, latencyRun, throughputRun, type Impl, type LatencyResult, type RunOptions, type RunResult, type Target, type Workload } from './run.ts';
 import { jobsAt, settings, type WorkloadName } from './settings.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -48,18 +65,39 @@ function machine() {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), os, node: process.version };
 }
 
-async function makeWorkload(name: WorkloadName): Promise<Workload> {
+/** The portraits need scikit-image's sample photos (Debian's python3-skimage); without them they are skipped, loudly. */
+const PORTRAIT_SOURCES = ['astronaut.png', 'camera.png'].map((file) => join(SKIMAGE_DATA, file));
+
+async function makeWorkload(name: WorkloadName): Promise<Workload | string> {
   if (name === 'photos') {
-    say('making the photo pool (photo-like JPEGs, 30-700 KB)…');
-    return { name, images: await photoPool(24, 30_000, 700_000), stagedShare: settings.stagedShare };
+    say('making the photo pool (photo-like JPEGs, 30-700 KB, no faces)…');
+    return { name, images: await photoPool(24, 30_000, 700_000), stagedShare: settings.stagedShare, faces: 'none' };
   }
-  say('making the selfie pool (480×640 JPEGs, at most 100 KB, all inline)…');
-  return { name, images: await selfiePool(24), stagedShare: 0 };
+  if (name === 'selfies') {
+    say('making the selfie pool (480×640 JPEGs, at most 100 KB, all inline, no faces)…');
+    return { name, images: await selfiePool(24), stagedShare: 0, faces: 'none' };
+  }
+  const missing = PORTRAIT_SOURCES.filter((path) => !existsSync(path));
+  if (missing.length > 0) return `SKIPPED the portraits workload: ${missing.join(', ')} missing: \`${SKIMAGE_APT}\` installs them (scikit-image's public-domain sample photos), then run again`;
+  say('making the portrait pool (480×640…1200×1600 JPEGs with one real face each, every sixth sideways with EXIF orientation 6, all inline)…');
+  const portraits = await portraitPool(24);
+  const sideways = portraits.filter((p) => p.sideways).length;
+  const sitters = [...new Set(portraits.map((p) => p.sitter))].map((file) => `${portraits.filter((p) => p.sitter === file).length} ${file}`);
+  return {
+    name,
+    images: portraits.map((p) => p.jpeg),
+    stagedShare: 0,
+    faces: 'one',
+    note: `${portraits[0]?.width}×${portraits[0]?.height} to ${portraits.at(-1)?.width}×${portraits.at(-1)?.height} upright, ${sideways} stored sideways with EXIF orientation 6, one face each (${sitters.join(', ')})`,
+  };
 }
 
 const describe = (w: Workload) => {
   const sizes = w.images.map((b) => b.length);
-  return `${w.name}: ${sizes.length} JPEGs ${Math.min(...sizes)}-${Math.max(...sizes)} bytes (mean ${Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length)}), ${Math.round(w.stagedShare * 100)}% staged in S3`;
+  return (
+    `${w.name}: ${sizes.length} JPEGs ${Math.min(...sizes)}-${Math.max(...sizes)} bytes (mean ${Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length)}), ${Math.round(w.stagedShare * 100)}% staged in S3` +
+    (w.note ? `; ${w.note}` : w.faces === 'none' ? '; no faces (with FACE_CHECK=one every job is NO_FACE, dead-lettered)' : '')
+  );
 };
 
 function progress(r: RunResult): string {
@@ -68,10 +106,24 @@ function progress(r: RunResult): string {
     `${r.endpoint} ${r.workload} c=${r.concurrency} on CPUs ${r.cpusAllowed} ${LETTER[r.impl]} ${r.jobs} jobs in ${fmt(r.seconds)} s: ${fmt(r.jobsPerSecond)} jobs/s, ` +
     `${fmt(r.cpuMsPerJob, 2)} ms CPU/job (util ${fmt(r.cpuUtilisation, 2)}; main thread ${fmt(r.mainThreadCpuMsPerJob, 2)} ms/job, ELU ${fmt(r.eventLoopUtilisation, 2)}, ` +
     `loop delay p99 ${fmt(r.eventLoopDelayMs.p99, 1)} ms), peak RSS ${fmt(r.peakRssMiB, 0)} MiB` +
+    (r.workerThreads > 0 ? `, ${r.workerThreads} worker threads at ${fmt(r.workerThreadCpuMsPerJob, 1)} ms CPU/job` : '') +
+    (r.faceCheckMs ? `, faceCheckMs p50/p95 ${fmt(r.faceCheckMs.p50, 0)}/${fmt(r.faceCheckMs.p95, 0)}` : '') +
+    `, outcomes ${describeOutcomes(r.outcomes)}${r.wrong.length > 0 ? ' (WRONG)' : ''}` +
     (r.serviceMs ? `, service p50/p95 ${fmt(r.serviceMs.p50, 0)}/${fmt(r.serviceMs.p95, 0)} ms` : '') +
     calls +
     (r.warnings.length > 0 ? `\n        warnings: ${r.warnings.join('\n                  ')}` : '')
   );
+}
+
+/**
+ * The timers the event loop must keep: the heartbeat at its default (a third of the default 60 s
+ * visibility timeout, src/config.ts) and the systemd watchdog, pinged at half of WatchdogSec (read
+ * from the unit).
+ */
+function loopDeadlines(): LoopDeadlines {
+  const unit = readFileSync(join(root, 'systemd', 'enrollment-worker.service'), 'utf8');
+  const watchdogSeconds = Number(/^WatchdogSec=(\d+)\s*$/m.exec(unit)?.[1] ?? Number.NaN);
+  return { heartbeatMs: 20_000, visibilityMs: 60_000, watchdogPingMs: (watchdogSeconds * 1000) / 2, watchdogMs: watchdogSeconds * 1000 };
 }
 
 async function main(): Promise<void> {
@@ -79,8 +131,18 @@ async function main(): Promise<void> {
   if (!existsSync(join(root, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm run build` (npm run bench does)');
   say(`settings ${JSON.stringify(settings)}`);
   const workloads = new Map<WorkloadName, Workload>();
-  for (const name of settings.workloads) workloads.set(name, await makeWorkload(name));
+  const skipped: string[] = [];
+  for (const name of settings.workloads) {
+    const made = await makeWorkload(name);
+    if (typeof made === 'string') {
+      skipped.push(made);
+      say(`*** ${made} ***`);
+    } else workloads.set(name, made);
+  }
   for (const w of workloads.values()) say(describe(w));
+  for (const w of workloads.values()) {
+    for (const impl of settings.processes) say(`${w.name}: every ${LETTER[impl]} job must end as ${expectedOutcome(impl, w, settings.workerEnv)}`);
+  }
 
   const runs: RunResult[] = [];
   const latency: LatencyResult[] = [];
@@ -94,7 +156,7 @@ async function main(): Promise<void> {
     const options: RunOptions = { cpus, workerEnv: settings.workerEnv };
     for (const impl of order) record(await throughputRun(target, impl, c, jobs, workload, options));
   };
-  const levelsOf = (name: WorkloadName) => (name === 'photos' ? settings.concurrency : settings.selfieConcurrency);
+  const levelsOf = (name: WorkloadName) => ({ photos: settings.concurrency, selfies: settings.selfieConcurrency, portraits: settings.portraitConcurrency })[name];
 
   if (settings.endpoints.includes('fast')) {
     const fast = await startFastAws({ delayMs: settings.delayMs });
@@ -112,10 +174,13 @@ async function main(): Promise<void> {
       const photos = workloads.get('photos');
       if (settings.latencySeconds > 0 && photos) {
         const at = summarise(runs).find((s) => s.endpoint === 'fast' && s.workload === 'photos' && s.cpus === null && s.concurrency === settings.latencyConcurrency);
-        const capacities = Object.values(at?.sides ?? {}).map((s) => s.jobsPerSecond);
+        // Not F: on photos its every job is NO_FACE, a latency no producer waits for.
+        const timed = settings.processes.filter((impl) => impl !== 'face');
+        if (timed.length < settings.processes.length) say('latency run: F left out (on photos every F job is NO_FACE)');
+        const capacities = timed.flatMap((impl) => (at?.sides[impl] ? [at.sides[impl].jobsPerSecond] : []));
         const capacity = capacities.length > 0 ? Math.min(...capacities) : 50;
         const rate = Math.max(1, Math.round(capacity * 0.5));
-        for (const impl of settings.processes) {
+        for (const impl of timed) {
           const l = await latencyRun(target, impl, settings.latencyConcurrency, rate, settings.latencySeconds, photos, { workerEnv: settings.workerEnv });
           latency.push(l);
           say(`latency c=${l.concurrency} ${LETTER[impl]} at ${l.ratePerSecond}/s: enqueue→done p50/p95/p99 ${fmt(l.enqueueToDoneMs.p50, 0)}/${fmt(l.enqueueToDoneMs.p95, 0)}/${fmt(l.enqueueToDoneMs.p99, 0)} ms${l.warnings.length ? ` warnings: ${l.warnings.join(' | ')}` : ''}`);
@@ -148,8 +213,9 @@ async function main(): Promise<void> {
     `git: ${git.commit}${git.changed.length > 0 ? ` + ${git.changed.length} uncommitted changes` : ''}`,
     ...[...workloads.values()].map((w) => `workload ${describe(w)}; one image per job, every job a new user`),
     `fast endpoint: ${settings.delayMs} ms per request${workerEnv.length > 0 ? `; worker environment: ${workerEnv.join(' ')}` : ''}`,
-    'W = worker (node dist/cli.js run), S = same-work baseline (SDK loop + sharp decode/rotate/strip/re-encode), P = plain SDK loop; medians over repeats',
-    'W/S = worker ÷ same-work baseline (the goal), W/P = worker ÷ plain loop (the framework’s cost); tput = jobs/s ratio, CPU = CPU-per-job ratio',
+    ...skipped.map((line) => `*** ${line} ***`),
+    'W = worker (node dist/cli.js run), S = same-work baseline (SDK loop + sharp decode/rotate/strip/re-encode), P = plain SDK loop, F = the worker with FACE_CHECK=one; medians over repeats',
+    'W/S = worker ÷ same-work baseline (the goal), W/P = worker ÷ plain loop (the framework’s cost), F/W = face-checking worker ÷ worker (the face check’s cost); tput = jobs/s ratio, CPU = CPU-per-job ratio',
     '',
     headlineTable(summaries),
     '',
@@ -159,6 +225,18 @@ async function main(): Promise<void> {
     processTable(summaries),
     '',
   ];
+  const face = faceTable(summaries);
+  if (face) {
+    out.push(
+      'The face check (F beside W; one image per job, so per job = per image) — face CPU = F’s CPU/job − W’s (on a workload without faces F stores nothing, so this leaves out',
+      'the re-encode and PUT it skips: read the detector threads’ own CPU there); detector threads = F’s worker_threads from /proc; in a thread = the worker’s faceCheckMs (wall, wait excluded)',
+      '',
+      face,
+      '',
+      ...loopDelayLines(summaries, loopDeadlines()),
+      '',
+    );
+  }
   if (summaries.some((s) => s.endpoint === 'fast')) {
     out.push(`Requests per job at the fast endpoint (from the process's ready line to its last job; ${PRICE_NOTE})`, '', requestsTable(summaries), '');
     for (const s of summaries.filter((x) => x.endpoint === 'fast' && x.producer && x.cpus === null)) {
@@ -175,6 +253,13 @@ async function main(): Promise<void> {
     recommended !== undefined ? `recommended CONCURRENCY (smallest within 10% of the best worker throughput, fast endpoint, photos): ${recommended}` : '',
     ...goals(summaries, settings.headlineConcurrency),
   );
+  // A workload that did not give what it must (a face not found, a job not done) measured something else: say so, and fail.
+  const wrong = runs.filter((r) => r.wrong.length > 0);
+  for (const r of wrong) {
+    out.push(`*** WRONG OUTCOMES: ${r.endpoint} ${r.workload} c=${r.concurrency} ${LETTER[r.impl]} (${describeOutcomes(r.outcomes)}): ${r.wrong.join('; ')} — its figures are not what they say ***`);
+  }
+  if (wrong.length > 0) process.exitCode = 1;
+  if (skipped.length > 0) out.push(...skipped.map((line) => `*** ${line} ***`));
   process.stdout.write(`${out.join('\n')}\n`);
   const dir = join(root, 'bench-results');
   mkdirSync(dir, { recursive: true });

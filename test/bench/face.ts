@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { createFaceDetector } from '../../src/face/detector.ts';
 import type { Pixels } from '../../src/face/pixels.ts';
 import { astronautCutOut, pixelsOf, skimagePhoto, twoAstronauts } from '../face/photos.ts';
+import { sleep } from '../support/wait.ts';
 
 const ROUNDS = Number(process.env.FACE_BENCH_ROUNDS ?? 3);
 const MiB = 1024 * 1024;
@@ -48,7 +49,7 @@ async function withLoopWatch<T>(work: () => Promise<T>): Promise<{ result: T; p5
   const elu0 = performance.eventLoopUtilization();
   const result = await work();
   // One last beat, so a loop blocked until the very end is counted too.
-  await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS * 2));
+  await sleep(HEARTBEAT_MS * 2);
   clearInterval(beat);
   const elu = performance.eventLoopUtilization(elu0).utilization;
   const sorted = delays.sort((a, b) => a - b);
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
   ];
   for (const name of packages) console.log(`  node_modules/${name}: ${fmt(bytesUnder(join('node_modules', name)) / MiB, 1)} MiB`);
 
-  const idle = await withLoopWatch(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+  const idle = await withLoopWatch(() => sleep(1000));
   console.log(`event loop (10 ms heartbeat), idle 1 s: delay p50 ${fmt(idle.p50, 1)} ms, p99 ${fmt(idle.p99, 1)} ms, max ${fmt(idle.max, 1)} ms`);
 
   const rssBefore = rss();

@@ -3,6 +3,7 @@
 // half the pixels of a real photo of that size and flatters anything that decodes it. These are a
 // smooth scene plus grain, tuned to ~0.3 bytes per pixel at quality 85 — close to a phone selfie.
 import sharp from 'sharp';
+import { ASTRONAUT_FACE, skimagePhoto } from '../face/photos.ts';
 
 const BYTES_PER_PIXEL_GUESS = 0.3;
 const ASPECT = 4 / 3; // portrait: height = width × 4/3
@@ -82,6 +83,80 @@ export async function selfiePool(count: number, seed = 2): Promise<Buffer[]> {
     }
     if (jpeg.length > SELFIE_MAX_BYTES) throw new Error(`could not make a 480×640 selfie under ${SELFIE_MAX_BYTES} bytes`);
     pool.push(jpeg);
+  }
+  return pool;
+}
+
+/** Where a sample photo's one face is (the detector's box in the 512×512 original), to frame it. */
+interface Sitter {
+  readonly file: string;
+  readonly face: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
+}
+const ASTRONAUT: Sitter = { file: 'astronaut.png', face: ASTRONAUT_FACE };
+// The cameraman scores ~0.54 as given: an upscaled, grainy copy may drop under FACE_MIN_SCORE, so
+// he sits only for the smaller portraits (and the run checks every outcome anyway).
+const CAMERAMAN: Sitter = { file: 'camera.png', face: { x: 196, y: 136, width: 71, height: 66 } };
+
+/** Grain of ±`amplitude` on raw pixels, as a phone's sensor adds: JPEG sizes like a photo's, not a smooth upscale's. */
+function addGrain(data: Buffer, amplitude: number, seed: number): Buffer {
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < data.length; i += 1) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    data[i] = Math.max(0, Math.min(255, (data[i] as number) + ((x & 0xff) / 255 - 0.5) * 2 * amplitude));
+  }
+  return data;
+}
+
+/**
+ * One portrait of `width`×(width × 4/3), upright: the sitter's 512² photo scaled to the portrait's
+ * height and cropped to its width around the face, mirrored if asked, with grain.
+ */
+async function portrait(sitter: Sitter, width: number, seed: number, mirrored: boolean): Promise<{ data: Buffer; width: number; height: number; channels: 3 }> {
+  const height = Math.round(width * ASPECT);
+  const scale = height / 512;
+  const faceCentre = (sitter.face.x + sitter.face.width / 2) * scale;
+  // The face a little off centre, as people hold a phone, but always whole in the frame.
+  const offset = ((seed % 5) - 2) * 0.05 * width;
+  const left = Math.round(Math.max(0, Math.min(height - width, faceCentre - width / 2 + offset)));
+  const flipped = mirrored ? height - left - width : left;
+  let image = sharp(skimagePhoto(sitter.file)).removeAlpha().toColourspace('srgb').resize(height, height, { kernel: 'lanczos3' });
+  if (mirrored) image = image.flop();
+  const { data } = await image.extract({ left: flipped, top: 0, width, height }).raw().toBuffer({ resolveWithObject: true });
+  return { data: addGrain(data, 10, seed), width, height, channels: 3 };
+}
+
+/** A portrait as described in `portraitPool`. */
+export interface Portrait {
+  readonly jpeg: Buffer;
+  /** The upright size (what is stored), and whether the JPEG holds it sideways with EXIF orientation 6. */
+  readonly width: number;
+  readonly height: number;
+  readonly sideways: boolean;
+  readonly sitter: string;
+}
+
+/**
+ * `count` phone-like portrait JPEGs with one real face each (scikit-image's public-domain
+ * astronaut and cameraman, from Debian's python3-skimage): 3:4, widths spread log-uniformly from
+ * 480 to 1200 (480×640 … 1200×1600), qualities 70-92, a third mirrored, every sixth stored
+ * sideways with EXIF orientation 6 (as phones write them: it must pass once turned upright). The
+ * face is ~100-390 pixels wide in the upright image (the detector's box), well over FACE_MIN_SIZE (64).
+ */
+export async function portraitPool(count: number, seed = 3): Promise<Portrait[]> {
+  const pool: Portrait[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const width = Math.round(480 * (1200 / 480) ** (count === 1 ? 0 : i / (count - 1)));
+    const sitter = i % 4 === 3 && width <= 720 ? CAMERAMAN : ASTRONAUT;
+    const upright = await portrait(sitter, width, seed * 1000 + i, i % 3 === 1);
+    const quality = Math.round(70 + (22 * ((i * 7) % count)) / Math.max(1, count - 1));
+    const sideways = i % 6 === 5;
+    let image = sharp(upright.data, { raw: upright });
+    // Sideways pixels (turned a quarter anticlockwise) with the orientation that turns them back.
+    if (sideways) image = image.rotate(-90);
+    const jpeg = await (sideways ? image.jpeg({ quality }).withMetadata({ orientation: 6 }) : image.jpeg({ quality })).toBuffer();
+    pool.push({ jpeg, width: upright.width, height: upright.height, sideways, sitter: sitter.file });
   }
   return pool;
 }

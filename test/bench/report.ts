@@ -1,17 +1,19 @@
 // Runs → summaries (medians over repeats) → the tables printed on stdout. Every table carries the
 // two ratios of the worker: against the same-work baseline (the goal) and against the plain loop
-// (what the framework itself costs).
+// (what the framework itself costs); and, when F (the worker with FACE_CHECK=one) ran, F's ratio to
+// the worker (what the face check costs). Columns of processes that did not run are left out.
 import { meanRequests, PRICES, type RequestsPerJob } from './costs.ts';
-import { median } from './proc.ts';
-import type { Impl, RunResult } from './run.ts';
+import { median } from './stats.ts';
+import { describeOutcomes, IMPLS, type Impl, type Outcome, type RunResult } from './run.ts';
 
-export const LETTER: Record<Impl, string> = { worker: 'W', 'same-work': 'S', plain: 'P' };
+export const LETTER: Record<Impl, string> = { worker: 'W', 'same-work': 'S', plain: 'P', face: 'F' };
 
 export interface Side {
   jobsPerSecond: number;
   cpuMsPerJob: number;
   cpuUtilisation: number;
   peakRssMiB: number;
+  rssAtReadyMiB: number;
   serviceP50: number;
   serviceP95: number;
   eventLoopUtilisation: number;
@@ -23,6 +25,15 @@ export interface Side {
   coresByMainThread: number;
   delayMs: { p50: number; p99: number; max: number };
   processes: number;
+  /** Its worker threads (F: the detector's) and their CPU per job, ms. */
+  workerThreads: number;
+  workerThreadCpuMsPerJob: number;
+  /** The worker's time in a detector thread per succeeded job (median over repeats of p50 and p95), ms. */
+  faceCheckMs: { p50: number; p95: number } | null;
+  /** How the jobs of all its repeats ended, what they had to, and how many repeats did not. */
+  outcomes: Record<string, number>;
+  expectedOutcome: Outcome;
+  wrongRuns: number;
   requests: RequestsPerJob | null;
 }
 
@@ -42,6 +53,8 @@ export interface Summary {
   /** The worker against the same-work baseline (the goal) and against the plain loop (the framework's cost). */
   vsSameWork: Ratio | null;
   vsPlain: Ratio | null;
+  /** F against W: what the face check costs. */
+  faceVsWorker: Ratio | null;
   endpointUtilisation: number;
   producer: RequestsPerJob | null;
 }
@@ -60,6 +73,7 @@ function side(runs: RunResult[]): Side | undefined {
     cpuMsPerJob,
     cpuUtilisation,
     peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
+    rssAtReadyMiB: m((r) => r.rssAtReadyMiB),
     serviceP50: m((r) => r.serviceMs?.p50 ?? Number.NaN),
     serviceP95: m((r) => r.serviceMs?.p95 ?? Number.NaN),
     eventLoopUtilisation,
@@ -69,6 +83,15 @@ function side(runs: RunResult[]): Side | undefined {
     coresByMainThread: cpuMsPerJob / mainThreadCpuMsPerJob,
     delayMs: { p50: m((r) => r.eventLoopDelayMs.p50), p99: m((r) => r.eventLoopDelayMs.p99), max: Math.max(...runs.map((r) => r.eventLoopDelayMs.max)) },
     processes: Math.max(...runs.map((r) => r.processes)),
+    workerThreads: Math.max(...runs.map((r) => r.workerThreads)),
+    workerThreadCpuMsPerJob: m((r) => r.workerThreadCpuMsPerJob),
+    faceCheckMs: runs.some((r) => r.faceCheckMs) ? { p50: m((r) => r.faceCheckMs?.p50 ?? Number.NaN), p95: m((r) => r.faceCheckMs?.p95 ?? Number.NaN) } : null,
+    outcomes: runs.reduce<Record<string, number>>((sum, r) => {
+      for (const [outcome, n] of Object.entries(r.outcomes)) sum[outcome] = (sum[outcome] ?? 0) + n;
+      return sum;
+    }, {}),
+    expectedOutcome: runs[0]?.expectedOutcome ?? 'succeeded',
+    wrongRuns: runs.filter((r) => r.wrong.length > 0).length,
     requests: meanRequests(runs.flatMap((r) => (r.requests ? [r.requests] : []))),
   };
 }
@@ -82,11 +105,11 @@ export function summarise(runs: RunResult[]): Summary[] {
     const group = runs.filter((r) => keyOf(r) === key);
     const first = group[0];
     const sides: Partial<Record<Impl, Side>> = {};
-    for (const impl of ['worker', 'same-work', 'plain'] as const) {
+    for (const impl of IMPLS) {
       const s = side(group.filter((r) => r.impl === impl));
       if (s) sides[impl] = s;
     }
-    const repeats = Math.max(...(['worker', 'same-work', 'plain'] as const).map((impl) => group.filter((r) => r.impl === impl).length));
+    const repeats = Math.max(...IMPLS.map((impl) => group.filter((r) => r.impl === impl).length));
     return {
       endpoint: first?.endpoint ?? '',
       workload: first?.workload ?? '',
@@ -97,6 +120,7 @@ export function summarise(runs: RunResult[]): Summary[] {
       sides,
       vsSameWork: ratio(sides.worker, sides['same-work']),
       vsPlain: ratio(sides.worker, sides.plain),
+      faceVsWorker: ratio(sides.face, sides.worker),
       endpointUtilisation: median(group.map((r) => ((r.endpointCpuMsPerJob ?? Number.NaN) * r.jobsPerSecond) / 1000)),
       producer: meanRequests(group.flatMap((r) => (r.producerRequests ? [r.producerRequests] : []))),
     };
@@ -105,7 +129,14 @@ export function summarise(runs: RunResult[]): Summary[] {
 
 export const fmt = (n: number | undefined, digits = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-');
 
-function markdown(head: string[], rows: string[][]): string {
+/** A cell with nothing in it: empty, `-`, `-/-`… */
+const blank = (cell: string | undefined) => /^[-/]*$/.test(cell ?? '');
+
+/** A markdown table, without the columns that are blank in every row (processes that did not run). */
+function markdown(allHead: string[], allRows: string[][]): string {
+  const keep = allHead.map((_, i) => allRows.length === 0 || allRows.some((r) => !blank(r[i])));
+  const head = allHead.filter((_, i) => keep[i]);
+  const rows = allRows.map((r) => r.filter((_, i) => keep[i]));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
@@ -113,24 +144,36 @@ function markdown(head: string[], rows: string[][]): string {
 
 const levelCells = (s: Summary) => [s.endpoint, s.workload, s.cpus === null ? 'all' : String(s.cpus), String(s.concurrency)];
 const LEVEL_HEAD = ['endpoint', 'workload', 'cpus', 'conc'];
-const RATIO_HEAD = ['W/S tput', 'W/S CPU', 'W/P tput', 'W/P CPU'];
-const ratioCells = (s: Summary) => [fmt(s.vsSameWork?.throughput, 2), fmt(s.vsSameWork?.cpuPerJob, 2), fmt(s.vsPlain?.throughput, 2), fmt(s.vsPlain?.cpuPerJob, 2)];
-const present = (s: Summary): Impl[] => (['worker', 'same-work', 'plain'] as const).filter((impl) => s.sides[impl] !== undefined);
+const RATIO_HEAD = ['W/S tput', 'W/S CPU', 'W/P tput', 'W/P CPU', 'F/W tput', 'F/W CPU'];
+const ratioCells = (s: Summary) => [
+  fmt(s.vsSameWork?.throughput, 2),
+  fmt(s.vsSameWork?.cpuPerJob, 2),
+  fmt(s.vsPlain?.throughput, 2),
+  fmt(s.vsPlain?.cpuPerJob, 2),
+  fmt(s.faceVsWorker?.throughput, 2),
+  fmt(s.faceVsWorker?.cpuPerJob, 2),
+];
+/** On a process's row, the ratios that are its own: W's to S and P on W's row, F's to W on F's. */
+const ownRatioCells = (s: Summary, impl: Impl) => {
+  const all = ratioCells(s);
+  if (impl === 'worker') return [...all.slice(0, 4), '', ''];
+  if (impl === 'face') return ['', '', '', '', ...all.slice(4)];
+  return all.map(() => '');
+};
+const present = (s: Summary): Impl[] => IMPLS.filter((impl) => s.sides[impl] !== undefined);
+/** `200 succeeded`, or the wrong counts shouted. */
+const outcomeCell = (p: Side) => (p.wrongRuns > 0 ? `WRONG (${p.wrongRuns} run${p.wrongRuns === 1 ? '' : 's'}): ${describeOutcomes(p.outcomes)}` : describeOutcomes(p.outcomes));
 
 /** Throughput and CPU per job of each process, and the worker's two ratios. */
 export function headlineTable(summaries: Summary[]): string {
-  const head = [...LEVEL_HEAD, 'jobs', 'reps', 'jobs/s W', 'jobs/s S', 'jobs/s P', ...RATIO_HEAD, 'CPU ms/job W', 'CPU ms/job S', 'CPU ms/job P', 'endpoint util'];
+  const head = [...LEVEL_HEAD, 'jobs', 'reps', ...IMPLS.map((i) => `jobs/s ${LETTER[i]}`), ...RATIO_HEAD, ...IMPLS.map((i) => `CPU ms/job ${LETTER[i]}`), 'endpoint util'];
   const rows = summaries.map((s) => [
     ...levelCells(s),
     String(s.jobs),
     String(s.repeats),
-    fmt(s.sides.worker?.jobsPerSecond),
-    fmt(s.sides['same-work']?.jobsPerSecond),
-    fmt(s.sides.plain?.jobsPerSecond),
+    ...IMPLS.map((i) => fmt(s.sides[i]?.jobsPerSecond)),
     ...ratioCells(s),
-    fmt(s.sides.worker?.cpuMsPerJob, 2),
-    fmt(s.sides['same-work']?.cpuMsPerJob, 2),
-    fmt(s.sides.plain?.cpuMsPerJob, 2),
+    ...IMPLS.map((i) => fmt(s.sides[i]?.cpuMsPerJob, 2)),
     fmt(s.endpointUtilisation, 2),
   ]);
   return markdown(head, rows);
@@ -152,6 +195,7 @@ export function processTable(summaries: Summary[]): string {
     'loop delay p50/p99/max ms',
     'peak RSS',
     'svc p50/p95 ms',
+    'outcomes',
     ...RATIO_HEAD,
   ];
   const rows = summaries.flatMap((s) =>
@@ -171,7 +215,8 @@ export function processTable(summaries: Summary[]): string {
         `${fmt(p?.delayMs.p50, 1)}/${fmt(p?.delayMs.p99, 1)}/${fmt(p?.delayMs.max, 0)}`,
         `${fmt(p?.peakRssMiB, 0)} MiB`,
         `${fmt(p?.serviceP50, 0)}/${fmt(p?.serviceP95, 0)}`,
-        ...(impl === 'worker' ? ratioCells(s) : RATIO_HEAD.map(() => '')),
+        p ? outcomeCell(p) : '-',
+        ...ownRatioCells(s, impl),
       ];
     }),
   );
@@ -218,7 +263,7 @@ export function requestsTable(summaries: Summary[]): string {
           fmt(r?.dollarsPerMillionJobs.sqs, 2),
           fmt(r?.dollarsPerMillionJobs.s3, 2),
           fmt(r?.dollarsPerMillionJobs.total, 2),
-          ...(impl === 'worker' ? ratioCells(s) : RATIO_HEAD.map(() => '')),
+          ...ownRatioCells(s, impl),
         ];
       }),
     );
@@ -265,7 +310,7 @@ export function scaling(summaries: Summary[]): string[] {
     const low = rows[0];
     if (!low || rows.length < 2) continue;
     for (const high of rows.slice(1)) {
-      const parts = (['worker', 'same-work', 'plain'] as const)
+      const parts = IMPLS
         .filter((impl) => low.sides[impl] && high.sides[impl])
         .map((impl) => `${LETTER[impl]} ×${fmt((high.sides[impl]?.jobsPerSecond ?? 0) / (low.sides[impl]?.jobsPerSecond ?? 0), 2)}`);
       lines.push(`scaling ${low.cpus}→${high.cpus} CPUs (taskset), ${low.endpoint} ${low.workload} c=${low.concurrency}: jobs/s ${parts.join(', ')}`);
@@ -280,4 +325,83 @@ export function recommendedConcurrency(summaries: Summary[]): number | undefined
   if (fast.length < 2) return undefined;
   const best = Math.max(...fast.map((s) => s.sides.worker?.jobsPerSecond ?? 0));
   return fast.find((s) => (s.sides.worker?.jobsPerSecond ?? 0) >= 0.9 * best)?.concurrency;
+}
+
+/**
+ * What the face check costs, where F ran beside W: per job and (one image per job) per image, in
+ * throughput, in the detector threads, in memory. Null when F did not run.
+ */
+export function faceTable(summaries: Summary[]): string | null {
+  const both = summaries.filter((s) => s.sides.face && s.sides.worker);
+  if (both.length === 0) return null;
+  const head = [
+    ...LEVEL_HEAD,
+    'F outcomes',
+    'F detector threads',
+    'jobs/s W',
+    'jobs/s F',
+    'F/W tput',
+    'CPU ms/job W',
+    'CPU ms/job F',
+    'F/W CPU',
+    'face CPU ms/image (F−W)',
+    'detector threads CPU ms/job',
+    'in a thread ms p50/p95',
+    'main ms/job W/F',
+    'RSS at ready W/F',
+    'peak RSS W/F',
+    'F−W at ready/peak',
+  ];
+  const rows = both.map((s) => {
+    const w = s.sides.worker as Side;
+    const f = s.sides.face as Side;
+    return [
+      ...levelCells(s),
+      outcomeCell(f),
+      String(f.workerThreads),
+      fmt(w.jobsPerSecond),
+      fmt(f.jobsPerSecond),
+      fmt(s.faceVsWorker?.throughput, 2),
+      fmt(w.cpuMsPerJob, 2),
+      fmt(f.cpuMsPerJob, 2),
+      fmt(s.faceVsWorker?.cpuPerJob, 2),
+      fmt(f.cpuMsPerJob - w.cpuMsPerJob, 1),
+      fmt(f.workerThreadCpuMsPerJob, 1),
+      f.faceCheckMs ? `${fmt(f.faceCheckMs.p50, 0)}/${fmt(f.faceCheckMs.p95, 0)}` : '-',
+      `${fmt(w.mainThreadCpuMsPerJob, 2)}/${fmt(f.mainThreadCpuMsPerJob, 2)}`,
+      `${fmt(w.rssAtReadyMiB, 0)}/${fmt(f.rssAtReadyMiB, 0)} MiB`,
+      `${fmt(w.peakRssMiB, 0)}/${fmt(f.peakRssMiB, 0)} MiB`,
+      `+${fmt(f.rssAtReadyMiB - w.rssAtReadyMiB, 0)}/+${fmt(f.peakRssMiB - w.peakRssMiB, 0)} MiB`,
+    ];
+  });
+  return markdown(head, rows);
+}
+
+/** The intervals the event loop must keep, ms: the visibility heartbeat and systemd's watchdog ping. */
+export interface LoopDeadlines {
+  heartbeatMs: number;
+  visibilityMs: number;
+  watchdogPingMs: number;
+  watchdogMs: number;
+}
+
+/**
+ * F's event-loop delay against the timers that must fire on time: a timer due now runs at most
+ * `max` late, so a heartbeat lands by interval + max (the message stays hidden until the visibility
+ * timeout) and a watchdog ping by WatchdogSec/2 + max (systemd kills at WatchdogSec).
+ */
+export function loopDelayLines(summaries: Summary[], deadlines: LoopDeadlines): string[] {
+  const s = (ms: number) => `${fmt(ms / 1000, ms < 10_000 ? 3 : 1)} s`;
+  return summaries.flatMap((x) => {
+    const f = x.sides.face;
+    if (!f) return [];
+    const w = x.sides.worker;
+    const worst = f.delayMs.max;
+    const held = worst + deadlines.heartbeatMs < deadlines.visibilityMs && worst + deadlines.watchdogPingMs < deadlines.watchdogMs;
+    return [
+      `event loop with the face check, ${x.endpoint} ${x.workload} cpus=${x.cpus ?? 'all'} c=${x.concurrency}: delay p50/p99/max F ${fmt(f.delayMs.p50, 1)}/${fmt(f.delayMs.p99, 1)}/${fmt(worst, 0)} ms` +
+        (w ? ` (W ${fmt(w.delayMs.p50, 1)}/${fmt(w.delayMs.p99, 1)}/${fmt(w.delayMs.max, 0)} ms)` : '') +
+        `; a heartbeat due every ${s(deadlines.heartbeatMs)} lands by ${s(deadlines.heartbeatMs + worst)} (visibility ${s(deadlines.visibilityMs)}), a watchdog ping due every ${s(deadlines.watchdogPingMs)} by ${s(deadlines.watchdogPingMs + worst)} (killed at ${s(deadlines.watchdogMs)}): ${held ? 'held' : 'NOT HELD'}`,
+    ];
+  });
 }

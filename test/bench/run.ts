@@ -9,11 +9,20 @@ import type { DeletedMessage, FastAws } from '../support/fast-aws.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { baseEnv, CLI } from '../support/worker-process.ts';
 import { countsSince, requestsPerJob, type RequestsPerJob } from './costs.ts';
-import { cpusAllowedList, percentile, treeCpuSeconds, treePeakRssMiB } from './proc.ts';
+import { cpusAllowedList, treeCpuSeconds, treePeakRssMiB, treeRssMiB } from '../support/proc.ts';
+import { percentile } from './stats.ts';
+import { sleep } from '../support/wait.ts';
 
-/** The worker, the same-work baseline (SDK loop + sharp) and the plain SDK loop. */
-export type Impl = 'worker' | 'same-work' | 'plain';
-export const IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain'];
+/**
+ * The worker, the same-work baseline (SDK loop + sharp), the plain SDK loop, and the worker with
+ * FACE_CHECK=one (everything else as the worker's).
+ */
+export type Impl = 'worker' | 'same-work' | 'plain' | 'face';
+export const IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain', 'face'];
+/** What runs unless --processes says otherwise: the face check is opt-in, as in production. */
+export const DEFAULT_IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain'];
+/** The worker's own binary runs (W and F): it publishes outcomes and logs a line per job. */
+export const runsWorker = (impl: Impl) => impl === 'worker' || impl === 'face';
 
 /** How a process under test is run. */
 export interface RunOptions {
@@ -37,6 +46,22 @@ export interface Workload {
   images: readonly Buffer[];
   /** Share of jobs whose image is staged in S3 instead of inline (0-1). */
   stagedShare: number;
+  /** Whether each image shows one usable face (`one`) or none (`none`): what FACE_CHECK=one must answer. */
+  faces: 'one' | 'none';
+  /** What the printed description adds (sizes, orientation). */
+  note?: string;
+}
+
+/**
+ * What every job of a run must end as: `succeeded` (the worker's outcome), `NO_FACE` (the face check
+ * on a workload without faces: dead-lettered, nothing stored), or `stored` (a baseline's `done`).
+ */
+export type Outcome = 'succeeded' | 'NO_FACE' | 'stored';
+
+export function expectedOutcome(impl: Impl, workload: Workload, workerEnv: Readonly<Record<string, string>>): Outcome {
+  if (!runsWorker(impl)) return 'stored';
+  const faceChecked = impl === 'face' || workerEnv.FACE_CHECK === 'one';
+  return faceChecked && workload.faces === 'none' ? 'NO_FACE' : 'succeeded';
 }
 
 export interface RunResult {
@@ -55,8 +80,23 @@ export interface RunResult {
   /** CPU seconds per wall second: 1.0 is one core's worth. */
   cpuUtilisation: number;
   peakRssMiB: number;
+  /** Resident set size at its `ready` line, before any job (summed over the tree), MiB. */
+  rssAtReadyMiB: number;
   /** Processes in the tree under test at the end (1 unless the process starts others). */
   processes: number;
+  /**
+   * Its `worker_threads` (F: the face detector's) at the end, and their CPU per job, ms, over the
+   * window: the face check's own cost, measured apart from the main thread and libvips.
+   */
+  workerThreads: number;
+  workerThreadCpuMsPerJob: number;
+  /** How the jobs ended, counted from the process's lines (succeeded, a failure code, or a baseline's stored). */
+  outcomes: Record<string, number>;
+  expectedOutcome: Outcome;
+  /** Each way the run's outcomes or its queues and bucket differ from what the workload must give: empty when right. */
+  wrong: string[];
+  /** The worker's `faceCheckMs` per succeeded job (time in a detector thread, wait excluded), ms. */
+  faceCheckMs: { p50: number; p95: number; p99: number } | null;
   /**
    * Event-loop utilisation over the run (1.0 = never idle), from the probe's marks at ready and at
    * the last job: of the main process, and summed over every process that reported.
@@ -84,7 +124,7 @@ export interface RunResult {
   warnings: string[];
 }
 
-const ENTRY: Record<Exclude<Impl, 'worker'>, string> = {
+const ENTRY: Record<Exclude<Impl, 'worker' | 'face'>, string> = {
   'same-work': resolve(import.meta.dirname, 'same-work-baseline.ts'),
   plain: resolve(import.meta.dirname, 'baseline.ts'),
 };
@@ -112,6 +152,20 @@ export interface ProbeMark {
 }
 
 const pct = (values: number[]) => ({ p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) });
+
+function countOutcomes(byJob: ReadonlyMap<string, string>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const outcome of byJob.values()) counts[outcome] = (counts[outcome] ?? 0) + 1;
+  return counts;
+}
+
+/** `200 succeeded`, `150 NO_FACE + 50 succeeded`, `none`. */
+export function describeOutcomes(counts: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .map(([outcome, n]) => `${n} ${outcome}`);
+  return parts.length > 0 ? parts.join(' + ') : 'none';
+}
 
 interface PreparedJob {
   body: string;
@@ -170,6 +224,7 @@ async function enqueue(stack: Stack, job: (i: number) => PreparedJob, from: numb
 }
 
 export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency: number, options: RunOptions): NodeJS.ProcessEnv {
+  const worker = runsWorker(impl);
   return {
     ...baseEnv(target.imdsEndpoint),
     AWS_REGION: stack.region,
@@ -178,14 +233,16 @@ export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency
     S3_BUCKET: stack.bucket,
     STAGING_BUCKET: stack.stagingBucket ?? '',
     // The baselines publish no outcome: that is part of the worker's contract, not of theirs.
-    RESULT_QUEUE_URL: impl === 'worker' ? (stack.resultQueueUrl ?? '') : '',
+    RESULT_QUEUE_URL: worker ? (stack.resultQueueUrl ?? '') : '',
     // The benchmark's jobs are not signed (a signature check is a few µs of HMAC per job).
     ALLOW_UNSIGNED_JOBS: 'true',
     CONCURRENCY: String(concurrency),
     LOG_LEVEL: 'info',
     // moto serves long polls slowly and a stop waits for them; the fast endpoint releases them.
     POLL_WAIT_SECONDS: target.kind === 'moto' ? '5' : '20',
-    ...(impl === 'worker' ? options.workerEnv : {}),
+    ...(worker ? options.workerEnv : {}),
+    // F: the worker with the face check, its threads at their default (one per CPU it may use).
+    ...(impl === 'face' ? { FACE_CHECK: 'one' } : {}),
   };
 }
 
@@ -194,6 +251,10 @@ export interface Child {
   ready: Promise<number>;
   /** jobId → epoch ms when the process said it was done (its log line / `done` line). */
   done: Map<string, number>;
+  /** jobId → how it ended: `succeeded`, the failure's code, or `stored` (a baseline's `done`). */
+  outcomes: Map<string, string>;
+  /** The worker's `faceCheckMs` of each succeeded job that has one. */
+  faceCheckMs: number[];
   probes: ProbeSample[];
   marks: ProbeMark[];
   /** Called on each probe-mark line. */
@@ -207,13 +268,15 @@ export interface Child {
 export function startProcess(impl: Impl, env: NodeJS.ProcessEnv, cpus?: number): Child {
   // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile every process.
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const args = [...extra, '--import', PROBE, ...(impl === 'worker' ? [CLI, 'run'] : [ENTRY[impl]])];
+  const args = [...extra, '--import', PROBE, ...(impl === 'worker' || impl === 'face' ? [CLI, 'run'] : [ENTRY[impl]])];
   // taskset execs node in place: the pid is node's, and threads and children inherit the CPU set.
   const child =
     cpus === undefined
       ? spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('taskset', ['-c', cpus === 1 ? '0' : `0-${cpus - 1}`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const done = new Map<string, number>();
+  const outcomes = new Map<string, string>();
+  const faceCheckMs: number[] = [];
   const warnings: string[] = [];
   let markReady: (t: number) => void = () => {};
   let failStart: (e: Error) => void = () => {};
@@ -223,7 +286,7 @@ export function startProcess(impl: Impl, env: NodeJS.ProcessEnv, cpus?: number):
   });
   const probes: ProbeSample[] = [];
   const marks: ProbeMark[] = [];
-  const state: Child = { child, ready, done, probes, marks, onMark: undefined, onDone: undefined, warnings, exited: Promise.resolve({ code: null, signal: null }) };
+  const state: Child = { child, ready, done, outcomes, faceCheckMs, probes, marks, onMark: undefined, onDone: undefined, warnings, exited: Promise.resolve({ code: null, signal: null }) };
   let pending = '';
   child.stdout?.setEncoding('utf8');
   child.stdout?.on('data', (chunk: string) => {
@@ -235,15 +298,25 @@ export function startProcess(impl: Impl, env: NodeJS.ProcessEnv, cpus?: number):
       if (line.startsWith('done ')) {
         const [, jobId = ''] = line.split(' ');
         done.set(jobId, now);
+        outcomes.set(jobId, 'stored');
         state.onDone?.();
       } else if (line === 'ready') {
         markReady(now);
       } else if (line.startsWith('{')) {
         // Cheap checks first: most lines are "job succeeded".
-        if (line.includes('"msg":"job succeeded"') || line.includes('"msg":"job failed"')) {
+        const succeeded = line.includes('"msg":"job succeeded"');
+        if (succeeded || line.includes('"msg":"job failed"')) {
+          // A failed job is done too: dead-lettered and deleted from the jobs queue.
           const jobId = /"jobId":"([^"]+)"/.exec(line)?.[1];
-          if (jobId) done.set(jobId, now);
-          if (line.includes('"msg":"job failed"') && warnings.length < 5) warnings.push(line.slice(0, 400));
+          const outcome = succeeded ? 'succeeded' : (/"code":"([A-Z_]+)"/.exec(line)?.[1] ?? 'failed');
+          if (jobId) {
+            done.set(jobId, now);
+            outcomes.set(jobId, outcome);
+          }
+          const ms = /"faceCheckMs":(\d+)/.exec(line)?.[1];
+          if (ms !== undefined) faceCheckMs.push(Number(ms));
+          // One failed line is worth a warning, unless failing is what this run is for (the bench judges the count).
+          if (!succeeded && warnings.length < 5 && !warnings.some((w) => w.includes(`"code":"${outcome}"`))) warnings.push(line.slice(0, 400));
           state.onDone?.();
         } else if (line.includes('"msg":"ready: receiving jobs"')) {
           markReady(now);
@@ -360,6 +433,8 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
   try {
     const started = await proc.ready;
     const cpusAllowed = cpusAllowedList(pid);
+    // Before the first job: what the process holds to be ready (F: the detector threads with their model).
+    const rssAtReady = treeRssMiB(pid);
     const cpuAtStart = treeCpuSeconds(pid);
     const countsAtStart = { calls: { ...(target.fast?.requests ?? {}) }, billed: { ...(target.fast?.billedRequests ?? {}) } };
     const endpointCpuAtStart = process.cpuUsage();
@@ -367,13 +442,15 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
     // Not awaited: the window starts now, whenever the marks come back.
     const startMarks = mark(proc);
     check();
-    const timeout = setTimeout(() => complete(), Math.max(120_000, jobs * 200));
+    // A face check is ~0.2 s of a core per image: give F's runs room on a busy machine.
+    const timeout = setTimeout(() => complete(), Math.max(120_000, jobs * (impl === 'face' ? 1_000 : 200)));
     await allDone;
     clearTimeout(timeout);
     const finished = target.fast ? Math.max(...deleted.map((d) => d.deletedAt)) : Math.max(...proc.done.values());
     const cpu = treeCpuSeconds(pid);
     const cpuTotal = cpu.all - cpuAtStart.all;
     const cpuMain = cpu.mainThreads - cpuAtStart.mainThreads;
+    const cpuWorkerThreads = cpu.workerThreads - cpuAtStart.workerThreads;
     const endpointCpu = process.cpuUsage(endpointCpuAtStart);
     const endpointElu = performance.eventLoopUtilization(performance.eventLoopUtilization(), endpointEluAtStart).utilization;
     const calls = target.fast ? countsSince(target.fast.requests, countsAtStart.calls) : {};
@@ -385,18 +462,27 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
     exit = await stopProcess(proc, target);
     target.fast?.events.off('deleted', onDeleted);
 
-    const warnings = [...proc.warnings];
-    if (finishedJobs < jobs) warnings.push(`only ${finishedJobs} of ${jobs} jobs finished before the timeout`);
+    // What the workload must give: every job ends as expected, and the bucket and queues agree.
+    const expected = expectedOutcome(impl, workload, options.workerEnv);
+    const outcomes = countOutcomes(proc.outcomes);
+    // A failure the run is for (NO_FACE on a workload without faces) is no warning.
+    const warnings = proc.warnings.filter((w) => !(expected !== 'succeeded' && w.includes(`"code":"${expected}"`)));
+    const wrong: string[] = [];
+    if (finishedJobs < jobs) wrong.push(`only ${finishedJobs} of ${jobs} jobs finished before the timeout`);
+    if ((outcomes[expected] ?? 0) !== jobs) wrong.push(`outcomes ${describeOutcomes(outcomes)} where all ${jobs} must be ${expected}`);
     const stored = (await listKeys(stack.s3, stack.bucket)).length;
-    if (stored !== jobs) warnings.push(`${stored} references stored for ${jobs} jobs`);
+    const mustStore = expected === 'NO_FACE' ? 0 : jobs;
+    if (stored !== mustStore) wrong.push(`${stored} references stored for ${jobs} jobs (${mustStore} expected)`);
     const left = await depth(stack, stack.jobsQueueUrl);
-    if (left !== 0) warnings.push(`${left} messages left in the jobs queue`);
+    if (left !== 0) wrong.push(`${left} messages left in the jobs queue`);
     const dead = await depth(stack, stack.deadLetterQueueUrl);
-    if (dead !== 0) warnings.push(`${dead} messages dead-lettered`);
-    if (impl === 'worker') {
-      const outcomes = await depth(stack, stack.resultQueueUrl);
-      if (outcomes !== jobs) warnings.push(`${outcomes} outcomes published for ${jobs} jobs`);
+    const mustDeadLetter = expected === 'NO_FACE' ? jobs : 0;
+    if (dead !== mustDeadLetter) wrong.push(`${dead} messages dead-lettered (${mustDeadLetter} expected)`);
+    if (runsWorker(impl)) {
+      const published = await depth(stack, stack.resultQueueUrl);
+      if (published !== jobs) wrong.push(`${published} outcomes published for ${jobs} jobs`);
     }
+    warnings.push(...wrong);
     if (exit.code !== 0) warnings.push(`exit ${exit.code ?? exit.signal}`);
     const main = endMarks.find((m) => m.pid === pid);
     if (!main) warnings.push('no probe mark from the process: event-loop figures missing');
@@ -418,7 +504,14 @@ export async function throughputRun(target: Target, impl: Impl, concurrency: num
       cpuMsPerJob: (cpuTotal * 1000) / finishedJobs,
       cpuUtilisation: cpuTotal / seconds,
       peakRssMiB: peak,
+      rssAtReadyMiB: rssAtReady,
       processes: cpu.processes,
+      workerThreads: cpu.workerThreadCount,
+      workerThreadCpuMsPerJob: (cpuWorkerThreads * 1000) / finishedJobs,
+      outcomes,
+      expectedOutcome: expected,
+      wrong,
+      faceCheckMs: proc.faceCheckMs.length > 0 ? pct(proc.faceCheckMs) : null,
       eventLoopUtilisation: elu,
       eventLoopUtilisationAll: endMarks.reduce((sum, m) => sum + m.elu, 0),
       eventLoopDelayMs: { p50: main?.delayP50Ms ?? Number.NaN, p99: main?.delayP99Ms ?? Number.NaN, max: main?.delayMaxMs ?? Number.NaN },
@@ -489,7 +582,7 @@ export async function latencyRun(target: Target, impl: Impl, concurrency: number
     for (let i = 0; i < jobs; i += 1) {
       const due = start + (i * 1000) / ratePerSecond;
       const wait = due - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await sleep(wait);
       sends.push(stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: prepared[i]?.body })));
     }
     await Promise.all(sends);

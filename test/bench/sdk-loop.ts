@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { sleep } from '../support/wait.ts';
 
 /** What a baseline stores for the bytes it received. */
 export interface StoredImage {
@@ -124,7 +125,7 @@ export async function runSdkLoop(work: ImageWork): Promise<void> {
       } catch (e: unknown) {
         if (!stopping.signal.aborted) {
           process.stderr.write(`receive failed: ${e instanceof Error ? e.message : String(e)}\n`);
-          await new Promise((r) => setTimeout(r, 1_000));
+          await sleep(1_000);
         }
       }
       free += asked - messages.length;

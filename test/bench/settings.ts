@@ -2,7 +2,7 @@
 // the defaults (not explicit flags) to one level per workload on the fast endpoint (~2-3 min).
 // BENCHMARKS.md lists them.
 import { parseArgs } from 'node:util';
-import { IMPLS, type Impl } from './run.ts';
+import { DEFAULT_IMPLS, IMPLS, type Impl } from './run.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -11,6 +11,7 @@ const { values: flags } = parseArgs({
     workloads: { type: 'string' },
     concurrency: { type: 'string' },
     'selfie-concurrency': { type: 'string' },
+    'portrait-concurrency': { type: 'string' },
     processes: { type: 'string' },
     cpus: { type: 'string' },
     'worker-env': { type: 'string', multiple: true },
@@ -41,8 +42,10 @@ const listSetting = (flag: Flag, env: string, fallback: string, quickFallback = 
     .map((s) => s.trim())
     .filter(Boolean);
 
-export const WORKLOADS = ['photos', 'selfies'] as const;
+export const WORKLOADS = ['photos', 'selfies', 'portraits'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
+/** What runs unless --workloads says otherwise: portraits (real faces, for F) are asked for by name. */
+const DEFAULT_WORKLOADS: readonly WorkloadName[] = ['photos', 'selfies'];
 
 /** `K=V` pairs for the worker's environment: repeated --worker-env flags, or BENCH_WORKER_ENV (space-separated). */
 function workerEnv(): Record<string, string> {
@@ -62,9 +65,9 @@ function levels(list: string[], what: string): number[] {
   return out;
 }
 
-const workloads = listSetting('workloads', 'BENCH_WORKLOADS', WORKLOADS.join(','));
+const workloads = listSetting('workloads', 'BENCH_WORKLOADS', DEFAULT_WORKLOADS.join(','));
 for (const w of workloads) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w} (${WORKLOADS.join(', ')})`);
-const processes = listSetting('processes', 'BENCH_PROCESSES', IMPLS.join(','));
+const processes = listSetting('processes', 'BENCH_PROCESSES', DEFAULT_IMPLS.join(','));
 for (const p of processes) if (!(IMPLS as readonly string[]).includes(p)) throw new Error(`unknown process ${p} (${IMPLS.join(', ')})`);
 const cpuSets = listSetting('cpus', 'BENCH_CPUS', 'all').map((c) => (c === 'all' ? undefined : Number(c)));
 for (const c of cpuSets) if (c !== undefined && (!Number.isInteger(c) || c < 1)) throw new Error(`--cpus takes counts of CPUs (1,2,…) or "all", not ${c}`);
@@ -79,6 +82,8 @@ export const settings = {
   concurrency: levels(listSetting('concurrency', 'BENCH_CONCURRENCY', '1,4,16,64,256', '16'), 'concurrency'),
   /** The small selfies run at the headline level only, unless asked. */
   selfieConcurrency: levels(listSetting('selfie-concurrency', 'BENCH_SELFIE_CONCURRENCY', '16'), 'selfie concurrency'),
+  /** The portraits too. */
+  portraitConcurrency: levels(listSetting('portrait-concurrency', 'BENCH_PORTRAIT_CONCURRENCY', '16'), 'portrait concurrency'),
   processes: processes as Impl[],
   /** CPU counts to pin the processes under test to with taskset; undefined = not pinned. */
   cpuSets,

@@ -3,41 +3,22 @@
 // part of its references and then failed reports them. A loopback proxy between the worker and the
 // emulator stalls chosen requests and shows which are still open.
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { describe, expect, inject, it } from 'vitest';
+import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
+import { until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
-let proxy: FaultProxy;
+const proxy = faultProxyPerFile(emulator.endpoint, () => workers.killAll());
 
-beforeAll(async () => {
-  proxy = await startFaultProxy(emulator.endpoint);
-});
-afterEach(async () => {
-  proxy.setRule(undefined);
-  await workers.killAll();
-});
-afterAll(() => proxy.close());
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const STALL = { kind: 'delay', ms: 10 * 60_000 } as const;
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 describe('a job whose first image fails fast', () => {
-  it('cancels its other downloads: none of its requests is still open at the endpoint a second later', async () => {
+  it('cancels its other downloads: its stalled requests are closed by the worker, long before the stall or the SDK would end them', async () => {
     // Prepare: two large staged images whose every request stalls, and a third that is not there.
     const stack = await createStack(emulator.endpoint, uniqueName('cancel'));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, LOG_LEVEL: 'info' })));
@@ -57,12 +38,12 @@ describe('a job whose first image fails fast', () => {
     // Act
     await sendJob(stack, job);
     const [outcome] = await outcomes(stack, 1, 20_000);
-    const failedAt = Date.now();
-    await until('the stalled requests to close', () => (proxy.open().some((r) => r.path.includes('/slow/')) ? undefined : true), 1_000);
+    // The stall lasts ten minutes and the worker's S3 client gives a request 60 s: requests closed
+    // well within that were cancelled by the worker.
+    await until('the stalled requests to close', () => !proxy.open().some((r) => r.path.includes('/slow/')), 30_000);
 
     // Assess
     expect(outcome).toMatchObject({ jobId: 'fails-fast', status: 'failed', error: { code: 'SOURCE_NOT_FOUND' } });
-    expect(Date.now() - failedAt).toBeLessThanOrEqual(1_000);
     // The stalled requests did reach the endpoint (and were held there) before they were cancelled.
     expect(proxy.hits).toBeGreaterThanOrEqual(2);
     await worker.stop();
@@ -75,7 +56,7 @@ describe('a job stuck on a stalled S3 read', () => {
     const stack = await createStack(emulator.endpoint, uniqueName('deadline'));
     const worker = workers.track(
       await startWorker(
-        stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, JOB_TIMEOUT_SECONDS: '2', METRICS_PORT: '0', RETRY_BASE_SECONDS: '1', LOG_LEVEL: 'info' }),
+        stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, JOB_TIMEOUT_SECONDS: '5', METRICS_PORT: '0', RETRY_BASE_SECONDS: '1', LOG_LEVEL: 'info' }),
       ),
     );
     const metrics = String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics);
@@ -103,8 +84,8 @@ describe('a job stuck on a stalled S3 read', () => {
     proxy.setRule(undefined);
     await worker.waitForLog((l) => l.jobId === 'stuck' && l.msg === 'job succeeded', 30_000);
     const results = await outcomes(stack, others.length + 1, 20_000);
-    await sleep(2_500); // past the window in which /healthz reports the deadline
-    const statusAfterRecovery = await health();
+    // Healthy again once the window in which /healthz reports the deadline has passed.
+    const statusAfterRecovery = await until('/healthz to answer 200 again', async () => ((await health()) === 200 ? 200 : undefined), 30_000).catch(() => health());
 
     // Assess
     expect(abandoned).toMatchObject({ level: 'warn', outcome: 'retry', phase: 'download', msg: expect.stringMatching(/^the job outlived its deadline in its download phase/) });

@@ -3,6 +3,7 @@
 import { afterAll, expect, inject, it } from 'vitest';
 import { queueDepth } from '../support/jobs.ts';
 import { createStack, uniqueName } from '../support/resources.ts';
+import { sleep } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 import { account, createLedger, FAULT_ENV, jobLines, mixed, report, saveLogs, sendCases, settle, untilFinished } from './ledger.ts';
 
@@ -39,7 +40,7 @@ it(`${KILLS} SIGKILLs at random points while ${GOOD + BAD} jobs flow: every job 
     const slice = total / (KILLS + 1);
     const target = Math.floor(slice * (k + 0.5) + Math.random() * slice);
     await untilFinished(all, target, [worker]);
-    await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 150)));
+    await sleep(Math.floor(Math.random() * 150));
     const before = done();
     const exit = await worker.stop('SIGKILL');
     expect(exit.signal).toBe('SIGKILL');

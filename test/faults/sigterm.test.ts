@@ -21,7 +21,8 @@ afterAll(async () => {
   await proxy.close();
 });
 
-const DRAIN_TIMEOUT_SECONDS = 5;
+// Ample for eight one-second writes on a busy machine: the test is about what the drain does, not how fast.
+const DRAIN_TIMEOUT_SECONDS = 20;
 const PUT_DELAY_MS = 1_000;
 
 it('SIGTERM during heavy load: drains within the timeout, exits 0, the next start does the rest', async () => {

@@ -11,9 +11,11 @@
 import { afterAll, expect, it } from 'vitest';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { photoJpeg } from '../bench/photos.ts';
-import { median, rssMiB, cpuSeconds } from '../bench/proc.ts';
+import { median } from '../bench/stats.ts';
+import { cpuSeconds, rssMiB } from '../support/proc.ts';
 import { startFastAws, type DeletedMessage, type FastAws } from '../support/fast-aws.ts';
 import { createStack, uniqueName } from '../support/resources.ts';
+import { sleep } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
@@ -72,7 +74,7 @@ it(
         fast.purge(stack.bucket);
         fast.purge(`${name}-results`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const cpu = cpuSeconds(pid) - cpuAtStart;
 

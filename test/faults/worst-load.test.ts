@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, expect, it } from 'vitest';
-import { cpuSeconds, peakRssMiB } from '../bench/proc.ts';
+import { cpuSeconds, peakRssMiB } from '../support/proc.ts';
 import { startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { issuedNow, outcomes, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';

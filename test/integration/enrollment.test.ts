@@ -6,17 +6,18 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
-import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
 let stack: Stack;
+let worker: WorkerProcess;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   stack = await createStack(emulator.endpoint, uniqueName('enroll'));
-  workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+  worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
 });
 
 afterAll(() => workers.killAll());
@@ -111,6 +112,31 @@ describe('exactly once in effect', () => {
     expect(results.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     for (const o of results) expect(o.references?.map((r) => r.key)).toEqual([key]);
     expect(await listKeys(stack.s3, stack.bucket, 'users/dave/')).toEqual([key]);
+  });
+
+  it('a reference already stored is never overwritten: the job succeeds with created 0, and the object keeps its bytes and metadata', async () => {
+    // Prepare: an object at the key the photo will name, with other bytes and metadata (the
+    // reference an earlier job stored; "the metadata of a reference is that of the job that first
+    // stored it").
+    const photo = await jpegImage();
+    const key = `users/frank/ref_${sha256(photo).slice(0, 12)}.jpg`;
+    const earlier = Buffer.from('the reference an earlier job stored');
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: earlier, ContentType: 'image/jpeg', Metadata: { 'job-id': 'earlier-job' } }));
+    const job = inlineJob('frank', [photo]);
+
+    // Act
+    await sendJob(stack, job);
+    const [outcome] = await outcomes(stack, 1);
+    const line = await worker.waitForLog((l) => l.msg === 'job succeeded' && l.jobId === job.jobId);
+    const object = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: key }));
+    const bytes = Buffer.from(await (object.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array())));
+
+    // Assess
+    expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded', references: [{ key, sha256: sha256(photo) }] });
+    expect(line).toMatchObject({ references: 1, created: 0 });
+    expect(bytes.equals(earlier)).toBe(true);
+    expect(object.Metadata).toEqual({ 'job-id': 'earlier-job' });
+    expect(await listKeys(stack.s3, stack.bucket, 'users/frank/')).toEqual([key]);
   });
 
   it('a redelivered job (a second worker racing on the same queue) still ends with one object per photo', async () => {

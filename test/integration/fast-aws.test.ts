@@ -24,6 +24,7 @@ import { FAST_AWS_ACCOUNT, md5OfMessageAttributes, startFastAws, type FastAws } 
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, testClients, uniqueName, type Stack } from '../support/resources.ts';
+import { sleep } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 let aws: FastAws;
@@ -55,15 +56,15 @@ describe('the worker against the fast endpoint', () => {
     });
 
     const results = await outcomes(stack, 3, 30_000);
-    const byJob = Object.fromEntries(results.map((o) => [o.jobId, o]));
-    expect(byJob['fast-inline']?.status).toBe('succeeded');
-    expect(byJob['fast-staged']?.status).toBe('succeeded');
-    expect(byJob['fast-bad']?.error?.code).toBe('INVALID_IMAGE');
+    const byJob = new Map(results.map((o) => [o.jobId, o]));
+    expect(byJob.get('fast-inline')?.status).toBe('succeeded');
+    expect(byJob.get('fast-staged')?.status).toBe('succeeded');
+    expect(byJob.get('fast-bad')).toMatchObject({ status: 'failed', error: { code: 'INVALID_IMAGE' } });
     const keys = await listKeys(stack.s3, stack.bucket);
     expect(keys.sort()).toEqual(
-      [...(byJob['fast-inline']?.references ?? []), ...(byJob['fast-staged']?.references ?? [])].map((r) => r.key).sort(),
+      [...(byJob.get('fast-inline')?.references ?? []), ...(byJob.get('fast-staged')?.references ?? [])].map((r) => r.key).sort(),
     );
-    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 5_000 });
+    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 10_000 });
     expect(dead).toHaveLength(1);
     expect(dead[0]?.MessageAttributes?.ErrorCode?.StringValue).toBe('INVALID_IMAGE');
     expect(dead[0]?.MessageAttributes?.source?.StringValue).toBe('test');
@@ -84,8 +85,9 @@ describe('the fast endpoint speaks the protocol', () => {
 
   it('holds a long poll until a message arrives, and hides a received message for its visibility timeout', async () => {
     const started = Date.now();
-    const polling = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 1, MessageSystemAttributeNames: ['All'] }));
-    await new Promise((r) => setTimeout(r, 300));
+    // Hidden for 3 s: the check that it is hidden comes at once, even on a busy machine.
+    const polling = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 3, MessageSystemAttributeNames: ['All'] }));
+    await sleep(300);
     await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: 'hello' }));
     const first = (await polling).Messages ?? [];
     expect(first).toHaveLength(1);
@@ -94,8 +96,8 @@ describe('the fast endpoint speaks the protocol', () => {
 
     const hidden = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 0 }));
     expect(hidden.Messages ?? []).toHaveLength(0);
-    // Visible again once its 1 s is up: a long poll is answered when that happens.
-    const again = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 30, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
+    // Visible again once its 3 s are up: a long poll is answered when that happens.
+    const again = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 20, VisibilityTimeout: 30, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
     expect(again.Messages?.[0]?.MessageId).toBe(first[0]?.MessageId);
     expect(again.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe('2');
 
@@ -110,7 +112,7 @@ describe('the fast endpoint speaks the protocol', () => {
     await stack.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: stack.jobsQueueUrl, ReceiptHandle: again.Messages?.[0]?.ReceiptHandle, VisibilityTimeout: 0 }));
     const none = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 1 }));
     expect(none.Messages ?? []).toHaveLength(0);
-    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 3_000 });
+    const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 10_000 });
     expect(dead.map((m) => m.Body)).toEqual(['hello']);
   });
 
@@ -272,7 +274,7 @@ describe('the fast endpoint answers batch calls entry by entry, bills as SQS doe
     );
     expect(deleted.Successful?.map((e) => e.Id).sort()).toEqual(['again', 'c']);
     expect(deleted.Failed?.map((e) => [e.Id, e.Code])).toEqual([['foreign', 'ReceiptHandleIsInvalid']]);
-    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 });
+    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 10_000 });
     expect(await queueDepth(stack, q)).toEqual({ visible: 0, inFlight: 0 });
   });
 
@@ -293,7 +295,7 @@ describe('the fast endpoint answers batch calls entry by entry, bills as SQS doe
     aws.failBatchEntries({ action: 'SendMessageBatch', entries: 1, code: 'InvalidParameterValue', senderFault: true });
     const sent = await stack.sqs.send(new SendMessageBatchCommand({ QueueUrl: q, Entries: [{ Id: 'x', MessageBody: 'x' }, { Id: 'y', MessageBody: 'y' }] }));
     expect([sent.Successful?.map((e) => e.Id), sent.Failed?.map((e) => [e.Id, e.Code, e.SenderFault])]).toEqual([['y'], [['x', 'InvalidParameterValue', true]]]);
-    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 });
+    await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 10_000 });
 
     // A whole call fails with a 500 before it acts (no SDK retry here, so one fault is one failure).
     const once = testClients(aws.endpoint, { maxAttempts: 1 });
@@ -301,7 +303,7 @@ describe('the fast endpoint answers batch calls entry by entry, bills as SQS doe
     await expect(once.sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'lost' }))).rejects.toMatchObject({ name: 'InternalError', $metadata: { httpStatusCode: 500 } });
     expect(await queueDepth(stack, q)).toEqual({ visible: 0, inFlight: 0 });
     await once.sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'kept' }));
-    expect((await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 3_000 })).map((m) => m.Body)).toEqual(['kept']);
+    expect((await drainQueue(stack.sqs, q, { expected: 1, timeoutMs: 10_000 })).map((m) => m.Body)).toEqual(['kept']);
     aws.failRequests({ action: 'ReceiveMessage', times: 5 });
     aws.clearFaults();
     await once.sqs.send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 0 }));

@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { cameraJpeg, jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage, type Outcome } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 

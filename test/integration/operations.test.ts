@@ -6,6 +6,8 @@ import { jpegImage } from '../support/images.ts';
 import { listenForNotifications } from '../support/notify-listener.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
+import { processState } from '../support/proc.ts';
+import { sleep, until } from '../support/wait.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
@@ -17,23 +19,15 @@ beforeAll(async () => {
 });
 afterAll(() => workers.killAll());
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('sd_notify', () => {
   it('sends READY once running, then WATCHDOG pings and STATUS, and STOPPING at the drain', async () => {
     const socket = await listenForNotifications();
     try {
       const env = stackEnv(stack, emulator.imdsEndpoint, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
       const worker = workers.track(spawnCli(['run'], env));
-      await until(() => socket.messages.some((m) => m.startsWith('READY=1')), 30_000, 'READY=1');
-      await until(() => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 10_000, 'three WATCHDOG=1');
-      await until(() => socket.messages.some((m) => m.startsWith('STATUS=in flight')), 10_000, 'a STATUS update');
+      await until('READY=1', () => socket.messages.some((m) => m.startsWith('READY=1')), 30_000);
+      await until('three WATCHDOG=1', () => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 30_000);
+      await until('a STATUS update', () => socket.messages.some((m) => m.startsWith('STATUS=in flight')), 30_000);
 
       expect((await worker.stop('SIGTERM')).code).toBe(0);
 
@@ -53,17 +47,21 @@ describe('sd_notify', () => {
     try {
       const env = stackEnv(stack, emulator.imdsEndpoint, { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '400000' });
       const worker = workers.track(await startWorker(env));
-      await until(() => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 10_000, 'pings');
+      await until('pings', () => socket.messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 30_000);
 
+      const pid = worker.child.pid ?? 0;
       worker.child.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 300));
-      const frozenAt = socket.messages.length;
-      await new Promise((r) => setTimeout(r, 1_500));
-      const whileFrozen = socket.messages.length - frozenAt;
+      await until('the worker to be stopped', () => processState(pid) === 'T', 30_000);
+      // Fences through the socket itself: what the worker sent before it stopped is read before the
+      // first mark, and anything it sent while stopped would be read before the second.
+      const frozenAt = await socket.mark('test: frozen');
+      await sleep(1_500); // several watchdog intervals (a ping every 200 ms while running)
+      const thawAt = await socket.mark('test: thawing');
+      const whileFrozen = socket.messages.slice(frozenAt + 1, thawAt);
       worker.child.kill('SIGCONT');
-      await until(() => socket.messages.length > frozenAt, 5_000, 'pings after SIGCONT');
+      await until('pings after SIGCONT', () => socket.messages.slice(thawAt + 1).includes('WATCHDOG=1'), 30_000);
 
-      expect(whileFrozen).toBe(0);
+      expect(whileFrozen).toEqual([]);
       await worker.stop();
     } finally {
       socket.close();
@@ -179,7 +177,7 @@ describe('reload (SIGHUP)', () => {
     await sendJob(stack, await two('after-reload'));
     const [after] = await outcomes(stack, 1);
 
-    expect(before?.error?.code).toBe('TOO_MANY_IMAGES');
+    expect(before).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_IMAGES' } });
     expect(reloaded).toMatchObject({ applied: ['maxImagesPerJob'], needRestart: ['concurrency'] });
     expect(after).toMatchObject({ jobId: 'after-reload', status: 'succeeded' });
     expect(worker.child.exitCode).toBeNull();

@@ -2,11 +2,13 @@
 // on it: emulator selection, the stack, the fault proxy (SQS and S3) and IMDS.
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { IMDS_ROLE, startImds } from '../support/imds.ts';
 import { createStack, drainQueue, listKeys, testClients, uniqueName, type Stack } from '../support/resources.ts';
+import { freePort, listenOnLoopback, sleep, until, within } from '../support/wait.ts';
 
 const HOOK_TIMEOUT_MS = 60_000;
 
@@ -97,6 +99,26 @@ describe('fault proxy', () => {
     expect(await drainQueue(stack.sqs, stack.jobsQueueUrl, { expected: 1, timeoutMs: 10_000 })).toHaveLength(1);
   });
 
+  it('holds a request until the test releases it, then passes it on', async () => {
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    proxy.setRule((req) => (req.target === 'AmazonSQS.SendMessage' ? { kind: 'hold', until: released } : undefined));
+    let answered = false;
+    const sending = viaProxy.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: 'held' })).finally(() => (answered = true));
+    await until('the send to reach the proxy', () => proxy.open().some((r) => r.target === 'AmazonSQS.SendMessage'), 10_000);
+    // Held: nothing reaches the queue while the request stays open.
+    const whileHeld = await drainQueue(stack.sqs, stack.jobsQueueUrl, { timeoutMs: 2_000 });
+    const answeredWhileHeld = answered;
+
+    release();
+    await sending;
+    proxy.setRule(undefined);
+
+    expect(whileHeld).toEqual([]);
+    expect(answeredWhileHeld).toBe(false);
+    expect((await drainQueue(stack.sqs, stack.jobsQueueUrl, { expected: 1, timeoutMs: 10_000 })).map((m) => m.Body)).toEqual(['held']);
+  });
+
   it('passes S3 PutObject / GetObject through unchanged, large bodies included', async () => {
     // 3 MiB: over the S3 client's 2 MiB threshold for `Expect: 100-continue`, which must pass too.
     const body = Buffer.alloc(3 * 1024 * 1024, 7);
@@ -159,6 +181,42 @@ describe('IMDS', () => {
       expect(IMDS_ROLE).not.toBe('');
     } finally {
       await imds.stop();
+    }
+  });
+});
+
+describe('waiting (test/support/wait.ts)', () => {
+  it('until returns what the probe gave once it gave something, and names what it waited for when it gives up', async () => {
+    let calls = 0;
+    const value = await until('the third call', () => (++calls >= 3 ? `call ${calls}` : undefined), 10_000, { everyMs: 1 });
+    const gaveUp = await until('a condition that never holds', () => false, 20, { detail: () => 'state: never' }).catch((e: unknown) => e);
+    const broken = await until('a probe that throws', () => {
+      throw new Error('broken probe');
+    }, 10_000).catch((e: unknown) => e);
+
+    expect(value).toBe('call 3');
+    expect(String(gaveUp)).toMatch(/timed out after 20 ms waiting for a condition that never holds; state: never/);
+    expect(String(broken)).toMatch(/broken probe/);
+  });
+
+  it('within gives the promise\'s value, or the fallback when it is late', async () => {
+    expect(await within(Promise.resolve('on time'), 10_000, 'late')).toBe('on time');
+    expect(await within(sleep(10_000), 10, 'late')).toBe('late');
+  });
+
+  it('freePort gives a port a server can bind, and listenOnLoopback a URL that answers', async () => {
+    const port = await freePort();
+    const bound = createServer();
+    await new Promise<void>((resolve, reject) => bound.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((resolve) => bound.close(resolve));
+    const server = createServer((_req, res) => res.end('here'));
+    const url = await listenOnLoopback(server);
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(await (await fetch(url)).text()).toBe('here');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -49,7 +49,7 @@ describe('a staged image is pinned by the signed body (the takeover of README "T
     const key = 'uploads/victim-1/face.jpg';
     const genuine = buildSignedJob({ jobId: 'victim-1', userId: 'victim', images: [{ bucket: staging, key, bytes: victimFace }] }, KEY);
     await sendJob(stack, genuine.body, genuine.messageAttributes);
-    expect((await outcomes(stack, 1))[0]?.error?.code).toBe('SOURCE_NOT_FOUND');
+    expect((await outcomes(stack, 1))[0]).toMatchObject({ status: 'failed', error: { code: 'SOURCE_NOT_FOUND' } });
     const [captured] = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 20_000 });
     expect(captured?.MessageAttributes?.Signature?.StringValue).toBe(genuine.messageAttributes.Signature?.StringValue);
 
@@ -60,7 +60,7 @@ describe('a staged image is pinned by the signed body (the takeover of README "T
 
     // Assess
     expect(outcome).toMatchObject({ jobId: 'victim-1', userId: 'victim', status: 'failed', error: { code: 'SOURCE_MISMATCH' } });
-    expect(outcome?.error?.message).toBe(`images[0]: the staged object's SHA-256 is ${sha256(attackerFace)}, the job says ${sha256(victimFace)}`);
+    expect(outcome).toMatchObject({ status: 'failed', error: { message: `images[0]: the staged object's SHA-256 is ${sha256(attackerFace)}, the job says ${sha256(victimFace)}` } });
     const [dead] = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 20_000 });
     expect(dead?.MessageAttributes?.ErrorCode?.StringValue).toBe('SOURCE_MISMATCH');
     expect(await listKeys(stack.s3, stack.bucket, 'users/victim/')).toEqual([]);
@@ -82,7 +82,7 @@ describe('a staged image is pinned by the signed body (the takeover of README "T
     const [outcome] = await outcomes(stack, 1);
 
     // Assess
-    expect(outcome?.error?.code).toBe('SOURCE_MISMATCH');
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'SOURCE_MISMATCH' } });
     expect(before).toEqual([`users/victim/ref_${sha256(victimFace).slice(0, 12)}.jpg`]);
     expect(await listKeys(stack.s3, stack.bucket, 'users/victim/')).toEqual(before);
   });
@@ -94,7 +94,8 @@ describe('signed jobs expire', () => {
     const stack = await createStack(emulator.endpoint, uniqueName('expiry'));
     workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { JOB_SIGNING_KEY: KEY, SIGNED_JOB_MAX_AGE_SECONDS: '60' })));
     const photo = await jpegImage({ width: 120, height: 90 });
-    const old = buildSignedJob({ jobId: 'old', userId: 'olga', images: [photo], issuedAt: issuedNow() - 120 }, KEY);
+    const oldIssuedAt = issuedNow() - 120;
+    const old = buildSignedJob({ jobId: 'old', userId: 'olga', images: [photo], issuedAt: oldIssuedAt }, KEY);
     const fresh = buildSignedJob({ jobId: 'fresh', userId: 'olga', images: [photo] }, KEY);
 
     // Act
@@ -103,10 +104,17 @@ describe('signed jobs expire', () => {
     const results = await outcomes(stack, 2);
 
     // Assess
-    const byJob = Object.fromEntries(results.map((o) => [o.jobId, o]));
-    expect(byJob.old).toMatchObject({ status: 'failed', error: { code: 'JOB_EXPIRED' } });
-    expect(byJob.old?.error?.message).toMatch(/^the job was issued 1[23]\d s ago; jobs expire after 60 s \(SIGNED_JOB_MAX_AGE_SECONDS\)/);
-    expect(byJob.fresh?.status).toBe('succeeded');
+    const byJob = new Map(results.map((o) => [o.jobId, o]));
+    expect(byJob.get('old')).toMatchObject({
+      status: 'failed',
+      error: { code: 'JOB_EXPIRED', message: expect.stringMatching(/^the job was issued \d+ s ago; jobs expire after 60 s \(SIGNED_JOB_MAX_AGE_SECONDS\)/) },
+    });
+    // Its age when the worker judged it: at least the 120 s it was built with, at most its age now.
+    const oldOutcome = byJob.get('old');
+    const age = Number(/issued (\d+) s ago/.exec(oldOutcome?.status === 'failed' ? oldOutcome.error.message : '')?.[1]);
+    expect(age).toBeGreaterThanOrEqual(120);
+    expect(age).toBeLessThanOrEqual(issuedNow() - oldIssuedAt);
+    expect(byJob.get('fresh')?.status).toBe('succeeded');
     const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 20_000 });
     expect(dead.map((m) => [m.Body, m.MessageAttributes?.ErrorCode?.StringValue])).toEqual([[old.body, 'JOB_EXPIRED']]);
   });

@@ -10,9 +10,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { roleCredentialsDocument } from './imds.ts';
+import { listenOnLoopback, sleep } from './wait.ts';
 
 export const FAST_AWS_ACCOUNT = '123456789012';
 export const FAST_AWS_ROLE = 'enrollment-worker-bench-role';
@@ -477,8 +478,6 @@ function rangeOf(header: string | undefined, size: number): { start: number; end
 // ---------------------------------------------------------------------------------------------
 // The server
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -488,7 +487,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
+export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
   const events = new EventEmitter();
   const queues = new Map<string, Queue>();
   const buckets = new Map<string, Map<string, StoredObject>>();
@@ -1077,85 +1076,79 @@ export function startFastAws(options: FastAwsOptions = {}): Promise<FastAws> {
     s.on('close', () => sockets.delete(s));
   });
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      endpoint = `http://127.0.0.1:${port}`;
-      let stopping: Promise<void> | undefined;
-      const api: FastAws = {
-        endpoint,
-        imdsEndpoint: endpoint,
-        get delayMs() {
-          return state.delayMs;
-        },
-        set delayMs(v: number) {
-          state.delayMs = v;
-        },
-        get requests() {
-          return requests;
-        },
-        get billedRequests() {
-          return billed;
-        },
-        failBatchEntries: (fault) => faults.addEntries(fault),
-        failRequests: (fault) => faults.addRequests(fault),
-        clearFaults: () => faults.clear(),
-        events,
-        queueDepth(name) {
-          const queue = queues.get(name);
-          if (!queue) throw new Error(`no queue ${name}`);
-          const a = queueAttributes(queue, ['All']);
-          return {
-            visible: Number(a.ApproximateNumberOfMessages),
-            inFlight: Number(a.ApproximateNumberOfMessagesNotVisible),
-            delayed: Number(a.ApproximateNumberOfMessagesDelayed),
-          };
-        },
-        releaseWaits() {
-          for (const queue of queues.values()) {
-            for (const waiter of queue.waiters.splice(0)) waiter.done([]);
-          }
-        },
-        forget(prefix) {
-          for (const [name, queue] of queues) {
-            if (!name.startsWith(prefix)) continue;
-            for (const m of queue.messages.values()) clearTimeout(m.timer);
-            for (const waiter of queue.waiters.splice(0)) waiter.done([]);
-            queues.delete(name);
-          }
-          for (const name of buckets.keys()) if (name.startsWith(prefix)) buckets.delete(name);
-        },
-        purge(name) {
-          const bucket = buckets.get(name);
-          if (bucket) {
-            const n = bucket.size;
-            bucket.clear();
-            return n;
-          }
-          const queue = queues.get(name);
-          if (!queue) return 0;
-          const n = queue.messages.size;
-          for (const m of queue.messages.values()) clearTimeout(m.timer);
-          queue.messages.clear();
-          return n;
-        },
-        resetCounts() {
-          requests = {};
-          billed = {};
-        },
-        stop() {
-          stopping ??= new Promise<void>((done) => {
-            api.releaseWaits();
-            for (const queue of queues.values()) for (const m of queue.messages.values()) clearTimeout(m.timer);
-            server.close(() => done());
-            server.closeAllConnections();
-            for (const s of sockets) s.destroy();
-          });
-          return stopping;
-        },
+  endpoint = await listenOnLoopback(server);
+  let stopping: Promise<void> | undefined;
+  const api: FastAws = {
+    endpoint,
+    imdsEndpoint: endpoint,
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(v: number) {
+      state.delayMs = v;
+    },
+    get requests() {
+      return requests;
+    },
+    get billedRequests() {
+      return billed;
+    },
+    failBatchEntries: (fault) => faults.addEntries(fault),
+    failRequests: (fault) => faults.addRequests(fault),
+    clearFaults: () => faults.clear(),
+    events,
+    queueDepth(name) {
+      const queue = queues.get(name);
+      if (!queue) throw new Error(`no queue ${name}`);
+      const a = queueAttributes(queue, ['All']);
+      return {
+        visible: Number(a.ApproximateNumberOfMessages),
+        inFlight: Number(a.ApproximateNumberOfMessagesNotVisible),
+        delayed: Number(a.ApproximateNumberOfMessagesDelayed),
       };
-      resolve(api);
-    });
-  });
+    },
+    releaseWaits() {
+      for (const queue of queues.values()) {
+        for (const waiter of queue.waiters.splice(0)) waiter.done([]);
+      }
+    },
+    forget(prefix) {
+      for (const [name, queue] of queues) {
+        if (!name.startsWith(prefix)) continue;
+        for (const m of queue.messages.values()) clearTimeout(m.timer);
+        for (const waiter of queue.waiters.splice(0)) waiter.done([]);
+        queues.delete(name);
+      }
+      for (const name of buckets.keys()) if (name.startsWith(prefix)) buckets.delete(name);
+    },
+    purge(name) {
+      const bucket = buckets.get(name);
+      if (bucket) {
+        const n = bucket.size;
+        bucket.clear();
+        return n;
+      }
+      const queue = queues.get(name);
+      if (!queue) return 0;
+      const n = queue.messages.size;
+      for (const m of queue.messages.values()) clearTimeout(m.timer);
+      queue.messages.clear();
+      return n;
+    },
+    resetCounts() {
+      requests = {};
+      billed = {};
+    },
+    stop() {
+      stopping ??= new Promise<void>((done) => {
+        api.releaseWaits();
+        for (const queue of queues.values()) for (const m of queue.messages.values()) clearTimeout(m.timer);
+        server.close(() => done());
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
+      });
+      return stopping;
+    },
+  };
+  return api;
 }

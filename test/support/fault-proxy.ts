@@ -3,10 +3,14 @@
 // Everything a rule does not pick is passed through byte for byte, Host header included, so the
 // emulator sees the same requests it would see directly.
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { listenOnLoopback } from './wait.ts';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string }
   | { kind: 'delay'; ms: number }
+  /** Held until `until` settles, then forwarded: a slow answer that ends when the test says so. */
+  | { kind: 'hold'; until: Promise<unknown> }
   | { kind: 'reset' };
 
 export interface FaultRequest {
@@ -146,43 +150,72 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         timers.add(timer);
         return;
       }
+      case 'hold': {
+        const release = () => {
+          if (!closed && !req.destroyed) forward(req, res);
+        };
+        fault.until.then(release, release);
+        return;
+      }
       case 'reset':
         req.socket.destroy();
         return;
     }
   });
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (typeof address !== 'object' || address === null) {
-        reject(new Error('fault proxy has no address'));
-        return;
-      }
-      let closing: Promise<void> | undefined;
-      resolve({
-        url: `http://127.0.0.1:${String(address.port)}`,
-        setRule: (next) => {
-          rule = next;
-        },
-        get hits() {
-          return hits;
-        },
-        open: () => [...inFlight],
-        close: () => {
-          closing ??= new Promise<void>((done) => {
-            closed = true;
-            for (const timer of timers) clearTimeout(timer);
-            timers.clear();
-            server.close(() => done());
-            // Keep-alive connections (both sides) would otherwise hold close() open.
-            server.closeAllConnections();
-            agent.destroy();
-          });
-          return closing;
-        },
+  let closing: Promise<void> | undefined;
+  return {
+    url: await listenOnLoopback(server),
+    setRule: (next) => {
+      rule = next;
+    },
+    get hits() {
+      return hits;
+    },
+    open: () => [...inFlight],
+    close: () => {
+      closing ??= new Promise<void>((done) => {
+        closed = true;
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
+        server.close(() => done());
+        // Keep-alive connections (both sides) would otherwise hold close() open.
+        server.closeAllConnections();
+        agent.destroy();
       });
-    });
+      return closing;
+    },
+  };
+}
+
+/**
+ * A fault proxy for the tests of one file, through vitest's hooks: started before them, its rule
+ * cleared after each test (then `afterEachTest` runs, e.g. to kill the test's workers), closed after
+ * them all. Usable from the first test on.
+ */
+export function faultProxyPerFile(target: string, afterEachTest?: () => Promise<void>): FaultProxy {
+  let started: FaultProxy | undefined;
+  const proxy = (): FaultProxy => {
+    if (started === undefined) throw new Error('the fault proxy is used before its beforeAll ran');
+    return started;
+  };
+  beforeAll(async () => {
+    started = await startFaultProxy(target);
   });
+  afterEach(async () => {
+    started?.setRule(undefined);
+    await afterEachTest?.();
+  });
+  afterAll(() => started?.close());
+  return {
+    get url() {
+      return proxy().url;
+    },
+    setRule: (rule) => proxy().setRule(rule),
+    get hits() {
+      return proxy().hits;
+    },
+    open: () => proxy().open(),
+    close: () => proxy().close(),
+  };
 }

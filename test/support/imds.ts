@@ -3,6 +3,7 @@
 // uses only the default provider chain can be run as it would run on EC2.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listenOnLoopback } from './wait.ts';
 
 export interface Imds {
   /** `http://127.0.0.1:PORT`: the value for AWS_EC2_METADATA_SERVICE_ENDPOINT. */
@@ -36,7 +37,7 @@ export function roleCredentialsDocument(lifetimeMs: number, now = Date.now()): s
   });
 }
 
-export function startImds(): Promise<Imds> {
+export async function startImds(): Promise<Imds> {
   const tokens = new Map<string, number>(); // token → expiry (epoch ms)
   let requests = 0;
 
@@ -79,29 +80,19 @@ export function startImds(): Promise<Imds> {
     handle(req, res);
   });
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (typeof address !== 'object' || address === null) {
-        reject(new Error('IMDS server has no address'));
-        return;
-      }
-      let stopping: Promise<void> | undefined;
-      resolve({
-        endpoint: `http://127.0.0.1:${String(address.port)}`,
-        get requests() {
-          return requests;
-        },
-        stop: () => {
-          stopping ??= new Promise<void>((done) => {
-            server.close(() => done());
-            // Idle keep-alive sockets would otherwise hold close() open.
-            server.closeAllConnections();
-          });
-          return stopping;
-        },
+  let stopping: Promise<void> | undefined;
+  return {
+    endpoint: await listenOnLoopback(server),
+    get requests() {
+      return requests;
+    },
+    stop: () => {
+      stopping ??= new Promise<void>((done) => {
+        server.close(() => done());
+        // Idle keep-alive sockets would otherwise hold close() open.
+        server.closeAllConnections();
       });
-    });
-  });
+      return stopping;
+    },
+  };
 }

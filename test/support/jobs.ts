@@ -1,17 +1,8 @@
 // Sending jobs and reading outcomes in integration tests.
 import { createHash, randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
+import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, type Stack } from './resources.ts';
-
-export type Outcome = {
-  version: number;
-  jobId: string | null;
-  userId: string | null;
-  messageId: string;
-  status: 'succeeded' | 'failed';
-  references?: { key: string; sha256: string; contentType: string; bytes: number }[];
-  error?: { code: string; message: string };
-};
 
 /** A staged image as a job names it: where it is and the SHA-256 of the bytes put there. */
 export function stagedImage(bucket: string | undefined, key: string, bytes: Buffer = Buffer.alloc(0)) {

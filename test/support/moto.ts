@@ -5,9 +5,9 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { freePort, until } from './wait.ts';
 
 export const MOTO_VERSION = '5.2.1';
 
@@ -169,19 +169,6 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
-/** A port that was free a moment ago; moto binds it itself, so a race is retried by startMoto. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
 
 /**
  * moto's version as the running server sees it. The interpreter is read from /proc/PID/cmdline (the
@@ -242,15 +229,15 @@ async function startOnce(path: string, env: NodeJS.ProcessEnv): Promise<Moto | {
   };
   process.on('exit', killOnExit);
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (exitInfo === undefined && !(await answers(endpoint))) {
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      process.off('exit', killOnExit);
-      throw new Error(`moto_server did not answer at ${endpoint} within ${String(READY_TIMEOUT_MS)} ms; its output ends:\n${tail}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const answered = await until('moto_server to answer', async () => exitInfo !== undefined || (await answers(endpoint)), READY_TIMEOUT_MS, { everyMs: 100 }).then(
+    () => true,
+    () => false,
+  );
+  if (!answered) {
+    child.kill('SIGKILL');
+    await exited;
+    process.off('exit', killOnExit);
+    throw new Error(`moto_server did not answer at ${endpoint} within ${String(READY_TIMEOUT_MS)} ms; its output ends:\n${tail}`);
   }
   if (exitInfo !== undefined) {
     process.off('exit', killOnExit);

@@ -1,10 +1,12 @@
 // A listening notify socket, standing in for systemd's: collects every datagram a process sends to
 // it, in order. Node cannot bind a unix datagram socket, so a few lines of python3 do the listening
 // and print each datagram as one JSON string per line.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from './wait.ts';
 
 const LISTENER = `
 import json, socket, sys
@@ -15,9 +17,20 @@ while True:
     print(json.dumps(s.recv(65536).decode("utf-8", "replace")), flush=True)
 `;
 
+const SENDER = `
+import socket, sys
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(sys.argv[2].encode("utf-8"), sys.argv[1])
+`;
+
 export interface NotifyListener {
   readonly path: string;
   readonly messages: string[];
+  /**
+   * Sends `text` to the socket from another process and waits until it is read; resolves with its
+   * index in `messages`. The socket keeps the order of its datagrams, so everything sent before the
+   * mark has been read by then: a fence, where waiting a while would only guess.
+   */
+  mark(text: string): Promise<number>;
   close(): void;
 }
 
@@ -44,5 +57,12 @@ export async function listenForNotifications(): Promise<NotifyListener> {
     }
   });
   await ready;
-  return { path, messages, close: () => child.kill() };
+  const mark = async (text: string) => {
+    await promisify(execFile)('python3', ['-c', SENDER, path, text]);
+    return until(`the mark "${text}" to be read`, () => {
+      const at = messages.lastIndexOf(text);
+      return at >= 0 ? at : undefined;
+    }, 30_000);
+  };
+  return { path, messages, mark, close: () => child.kill() };
 }

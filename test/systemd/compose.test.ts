@@ -19,6 +19,7 @@ import { buildSignedJob } from '../../src/producer/enqueue.ts';
 import { outcomes, sendJob } from '../support/jobs.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
+import { until, within } from '../support/wait.ts';
 import { ensureHostTools, ensureRootfs, REPO, resultsFolder, runInRoot, type RootRun } from './container.ts';
 
 const exec = promisify(execFile);
@@ -46,7 +47,6 @@ let run: RootRun | undefined;
 let rootfs = '';
 let composeSecret: Record<string, string> = {};
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The worker's pino lines in the output so far. */
 function logLines(): Record<string, unknown>[] {
@@ -154,7 +154,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (run) {
     run.terminate();
-    await Promise.race([run.exited, sleep(60_000)]);
+    await within(run.exited, 60_000, undefined);
     await writeFile(join(results, 'output.log'), run.output());
   }
   // The clone with its node_modules is large; the output says what happened.
@@ -178,14 +178,18 @@ describe('docker-compose worker in a minimal Debian root', { sequential: true },
   });
 
   it('installs, builds and becomes ready from a clean clone', async () => {
-    const deadline = Date.now() + READY_WITHIN_MS;
     let exitCode: number | null | undefined;
     void run?.exited.then((code) => (exitCode = code));
-    while (!logLines().some((l) => l.msg === 'ready: receiving jobs')) {
-      if (exitCode !== undefined) throw new Error(`the compose command exited (${String(exitCode)}) before it was ready:\n${run?.output().slice(-6000) ?? ''}`);
-      if (Date.now() > deadline) throw new Error(`not ready after ${String(READY_WITHIN_MS / 1000)} s:\n${run?.output().slice(-6000) ?? ''}`);
-      await sleep(2000);
-    }
+    const output = () => run?.output().slice(-6000) ?? '';
+    await until(
+      'the worker to be ready',
+      () => {
+        if (exitCode !== undefined) throw new Error(`the compose command exited (${String(exitCode)}) before it was ready:\n${output()}`);
+        return logLines().some((l) => l.msg === 'ready: receiving jobs');
+      },
+      READY_WITHIN_MS,
+      { everyMs: 2000, detail: output },
+    );
     // Outside systemd the addon is not wanted, and not missed.
     expect(logLines().filter((l) => typeof l.msg === 'string' && l.msg.includes('sd_notify'))).toEqual([]);
   }, READY_WITHIN_MS + 60_000);
@@ -198,7 +202,7 @@ describe('docker-compose worker in a minimal Debian root', { sequential: true },
     expect(await listKeys(stack.s3, stack.bucket, `users/${user}/`)).toHaveLength(1);
 
     run?.terminate();
-    const code = await Promise.race([run?.exited, sleep(60_000).then(() => 'still running')]);
+    const code = run === undefined ? 'not started' : await within(run.exited, 60_000, 'still running');
     expect(code).toBe(0);
     expect(logLines().some((l) => l.msg === 'stopped')).toBe(true);
   }, 120_000);

@@ -5,11 +5,13 @@
 // bind-mounted folder. The same root also runs one command without systemd (runInRoot), as a
 // minimal Debian image would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { constants, createWriteStream } from 'node:fs';
-import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants, createWriteStream, readFileSync } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { commandName, processTree } from '../support/proc.ts';
+import { until } from '../support/wait.ts';
 
 const exec = promisify(execFile);
 
@@ -166,33 +168,9 @@ export interface BootOptions {
   lifetimeSeconds: number;
 }
 
-async function childrenOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === pid) out.push(Number(name));
-  }
-  return out;
-}
-
-async function comm(pid: number): Promise<string> {
-  return (await readFile(`/proc/${String(pid)}/comm`, 'utf8').catch(() => '')).trim();
-}
-
 /** The container's PID 1 as the host sees it: the `systemd` below our systemd-nspawn. */
-async function findInit(root: number): Promise<number | undefined> {
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift() as number;
-    for (const child of await childrenOf(pid)) {
-      if ((await comm(child)) === 'systemd') return child;
-      queue.push(child);
-    }
-  }
-  return undefined;
+function findInit(root: number): number | undefined {
+  return processTree(root).find((pid) => pid !== root && commandName(pid) === 'systemd');
 }
 
 const INSIDE_ENV = {
@@ -233,16 +211,22 @@ export async function boot(opts: BootOptions): Promise<Container> {
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
 
-  let init: number | undefined;
-  const deadline = Date.now() + 60_000;
-  while (init === undefined) {
-    if (exited || Date.now() > deadline) {
-      throw new Error(`the container did not start; its console says:\n${await readFile(consoleLog, 'utf8').catch(() => '')}`);
+  const consoleText = () => {
+    try {
+      return readFileSync(consoleLog, 'utf8');
+    } catch {
+      return '';
     }
-    await new Promise((r) => setTimeout(r, 200));
-    if (child.pid !== undefined) init = await findInit(child.pid);
-  }
-  const pid1 = init;
+  };
+  const pid1 = await until(
+    'the container to start',
+    () => {
+      if (exited) throw new Error(`the container exited before it started; its console says:\n${consoleText()}`);
+      return child.pid === undefined ? undefined : findInit(child.pid);
+    },
+    60_000,
+    { everyMs: 200, detail: () => `its console says:\n${consoleText()}` },
+  );
 
   let seq = 0;
   const sh: Container['sh'] = async (script, o = {}) => {
@@ -268,12 +252,15 @@ export async function boot(opts: BootOptions): Promise<Container> {
 
   // PID 1 exists before its private socket does: until then systemctl cannot connect.
   let state = '';
-  const upBy = Date.now() + 120_000;
-  do {
-    state = (await sh('systemctl is-system-running --wait', { timeoutMs: 120_000 })).out.trim();
-    if (!state.includes('Failed to connect')) break;
-    await new Promise((r) => setTimeout(r, 250));
-  } while (Date.now() < upBy);
+  await until(
+    "the container's systemd to answer",
+    async () => {
+      state = (await sh('systemctl is-system-running --wait', { timeoutMs: 120_000 })).out.trim();
+      return !state.includes('Failed to connect');
+    },
+    120_000,
+    { everyMs: 250 },
+  ).catch(() => undefined);
   if (state !== 'running') {
     const failed = (await sh('systemctl --failed --no-legend')).out;
     say(`the container is ${state}; failed units:\n${failed}`);

@@ -2,24 +2,8 @@
 // job expiry, image limits, staged-source deletion.
 import { describe, expect, it } from 'vitest';
 import { checkEnvironment, ConfigError, parseConfig, parseProducerConfig, settingsFromSecret } from '../../src/config.ts';
+import { ENV, KEY, OLD_KEY, problemsOf, REQUIRED, SECRET } from './config-fixtures.ts';
 import { thrownBy } from './helpers.ts';
-
-/** The required settings and no signing key: refused unless ALLOW_UNSIGNED_JOBS=true is added. */
-const REQUIRED = {
-  SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/enrollment-jobs',
-  S3_BUCKET: 'face-references',
-  AWS_REGION: 'eu-west-1',
-};
-const ENV = { ...REQUIRED, ALLOW_UNSIGNED_JOBS: 'true' };
-const SECRET = { SECRETS_MANAGER_SECRET_NAME: 'enrollment-worker/settings' };
-const KEY = 'k3y-0123456789abcdef0123456789abcdef';
-const OLD_KEY = 'old-0123456789abcdef0123456789abcdef';
-
-const problemsOf = (env: Record<string, string>, secret: Record<string, string> = {}) => {
-  const error = thrownBy(() => parseConfig({ ...ENV, ...env }, secret));
-  expect(error).toBeInstanceOf(ConfigError);
-  return (error as ConfigError).problems;
-};
 
 describe('signing keys', () => {
   it('reads both keys from the environment as their UTF-8 bytes, trimmed', () => {

@@ -10,35 +10,8 @@ import {
   type Config,
   type Env,
 } from '../../src/config.ts';
+import { ENV, env, fakeFetcher, problemsFrom, problemsOf, QUEUE, RESULTS } from './config-fixtures.ts';
 import { rejectionOf, thrownBy } from './helpers.ts';
-
-const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/enrollment-jobs';
-const RESULTS = 'https://sqs.us-east-1.amazonaws.com/123456789012/enrollment-results';
-
-/** The three required settings, valid, and no signing key (explicitly allowed). */
-const ENV: Env = { SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'face-references', AWS_REGION: 'us-east-1', ALLOW_UNSIGNED_JOBS: 'true' };
-
-const env = (overrides: Record<string, string | undefined> = {}): Env => ({ ...ENV, ...overrides });
-
-/** The problems of the ConfigError an action throws (the test fails on any other outcome). */
-function problemsFrom(act: () => unknown): readonly string[] {
-  const error = thrownBy(act);
-  if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`, { cause: error });
-  return error.problems;
-}
-
-/** A fake secret fetcher that records the names it was asked for. */
-function fakeFetcher(secret: string | Error) {
-  const asked: string[] = [];
-  return {
-    asked,
-    fetch: async (name: string) => {
-      asked.push(name);
-      if (secret instanceof Error) throw secret;
-      return secret;
-    },
-  };
-}
 
 describe('EXIT_CONFIG', () => {
   it('is 78 (EX_CONFIG)', () => {
@@ -211,8 +184,8 @@ describe('parseConfig: required settings', () => {
 
   it.each([['SQS_QUEUE_URL'], ['S3_BUCKET'], ['AWS_REGION']])('treats a blank %s as missing', (name) => {
     // Act
-    const empty = problemsFrom(() => parseConfig(env({ [name]: '' })));
-    const spaces = problemsFrom(() => parseConfig(env({ [name]: ' \t ' })));
+    const empty = problemsOf({ [name]: '' });
+    const spaces = problemsOf({ [name]: ' \t ' });
 
     // Assess
     expect(empty).toEqual([`${name} is required`]);
@@ -253,7 +226,7 @@ describe('parseConfig: numbers', () => {
     'refuses CONCURRENCY=%j',
     (value) => {
       // Act
-      const problems = problemsFrom(() => parseConfig(env({ CONCURRENCY: value })));
+      const problems = problemsOf({ CONCURRENCY: value });
 
       // Assess
       expect(problems).toEqual(['CONCURRENCY must be a whole number from 1 to 1024']);
@@ -285,8 +258,8 @@ describe('parseConfig: numbers', () => {
 
   it.each(RANGES)('refuses %s just outside its range', (name, _key, min, max, context) => {
     // Act
-    const low = problemsFrom(() => parseConfig(env({ ...context, [name]: String(min - 1) })));
-    const high = problemsFrom(() => parseConfig(env({ ...context, [name]: String(max + 1) })));
+    const low = problemsOf({ ...context, [name]: String(min - 1) });
+    const high = problemsOf({ ...context, [name]: String(max + 1) });
 
     // Assess
     const message = `${name} must be a whole number from ${min} to ${max}`;
@@ -302,7 +275,7 @@ describe('parseConfig: other formats', () => {
     ['a bare host', 'sqs.us-east-1.amazonaws.com/123456789012/q'],
   ])('refuses an SQS_QUEUE_URL that is %s with a ConfigError', (_name, value) => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: value })));
+    const problems = problemsOf({ SQS_QUEUE_URL: value });
 
     // Assess
     expect(problems).toEqual([
@@ -312,7 +285,7 @@ describe('parseConfig: other formats', () => {
 
   it.each([['RESULT_QUEUE_URL'], ['DEAD_LETTER_QUEUE_URL']])('refuses a %s that is not a URL with a ConfigError', (name) => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ [name]: 'results' })));
+    const problems = problemsOf({ [name]: 'results' });
 
     // Assess
     expect(problems).toHaveLength(1);
@@ -321,7 +294,7 @@ describe('parseConfig: other formats', () => {
 
   it('refuses a queue URL without /ACCOUNT/NAME', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/enrollment-jobs' })));
+    const problems = problemsOf({ SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/enrollment-jobs' });
 
     // Assess
     expect(problems).toEqual(['SQS_QUEUE_URL must be an SQS queue URL ending in /ACCOUNT/NAME']);
@@ -329,7 +302,7 @@ describe('parseConfig: other formats', () => {
 
   it('refuses an AWS_ENDPOINT_URL that is not an http(s) URL', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ AWS_ENDPOINT_URL: 'localhost:4566' })));
+    const problems = problemsOf({ AWS_ENDPOINT_URL: 'localhost:4566' });
 
     // Assess
     expect(problems).toEqual(['AWS_ENDPOINT_URL must be an http(s) URL of an AWS API endpoint']);
@@ -337,7 +310,7 @@ describe('parseConfig: other formats', () => {
 
   it.each([['Face_References'], ['ab'], ['-refs'], ['refs-'], ['a'.repeat(64)], ['s3://refs']])('refuses S3_BUCKET=%j', (value) => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ S3_BUCKET: value })));
+    const problems = problemsOf({ S3_BUCKET: value });
 
     // Assess
     expect(problems).toEqual(['S3_BUCKET must be an S3 bucket name (3-63 characters of a-z 0-9 . -)']);
@@ -345,7 +318,7 @@ describe('parseConfig: other formats', () => {
 
   it.each([['useast1'], ['US-EAST-1'], ['us-east'], ['eu-central-1a']])('refuses AWS_REGION=%j', (value) => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ AWS_REGION: value })));
+    const problems = problemsOf({ AWS_REGION: value });
 
     // Assess
     expect(problems).toEqual(['AWS_REGION must be an AWS region such as us-east-1']);
@@ -361,7 +334,7 @@ describe('parseConfig: other formats', () => {
 
   it.each([['verbose'], ['INFO'], ['warning']])('refuses LOG_LEVEL=%j', (value) => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ LOG_LEVEL: value })));
+    const problems = problemsOf({ LOG_LEVEL: value });
 
     // Assess
     expect(problems).toEqual(['LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent']);
@@ -369,7 +342,7 @@ describe('parseConfig: other formats', () => {
 
   it('refuses a STAGING_PREFIX over 1024 characters', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: `${'p'.repeat(1024)}/` })));
+    const problems = problemsOf({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: `${'p'.repeat(1024)}/` });
 
     // Assess
     expect(problems).toEqual(['STAGING_PREFIX must be at most 1024 characters']);
@@ -378,13 +351,13 @@ describe('parseConfig: other formats', () => {
 
 describe('parseConfig: settings that depend on each other', () => {
   it('refuses a STAGING_PREFIX that does not end with "/" (it would admit "uploads-private/…")', () => {
-    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: 'uploads' })));
+    const problems = problemsOf({ STAGING_BUCKET: 'enrollment-staging', STAGING_PREFIX: 'uploads' });
     expect(problems).toEqual(['STAGING_PREFIX must end with "/" (e.g. uploads/)']);
   });
 
   it.each([['RESULT_QUEUE_URL'], ['DEAD_LETTER_QUEUE_URL']])('refuses a %s that is the jobs queue (an endless loop)', (name) => {
     const jobs = 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs';
-    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: jobs, [name]: jobs })));
+    const problems = problemsOf({ SQS_QUEUE_URL: jobs, [name]: jobs });
     expect(problems).toEqual([`${name} must not be the jobs queue (SQS_QUEUE_URL)`]);
   });
 
@@ -399,7 +372,7 @@ describe('parseConfig: settings that depend on each other', () => {
     ['a VPC endpoint', 'https://vpce-0a1b2c3d-4e5f6a7b.sqs.us-east-1.vpce.amazonaws.com/123456789012/jobs'],
   ])('refuses RESULT_QUEUE_URL naming the jobs queue with %s', (_, spelling) => {
     const jobs = 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs';
-    const problems = problemsFrom(() => parseConfig(env({ SQS_QUEUE_URL: jobs, RESULT_QUEUE_URL: spelling, DEAD_LETTER_QUEUE_URL: spelling })));
+    const problems = problemsOf({ SQS_QUEUE_URL: jobs, RESULT_QUEUE_URL: spelling, DEAD_LETTER_QUEUE_URL: spelling });
     expect(problems).toEqual(['RESULT_QUEUE_URL must not be the jobs queue (SQS_QUEUE_URL)', 'DEAD_LETTER_QUEUE_URL must not be the jobs queue (SQS_QUEUE_URL)']);
   });
 
@@ -428,7 +401,7 @@ describe('parseConfig: settings that depend on each other', () => {
 
   it('refuses a STAGING_BUCKET equal to S3_BUCKET', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ STAGING_BUCKET: 'face-references' })));
+    const problems = problemsOf({ STAGING_BUCKET: 'face-references' });
 
     // Assess
     expect(problems).toEqual(['STAGING_BUCKET must differ from S3_BUCKET (references are never read back as sources)']);
@@ -436,7 +409,7 @@ describe('parseConfig: settings that depend on each other', () => {
 
   it('refuses a STAGING_PREFIX without a STAGING_BUCKET', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ STAGING_PREFIX: 'incoming/' })));
+    const problems = problemsOf({ STAGING_PREFIX: 'incoming/' });
 
     // Assess
     expect(problems).toEqual(['STAGING_PREFIX needs STAGING_BUCKET']);
@@ -466,7 +439,7 @@ describe('parseConfig: settings that depend on each other', () => {
 
   it('refuses a retry base above the retry maximum', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ RETRY_BASE_SECONDS: '60', RETRY_MAX_SECONDS: '30' })));
+    const problems = problemsOf({ RETRY_BASE_SECONDS: '60', RETRY_MAX_SECONDS: '30' });
 
     // Assess
     expect(problems).toEqual(['RETRY_BASE_SECONDS must not exceed RETRY_MAX_SECONDS']);
@@ -495,7 +468,7 @@ describe('parseConfig: settings from the secret', () => {
 
   it('says "(from the secret)" for a problem caused by a secret value', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ CONCURRENCY: '4' }), { CONCURRENCY: 'lots' }));
+    const problems = problemsOf({ CONCURRENCY: '4' }, { CONCURRENCY: 'lots' });
 
     // Assess
     expect(problems).toEqual(['CONCURRENCY (from the secret) must be a whole number from 1 to 1024']);
@@ -503,7 +476,7 @@ describe('parseConfig: settings from the secret', () => {
 
   it('does not blame the secret for a problem in the environment', () => {
     // Act
-    const problems = problemsFrom(() => parseConfig(env({ CONCURRENCY: 'lots' }), { S3_BUCKET: 'secret-bucket' }));
+    const problems = problemsOf({ CONCURRENCY: 'lots' }, { S3_BUCKET: 'secret-bucket' });
 
     // Assess
     expect(problems).toEqual(['CONCURRENCY must be a whole number from 1 to 1024']);

@@ -1,13 +1,17 @@
 // Property-based tests of the gate between a message and an S3 key: for ANY input, the parser
 // returns a valid job or a documented code (never throws), and every key it can lead to is
-// `users/<that id>/ref_<12 hex>.(jpg|png)` — never a path outside the user's prefix.
+// `users/<that id>/ref_<12 hex>.(jpg|png)` — never a path outside the user's prefix; and the JSON
+// Schema `enrollment-worker schema` prints, read by a real validator (ajv, draft 2020-12), agrees
+// with the worker both ways, except where it says it cannot (MAX_IMAGES_PER_JOB, issuedAt's age).
 import { posix } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { referenceKey, sha256Of, userPrefix } from '../../src/enroll/references.ts';
 import { parseJob } from '../../src/job/contract.ts';
-import { JOB_ERROR_CODES } from '../../src/job/errors.ts';
-import { jobContractSchema, USER_ID_PATTERN } from '../../src/job/json-schema.ts';
+import { JOB_ERROR_CODES, JobError } from '../../src/job/errors.ts';
+import { decodeInline } from '../../src/enroll/sources.ts';
+import { jobJsonSchema, USER_ID_PATTERN } from '../../src/job/json-schema.ts';
 import { signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
 import { normaliseUserId } from '../../src/job/user-id.ts';
 
@@ -64,6 +68,28 @@ const validImage = fc.oneof(
 );
 const NOW = Math.floor(Date.now() / 1000);
 
+/** The validator of the published document (`enrollment-worker schema`): ajv, draft 2020-12, strict. */
+const validateJob = new Ajv2020({ strict: true }).compile(jobJsonSchema());
+
+/**
+ * What the worker makes of a body as far as the contract goes: the parser, then the one check of
+ * image data that the schema also spells out (not empty, padded base64), which the worker makes
+ * before it looks at any image byte (INVALID_IMAGE). MAX_IMAGES_PER_JOB is given room.
+ */
+function contractVerdict(body: string): { ok: true } | { ok: false; error: { code: string; message: string } } {
+  const parsed = parseJob(body, { maxImagesPerJob: 1_000 }, NOW * 1000);
+  if (!parsed.ok) return parsed;
+  for (const [index, image] of parsed.job.images.entries()) {
+    if (image.kind !== 'inline') continue;
+    try {
+      decodeInline(image.data, `images[${index}]`, Number.MAX_SAFE_INTEGER);
+    } catch (e: unknown) {
+      return { ok: false, error: e instanceof JobError ? e : { code: 'UNEXPECTED', message: String(e) } };
+    }
+  }
+  return { ok: true };
+}
+
 /** Job-shaped objects: every field right but the user id, which is anything. */
 const nearlyValidJob = fc.record({
   version: fc.constant(1),
@@ -73,6 +99,34 @@ const nearlyValidJob = fc.record({
   // Within the default 14-day window and the 300 s of skew.
   issuedAt: fc.option(fc.integer({ min: NOW - 1_000_000, max: NOW + 200 }), { nil: undefined }),
   extra: fc.option(jsonish, { nil: undefined }),
+});
+
+/**
+ * Job-shaped objects at the edges of what the schema spells out: image data that is empty or not
+ * padded base64, staged names around S3's lengths (in ASCII and in astral characters, which a
+ * JSON Schema counts as code points), hashes in the wrong case or length, and issuedAt of the wrong
+ * type. issuedAt stays within the worker's window when it is a whole number: its age is the
+ * worker's alone (see "cannot know the worker's clock").
+ */
+const edgeJob = fc.record({
+  version: fc.constant(1),
+  jobId: fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/),
+  userId: fc.oneof(fc.stringMatching(/^[a-z0-9]{1,8}$/), userIdLike),
+  images: fc.array(
+    fc.oneof(
+      validImage,
+      fc.record({ data: fc.oneof(fc.constant(''), fc.string({ maxLength: 12 }), fc.stringMatching(/^[A-Za-z0-9+/]{1,11}={0,2}$/)) }),
+      fc.record({
+        s3: fc.record({
+          bucket: fc.oneof(fc.string({ maxLength: 12 }), fc.string({ minLength: 60, maxLength: 66 }), fc.string({ unit: 'grapheme', minLength: 30, maxLength: 66 })),
+          key: fc.oneof(fc.string({ maxLength: 20 }), fc.string({ minLength: 1020, maxLength: 1028 }), fc.string({ unit: 'grapheme', minLength: 510, maxLength: 1028 })),
+          sha256: fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.stringMatching(/^[0-9a-fA-F]{63,65}$/)),
+        }),
+      }),
+    ),
+    { minLength: 1, maxLength: 4 },
+  ),
+  issuedAt: fc.option(fc.oneof(fc.integer({ min: NOW - 1_000_000, max: NOW + 200 }), fc.constantFrom(-1, 1.5, 2 ** 53, '1700000000')), { nil: undefined }),
 });
 
 /** Job-shaped objects with every field sometimes wrong or missing. */
@@ -148,21 +202,67 @@ describe('parseJob, for any input', () => {
     expect(valid).toBeGreaterThan(RUNS.numRuns / 100);
   });
 
-  it('agrees with the published JSON Schema: what the schema accepts, the worker parses', () => {
+  it('agrees with the published JSON Schema in both directions, but for the image count', () => {
+    // The document `enrollment-worker schema` prints, read by a JSON Schema validator (draft 2020-12),
+    // judging the body as the worker reads it (JSON text): what the schema accepts, the worker
+    // takes, and what the worker takes, the schema accepts.
     let accepted = 0;
+    let refused = 0;
     fc.assert(
-      fc.property(jobLike, (raw) => {
-        const schemaSays = jobContractSchema.safeParse(raw).success;
-        const workerSays = parseJob(JSON.stringify(raw), { maxImagesPerJob: 1_000 });
-        if (schemaSays) {
-          accepted += 1;
-          expect(workerSays.ok).toBe(true);
-        }
+      fc.property(fc.oneof(jobLike, edgeJob), (raw) => {
+        const body = JSON.stringify(raw);
+        const schemaSays = validateJob(JSON.parse(body));
+        const workerSays = contractVerdict(body);
+        if (schemaSays) accepted += 1;
+        else refused += 1;
+        const why = workerSays.ok ? `the worker takes it; the schema says ${JSON.stringify(validateJob.errors)}` : `the schema accepts it; the worker says ${workerSays.error.code}: ${workerSays.error.message}`;
+        expect(workerSays.ok, why).toBe(schemaSays);
       }),
       RUNS,
     );
-    // The generator reaches valid jobs often enough for the property to mean something.
+    // The generator reaches both verdicts often enough for the property to mean something.
     expect(accepted).toBeGreaterThan(RUNS.numRuns / 100);
+    expect(refused).toBeGreaterThan(RUNS.numRuns / 100);
+  });
+});
+
+describe('the published JSON Schema', () => {
+  it('is a valid draft 2020-12 schema that a strict validator compiles', () => {
+    // Assess
+    const ajv = new Ajv2020({ strict: true });
+    expect(ajv.validateSchema(jobJsonSchema())).toBe(true);
+    expect(jobJsonSchema()).toMatchObject({ $schema: 'https://json-schema.org/draft/2020-12/schema', $id: 'urn:enrollment-worker:job:v1' });
+  });
+
+  it('cannot know MAX_IMAGES_PER_JOB: it accepts 11 images, which a worker with the default 10 refuses, and says so', () => {
+    // Prepare
+    const job = { version: 1, jobId: 'eleven', userId: 'alice', issuedAt: NOW, images: Array.from({ length: 11 }, () => ({ data: 'QUJD' })) };
+
+    // Act
+    const schemaSays = validateJob(job);
+    const workerSays = parseJob(JSON.stringify(job), { maxImagesPerJob: 10 }, NOW * 1000);
+
+    // Assess
+    expect(schemaSays).toBe(true);
+    expect(workerSays).toMatchObject({ ok: false, error: { code: 'TOO_MANY_IMAGES' } });
+    expect(JSON.stringify(jobJsonSchema())).toContain("1 to the worker's MAX_IMAGES_PER_JOB (default 10) images");
+  });
+
+  it("cannot know the worker's clock: it accepts an issuedAt 15 days old or an hour ahead, which the worker refuses, and says so", () => {
+    // Prepare
+    const at = (issuedAt: number) => ({ version: 1, jobId: 'clock', userId: 'alice', issuedAt, images: [{ data: 'QUJD' }] });
+    const old = at(NOW - 15 * 86_400);
+    const ahead = at(NOW + 3_600);
+
+    // Act
+    const verdicts = [old, ahead].map((job) => ({ schema: validateJob(job), worker: parseJob(JSON.stringify(job), LIMITS, NOW * 1000) }));
+
+    // Assess
+    expect(verdicts).toEqual([
+      { schema: true, worker: expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'JOB_EXPIRED' }) }) },
+      { schema: true, worker: expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'INVALID_MESSAGE' }) }) },
+    ]);
+    expect(JSON.stringify(jobJsonSchema())).toMatch(/SIGNED_JOB_MAX_AGE_SECONDS \(default 1209600\) is JOB_EXPIRED; more than 300 s ahead/);
   });
 });
 

@@ -1,5 +1,6 @@
-// What a child process costs, read from /proc (Linux): CPU seconds of all its threads, current and
-// peak resident memory. Used by the benchmark and the memory soak.
+// What a process costs, read from /proc (Linux) in this one place: CPU seconds of all its threads (or
+// of a whole process tree), current and peak resident memory. Used by the benchmark, the memory soak
+// and the fault scenarios.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -22,6 +23,15 @@ function statFields(path: string): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
+/** The process's state letter (`R` running, `S` sleeping, `T` stopped by a signal, …); '' when it is gone. */
+export function processState(pid: number): string {
+  try {
+    return statFields(`/proc/${pid}/stat`)[0] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 /** User + system CPU seconds the process has used so far (all threads; 10 ms resolution). */
 export function cpuSeconds(pid: number): number {
   const rest = statFields(`/proc/${pid}/stat`);
@@ -34,8 +44,8 @@ export function threadCpuSeconds(pid: number, tid = pid): number {
   return (Number(rest[11]) + Number(rest[12])) / clockTicks();
 }
 
-/** The process and every live descendant (pids), from the parent pid in /proc/<pid>/stat. */
-export function processTree(pid: number): number[] {
+/** Each live process's children, from the parent pid in /proc/<pid>/stat (one pass over /proc). */
+function childrenByParent(): Map<number, number[]> {
   const parents = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -46,6 +56,26 @@ export function processTree(pid: number): number[] {
       // gone meanwhile
     }
   }
+  return parents;
+}
+
+/** The live children of a process (pids). */
+export function childrenOf(pid: number): number[] {
+  return childrenByParent().get(pid) ?? [];
+}
+
+/** A process's command name (`/proc/<pid>/comm`), or '' when it is gone. */
+export function commandName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The process and every live descendant (pids). */
+export function processTree(pid: number): number[] {
+  const parents = childrenByParent();
   const tree: number[] = [];
   const visit = (p: number) => {
     tree.push(p);
@@ -55,26 +85,52 @@ export function processTree(pid: number): number[] {
   return tree;
 }
 
+/** Node names the OS thread of each `worker_threads` Worker this (in /proc/<pid>/task/<tid>/comm). */
+const WORKER_THREAD_NAME = 'WorkerThread';
+
+/** CPU seconds and count of a process's live worker threads (the face detector's, in the worker). */
+function workerThreadCpu(pid: number): { seconds: number; count: number } {
+  let seconds = 0;
+  let count = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== WORKER_THREAD_NAME) continue;
+      seconds += threadCpuSeconds(pid, Number(tid));
+      count += 1;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return { seconds, count };
+}
+
 /**
  * CPU seconds of a process and all its descendants: their own user + system time, and that of
  * the children they have reaped (cutime + cstime), so a worker that runs several processes is
- * measured whole. `mainThreads` is the sum over those processes of their main thread alone.
+ * measured whole. `mainThreads` is the sum over those processes of their main thread alone;
+ * `workerThreads` of their live `worker_threads` (a thread that ended takes its time with it, so
+ * read it as a lower bound), with how many there are.
  */
-export function treeCpuSeconds(pid: number): { all: number; mainThreads: number; processes: number } {
+export function treeCpuSeconds(pid: number): { all: number; mainThreads: number; workerThreads: number; workerThreadCount: number; processes: number } {
   let ticks = 0;
   let main = 0;
+  let workers = 0;
+  let workerCount = 0;
   let processes = 0;
   for (const p of processTree(pid)) {
     try {
       const rest = statFields(`/proc/${p}/stat`);
       ticks += Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
       main += threadCpuSeconds(p) * clockTicks();
+      const threads = workerThreadCpu(p);
+      workers += threads.seconds;
+      workerCount += threads.count;
       processes += 1;
     } catch {
       // exited meanwhile: its time is in its parent's cutime once reaped
     }
   }
-  return { all: ticks / clockTicks(), mainThreads: main / clockTicks(), processes };
+  return { all: ticks / clockTicks(), mainThreads: main / clockTicks(), workerThreads: workers, workerThreadCount: workerCount, processes };
 }
 
 function statusKb(pid: number, field: string): number {
@@ -99,6 +155,19 @@ export function peakRssMiB(pid: number): number {
   return statusKb(pid, 'VmHWM') / 1024;
 }
 
+/** Resident set size now of a process and its live descendants, in MiB. */
+export function treeRssMiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += rssMiB(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
 /** Sum of the peak resident set sizes of a process and its live descendants, in MiB (an upper bound of the tree's peak). */
 export function treePeakRssMiB(pid: number): number {
   let total = 0;
@@ -110,19 +179,4 @@ export function treePeakRssMiB(pid: number): number {
     }
   }
   return total;
-}
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-/** The p-th percentile (0-100), nearest rank. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
 }
