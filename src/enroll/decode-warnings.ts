@@ -66,6 +66,8 @@ export interface WarningLedger {
   alone<T>(operation: Operation<T>): Promise<{ value: T; warnings: readonly string[] }>;
   /** Operations that ended suspect, turns alone taken, empty operations run to drain the queue. */
   readonly counts: Readonly<{ suspects: number; turns: number; drains: number }>;
+  /** Operations in flight, and those waiting (turns alone, the one running, held operations): all 0 once every call has settled. */
+  pending(): { inFlight: number; waiting: number };
 }
 
 interface Flight {
@@ -73,67 +75,82 @@ interface Flight {
   readonly heard: string[];
 }
 
+/** The ledger's state: what is in flight, and who waits for what. */
+interface Book {
+  readonly inFlight: Set<Flight>;
+  readonly counts: { suspects: number; turns: number; drains: number };
+  // "read gave" lines heard since the queue was last known empty: each may be followed by an empty
+  // message that holds back what is queued after it.
+  owed: number;
+  /** A turn alone is running. */
+  alone: boolean;
+  /** Turns alone waiting for the operations in flight to end. */
+  readonly turns: (() => void)[];
+  /** Operations held while a turn alone runs or waits. */
+  held: (() => void)[];
+}
+
+/** A decoder warning heard by any operation makes every operation in flight suspect. */
+const hearerOf =
+  (book: Book): Hear =>
+  (message) => {
+    if (!isDecoderWarning(message)) return;
+    for (const flight of book.inFlight) {
+      flight.suspect = true;
+      flight.heard.push(message);
+    }
+    if (READ_GAVE.test(message.trim())) book.owed += 1;
+  };
+
+/** Something ended: the next turn alone may start, or, with none waiting, the held operations. */
+function admitNext(book: Book): void {
+  if (book.alone) return;
+  const turn = book.turns.shift();
+  if (turn) {
+    if (book.inFlight.size > 0) book.turns.unshift(turn);
+    else {
+      book.alone = true;
+      turn();
+    }
+    return;
+  }
+  const waiting = book.held;
+  book.held = [];
+  for (const go of waiting) go();
+}
+
 /**
  * The bookkeeping, given the empty operation that drains the queue (`drainOperation` with sharp).
  * One per process in the worker (`sharpWarnings`): the queue it keeps track of is process-wide.
  */
 export function warningLedger(drain: Operation<unknown>): WarningLedger {
-  const inFlight = new Set<Flight>();
-  const counts = { suspects: 0, turns: 0, drains: 0 };
-  // "read gave" lines heard since the queue was last known empty: each may be followed by an empty
-  // message that holds back what is queued after it.
-  let owed = 0;
-  let alone = false;
-  const turns: (() => void)[] = [];
-  let held: (() => void)[] = [];
-
-  const hear: Hear = (message) => {
-    if (!isDecoderWarning(message)) return;
-    for (const flight of inFlight) {
-      flight.suspect = true;
-      flight.heard.push(message);
-    }
-    if (READ_GAVE.test(message.trim())) owed += 1;
-  };
-
-  // Something ended: the next turn alone may start, or, with none waiting, the held operations.
-  const next = () => {
-    if (alone) return;
-    const turn = turns.shift();
-    if (turn) {
-      if (inFlight.size > 0) turns.unshift(turn);
-      else {
-        alone = true;
-        turn();
-      }
-      return;
-    }
-    const waiting = held;
-    held = [];
-    for (const go of waiting) go();
-  };
+  const book: Book = { inFlight: new Set(), counts: { suspects: 0, turns: 0, drains: 0 }, owed: 0, alone: false, turns: [], held: [] };
+  const { inFlight, counts } = book;
+  const hear = hearerOf(book);
+  const next = () => admitNext(book);
 
   const drainQueue = async () => {
     // At most `owed` empty messages are queued; each drain consumes one or finds the queue empty,
     // so one drain more than owed (counting lines heard meanwhile) leaves it empty.
-    for (let done = 0; done <= owed; done += 1) {
+    for (let done = 0; done <= book.owed; done += 1) {
       counts.drains += 1;
       await drain(hear);
     }
-    owed = 0;
+    book.owed = 0;
   };
 
   return {
     counts,
+    pending: () => ({ inFlight: inFlight.size, waiting: book.turns.length + book.held.length + (book.alone ? 1 : 0) }),
     async run(operation) {
-      while (alone || turns.length > 0) await new Promise<void>((go) => held.push(go));
+      while (book.alone || book.turns.length > 0) await new Promise<void>((go) => book.held.push(go));
       const flight: Flight = { suspect: false, heard: [] };
       inFlight.add(flight);
       let value;
       try {
         value = await operation(hear);
       } finally {
-        if (owed > 0) flight.suspect = true;
+        if (book.owed > 0) flight.suspect = true;
         if (flight.suspect) counts.suspects += 1;
         inFlight.delete(flight);
         next();
@@ -142,7 +159,7 @@ export function warningLedger(drain: Operation<unknown>): WarningLedger {
     },
     async alone(operation) {
       await new Promise<void>((go) => {
-        turns.push(go);
+        book.turns.push(go);
         next();
       });
       counts.turns += 1;
@@ -159,7 +176,7 @@ export function warningLedger(drain: Operation<unknown>): WarningLedger {
         await drainQueue();
         return { value, warnings: flight.heard };
       } finally {
-        alone = false;
+        book.alone = false;
         next();
       }
     },

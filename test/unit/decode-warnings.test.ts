@@ -5,9 +5,12 @@
 // The model, as sharp 0.34 behaves (src/common.cc, pipeline.cc): one process-wide FIFO queue of
 // libvips' logged warnings; an operation logs into it while it runs; when any operation completes,
 // it empties the queue onto its own 'warning' event, stopping at the first empty message.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
+import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
 import { damagedInLastStrip } from '../support/jpeg-corpus.ts';
 
 const READ_GAVE = 'read gave 1 warnings';
@@ -57,6 +60,17 @@ function modelDecode(model: ReturnType<typeof sharpQueue>, corrupt: boolean, opt
 
 const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+/** A small seeded PRNG (mulberry32): the same interleavings on every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt data', () => {
   it('counts the "read gave" line and the VipsJpeg buffer, not warnings about metadata or other formats', () => {
@@ -176,6 +190,47 @@ describe('the ledger, against a model of sharp\u2019s warning queue', () => {
     expect(events).toEqual(['finishing', 'in flight ended', 'alone', 'later']);
   });
 
+  it('at 16 in flight, in any order of logging and completion, refuses exactly the corrupt decodes and leaves nothing behind', async () => {
+    for (let seed = 1; seed <= 400; seed += 1) {
+      // Prepare: 16 operations, three corrupt decodes (one whose error buffer is cleared: an empty
+      // message), five that decode nothing
+      const model = sharpQueue();
+      const ledger = warningLedger(async (hear) => model.complete(hear));
+      const random = seeded(seed);
+      const corruptAt = new Map([[7, {}], [10, { emptyBuffer: true }], [13, {}]]);
+      const decodes = Array.from({ length: 16 }, (_, i) => modelDecode(model, corruptAt.has(i), corruptAt.get(i)));
+      const results: Promise<{ value: string } | { error: unknown }>[] = [];
+      // Each decode's steps in order: it starts (new decodes keep starting while others run); a
+      // corrupt one logs during its work, before it completes (the one with the cleared buffer logs
+      // its two lines apart, so that an empty message may head the queue); it completes. The
+      // decodes' steps interleaved at random.
+      const started = new Set<number>();
+      const start = (i: number) => () => {
+        started.add(i);
+        const operation = decodes[i]?.operation ?? (() => Promise.reject(new Error('no decode')));
+        // the first five are operations that decode nothing (header reads, encodes): no second run
+        results.push(settled(i < 5 ? ledger.run(operation).then((r) => r.value) : heeded(ledger, operation)));
+      };
+      const logApart = [() => model.queue.push(READ_GAVE), () => model.queue.push('')];
+      const steps = decodes.map((d, i) => [start(i), ...(i === 10 ? logApart : corruptAt.has(i) ? [d.log] : []), d.finish]);
+
+      // Act
+      // (a decode held by the ledger has not begun its work: it can neither log nor complete yet)
+      const ready = () => steps.filter((s, i) => s.length > 0 && (!started.has(i) || (decodes[i]?.runs() ?? 0) > 0));
+      for (let left = ready(); steps.some((s) => s.length > 0); left = ready()) {
+        left[Math.floor(random() * left.length)]?.shift()?.();
+        if (left.length === 0 || random() < 0.5) await tick();
+      }
+      const outcomes = await Promise.all(results);
+
+      // Assess: a corrupt decode's value is 'corrupt pixels', so any accepted one shows
+      const verdicts = outcomes.map((o) => ('error' in o ? (o.error instanceof DecoderWarning ? 'refused' : o.error) : o.value)).sort();
+      expect({ seed, verdicts }).toEqual({ seed, verdicts: [...Array<string>(13).fill('pixels'), ...Array<string>(3).fill('refused')] });
+      expect(model.queue).toEqual([]);
+      expect(ledger.pending()).toEqual({ inFlight: 0, waiting: 0 });
+    }
+  });
+
   it('keeps working after an operation fails', async () => {
     // Prepare
     const ledger = warningLedger(async () => undefined);
@@ -225,5 +280,45 @@ describe('decodeHeedingWarnings, with sharp', () => {
     expect('error' in d && d.error).toBeInstanceOf(DecoderWarning);
     expect(goodRuns).toBe(2);
   });
+
+  it('with 16 decodes in flight, two of them damaged in their last strip, refuses those two and accepts the rest, leaving the ledger empty', async () => {
+    // Prepare
+    sharp.cache(false);
+    sharp.concurrency(1);
+    const good = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#6a4b3c' } }).jpeg().toBuffer();
+    const damaged = [
+      await damagedInLastStrip({ coding: 'baseline', width: 320, height: 240, chroma: 'grey', seed: 11, quality: 85 }),
+      await damagedInLastStrip({ coding: 'baseline', width: 320, height: 240, chroma: '4:4:4', seed: 12, quality: 85 }),
+    ];
+    const images = Array.from({ length: 16 }, (_, i) => (i === 5 ? damaged[0] : i === 10 ? damaged[1] : good) ?? good);
+
+    // Act
+    const outcomes = await Promise.all(images.map((image) => settled(decodeHeedingWarnings((listen) => listen(sharp(image, { failOn: 'warning' })).raw().toBuffer()))));
+
+    // Assess
+    const verdicts = outcomes.map((o) => ('error' in o ? (o.error instanceof DecoderWarning ? 'refused' : o.error) : 'stored'));
+    expect(verdicts).toEqual(images.map((_, i) => (i === 5 || i === 10 ? 'refused' : 'stored')));
+    expect(sharpWarnings.pending()).toEqual({ inFlight: 0, waiting: 0 });
+  });
 });
 
+describe('the warning ledger sees every sharp operation in src', () => {
+  it('builds every sharp instance through listen(), outside decode-warnings.ts itself', () => {
+    // Prepare: an operation outside the ledger would empty the queue without anyone hearing it
+    const root = fileURLToPath(new URL('../../src', import.meta.url));
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('decode-warnings.ts'));
+
+    // Act
+    const unheard = files.flatMap((f) =>
+      readFileSync(join(root, f), 'utf8')
+        .split('\n')
+        .filter((line) => /\bsharp\(/.test(line.replace(/listen\(sharp\(/g, '')))
+        .map((line) => `${f}: ${line.trim()}`),
+    );
+    const heard = files.filter((f) => readFileSync(join(root, f), 'utf8').includes('listen(sharp('));
+
+    // Assess
+    expect(unheard).toEqual([]);
+    expect(heard.length).toBeGreaterThanOrEqual(3); // decode.ts, normalise.ts, face/detector.ts
+  });
+});
