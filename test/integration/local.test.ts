@@ -24,7 +24,7 @@ function runUntilReady(command: string, args: string[], stop: 'SIGINT' | 'ctrl-c
     const child = spawn(command, args, {
       cwd: root,
       // The test's emulator (local.ts uses a given endpoint as it is), no terminal settings from here.
-      env: { ...process.env, TEST_AWS_ENDPOINT_URL: emulator.endpoint, TEST_IMDS_ENDPOINT: emulator.imdsEndpoint, TERM: 'xterm' },
+      env: { ...process.env, TEST_AWS_ENDPOINT_URL: emulator.endpoint, TEST_IMDS_ENDPOINT: emulator.imdsEndpoint, TERM: 'xterm', SHELL: '/bin/sh' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -64,9 +64,11 @@ describe('npm run local', { sequential: true }, () => {
   });
 
   it('pretty-prints them on a terminal, and Ctrl-C drains and stops', async () => {
-    const command = `'${process.execPath}' '${LOCAL}'`;
+    // `exec`: script(1) runs the command through $SHELL -c, and a shell that forks (dash, the
+    // default when SHELL is unset, as under CI) would itself die of the Ctrl-C, exiting 130.
+    const command = `exec '${process.execPath}' '${LOCAL}'`;
     const { stdout, code } = await runUntilReady('script', ['-q', '-f', '-e', '-c', command, '/dev/null'], 'ctrl-c');
-    expect(code).toBe(0);
+    expect(code, plain(stdout)).toBe(0);
     // Coloured level names and messages, one line per record, no JSON.
     expect(stdout).toMatch(/\x1b\[32mINFO\x1b\[39m/);
     const lines = plain(stdout).split('\n');
