@@ -3,43 +3,70 @@
  * size it decodes at, the small upright preview it can hand back, and what a decoder's complaint
  * becomes (a job error, or a transient failure when the machine is short of memory).
  *
- * libjpeg can decode at 1/2, 1/4 or 1/8 scale (DCT scaling), still parsing every entropy-coded
- * block. But libvips asks libjpeg for 8 rows at a time and looks at libjpeg's warnings before each
- * 8-row strip, never after the last one: a warning raised while the last strip is decoded is only
- * logged. At full scale that strip is the last 8 rows; at 1/2 it is 16 rows of the photo, at 1/8,
- * 64 — so a baseline (single-scan) JPEG decoded at a reduced scale lets through damage that shows
- * only at its end (a scan cut short, a decoder thrown out of step by a dropped byte), which a full
- * decode refuses: test/corpus/jpeg-scales.ts counted them at 1/2, 1/4 and 1/8 alike. A progressive
- * JPEG is different: libjpeg reads all of its scans into memory before the first row is produced,
- * so every warning is seen before the first strip, at any scale — not one corrupted progressive file
- * in the corpus was refused at full scale and let through at 1/8 (test/unit/lossless.corpus.test.ts
- * keeps a subset as a test). So: progressive JPEGs are validated at 1/8, everything else in full.
+ * A JPEG is validated at a reduced scale when it is large enough to gain from it: libjpeg can
+ * decode at 1/2, 1/4 or 1/8 (DCT scaling), still parsing every entropy-coded block, which is where
+ * damage shows. Two things in libvips (8.17) stand between that and "refuses what a full decode
+ * refuses", and both are dealt with:
+ *
+ * - libvips looks at libjpeg's warnings before each 8-row strip it decodes, never after the last
+ *   one; a warning raised in the last strip is only logged. At 1/8 that strip holds 64 rows of the
+ *   photo, not 8. So every decode here heeds the logged warnings too (decode-warnings.ts): a JPEG
+ *   whose decode makes libjpeg warn is refused, at any scale.
+ * - libvips crops a reduced decode to floor(height / scale) rows where libjpeg makes ceil(...).
+ *   The last, partial row is still decoded when it falls in the last strip libvips reads, but not
+ *   when it would begin a strip of its own: then the last row of blocks of a single-scan JPEG is
+ *   never read at all (`readsEveryRow`). Such a JPEG gets the next finer scale that reads it.
+ *
+ * A progressive JPEG has neither problem: libjpeg reads all of its scans into memory before the
+ * first row is produced. test/corpus/jpeg-scales.ts holds the evidence (README "What it writes");
+ * test/unit/lossless.corpus.test.ts keeps a part of it as a test.
  *
  * sharp has no option for the scale: it picks it from the resize that follows the load (pipeline.cc,
  * sharp 0.34): with `fastShrinkOnLoad: false` it loads at 1/2, 1/4 or 1/8 when the smaller of the
  * two shrink factors reaches 4, 8 or 16 (`loadScaleOf`). Every resize here is planned against that
- * rule (`decodePlan`), and a unit test holds a baseline file that only a reduced-scale decode
- * accepts, so a sharp that picked differently would fail it.
+ * rule (`decodePlan`), and unit tests hold files whose damage only some scales see.
  */
 import sharp from 'sharp';
 import { JobError } from '../job/errors.ts';
+import { decodeHeedingWarnings, heedingWarnings, type Listen } from './decode-warnings.ts';
 import { JPEG, type ImageInfo } from './images.ts';
 import type { ImageLimits } from './normalise.ts';
 
-/** The scale a progressive JPEG is validated at: 1/8. */
-export const PROGRESSIVE_SCALE = 8;
-/** 1: full scale; 8: 1/8 (progressive JPEGs only). */
-export type ValidationScale = 1 | typeof PROGRESSIVE_SCALE;
+/** The scale a JPEG is validated at: 1 (full), 1/2, 1/4 or 1/8 (JPEGs only). */
+export type ValidationScale = 1 | 2 | 4 | 8;
+/** The coarsest: 1/8. */
+export const REDUCED_SCALE = 8;
 
 /**
- * From this many pixels a progressive JPEG is validated at 1/8; below, a full decode costs no more
- * (the load at 1/8 reads the header twice and resamples). Measured: test/bench/normalise.ts.
+ * From this many pixels a JPEG is validated at a reduced scale; below, a full decode costs no more
+ * (the reduced load reads the header twice and resamples): baseline and progressive alike, 1/8
+ * costs more at 0.12 MP, as much at 0.18 and 15 % less at 0.3 (test/bench/normalise.ts).
  */
-export const PROGRESSIVE_SCALE_MIN_PIXELS = 500_000;
+export const REDUCED_SCALE_MIN_PIXELS = 200_000;
 
-/** Full scale, but 1/8 for a progressive JPEG large enough to gain from it. */
-export function validationScale(size: Size, progressive: boolean): ValidationScale {
-  return progressive && size.width * size.height >= PROGRESSIVE_SCALE_MIN_PIXELS ? PROGRESSIVE_SCALE : 1;
+/** The rows libvips asks libjpeg for at a time (jpeg2vips.c). */
+const STRIP_ROWS = 8;
+
+/**
+ * Does a decode at 1/`scale` read every row of blocks of a single-scan JPEG `height` rows high?
+ * Not when floor(height / scale) rows, all libvips keeps, end a strip exactly and a partial row
+ * follows (height not a multiple of `scale`): the rows of the photo after the last whole output
+ * row are never decoded — at 1/8, the heights 64k+1 … 64k+7 (for 4:2:0 as for 4:4:4 and grey).
+ */
+export function readsEveryRow(height: number, scale: ValidationScale): boolean {
+  return height % scale === 0 || Math.floor(height / scale) % STRIP_ROWS !== 0;
+}
+
+/** The coarsest scale that validates a JPEG `height` rows high: 1/8, or for a single-scan one the coarsest that reads every row of blocks. */
+export function reducedScale(height: number, progressive: boolean): ValidationScale {
+  if (progressive) return REDUCED_SCALE;
+  return ([8, 4, 2] as const).find((scale) => readsEveryRow(height, scale)) ?? 1;
+}
+
+/** Full scale below REDUCED_SCALE_MIN_PIXELS and for PNGs; else the reduced scale. */
+export function validationScale(info: Size & { readonly type: ImageInfo['type'] }, progressive: boolean): ValidationScale {
+  if (info.type !== JPEG || info.width * info.height < REDUCED_SCALE_MIN_PIXELS) return 1;
+  return reducedScale(info.height, progressive);
 }
 
 /**
@@ -97,26 +124,35 @@ export interface DecodePlan {
 
 /**
  * The sizes of a validating decode at `scale` (for a JPEG: the coarsest load scale allowed; a PNG
- * has no reduced decode, so no resize of it can change what is decoded).
+ * has no reduced decode, so no resize of it can change what is decoded). A JPEG may also load at a
+ * finer scale (for a preview), but only one that reads every row of blocks (`readsEveryRow`).
  */
 export function decodePlan(size: Size & { readonly type: ImageInfo['type'] }, scale: ValidationScale, previewMax: number | undefined): DecodePlan {
   const isJpeg = size.type === JPEG;
-  const allowed = (to: Size) => !isJpeg || loadScaleOf(size, to) <= scale;
+  const reads = (s: ValidationScale) => s === scale || (s < scale && readsEveryRow(size.height, s));
+  const allowed = (to: Size) => !isJpeg || reads(loadScaleOf(size, to));
   const shrunk = (by: number) => ({ width: Math.max(1, Math.floor(size.width / by)), height: Math.max(1, Math.floor(size.height / by)) });
-  // The smallest output that still decodes at `scale`: a JPEG at full scale shrunk by 3.5 (under
-  // 4; the cheapest there, measured), at 1/8 shrunk by 16; a PNG by 8, anything goes.
-  const smallest = isJpeg ? (scale === 1 ? { width: Math.ceil(size.width / 3.5), height: Math.ceil(size.height / 3.5) } : shrunk(2 * scale)) : shrunk(8);
+  // The smallest output that still decodes at `s`: a JPEG at full scale shrunk by 3.5 (under 4;
+  // the cheapest there, measured), at 1/s shrunk by 2s; a PNG by 8, anything goes.
+  const smallestAt = (s: ValidationScale) => (isJpeg ? (s === 1 ? { width: Math.ceil(size.width / 3.5), height: Math.ceil(size.height / 3.5) } : shrunk(2 * s)) : shrunk(8));
+  // The smallest output allowed at `at` or finer (a side too short to shrink 2s times loads finer).
+  const smallestAllowed = (at: ValidationScale) => {
+    for (const s of [8, 4, 2] as const) if (s <= at && allowed(smallestAt(s))) return smallestAt(s);
+    return smallestAt(1);
+  };
   if (previewMax === undefined) {
     // The output is thrown away: raw pixels when they are few, else the smallest stream.
     if (scale === 1 && size.width * size.height < RAW_SINK_MAX_PIXELS) return { output: undefined, preview: undefined };
-    return { output: smallest, preview: undefined };
+    return { output: smallestAllowed(scale), preview: undefined };
   }
   const fitted = fitWithin(size, previewMax);
   if (fitted.width === size.width && fitted.height === size.height) return { output: undefined, preview: 'output' };
   if (allowed(fitted)) return { output: fitted, preview: 'output' };
-  // A preview much smaller than the image, of a JPEG decoded in full: the decode streams into the
-  // smallest output, and the preview is made from that.
-  return { output: smallest, preview: fitWithin(smallest, previewMax) };
+  // A preview of a JPEG that would load at a scale not allowed (coarser than `scale`, or one that
+  // skips rows): the decode streams into the smallest output allowed no coarser than the
+  // preview's, and the preview is made from that.
+  const output = smallestAllowed(loadScaleOf(size, fitted));
+  return { output, preview: fitWithin(output, previewMax) };
 }
 
 /** One line, at most 200 characters, of what libvips said. */
@@ -150,9 +186,11 @@ const resizeTo = (size: Size): sharp.ResizeOptions => ({ ...size, fit: 'fill', f
  */
 export async function previewOf(raw: { data: Buffer; info: sharp.OutputInfo }, size: Size, storedWidth: number): Promise<Preview> {
   const { width, height, channels } = raw.info;
-  let image = sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } }).flatten({ background: '#ffffff' }).toColourspace('srgb');
-  if (size.width !== width || size.height !== height) image = image.resize(resizeTo(size));
-  const out = await image.raw().toBuffer({ resolveWithObject: true });
+  const out = await heedingWarnings((listen) => {
+    let image = listen(sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } })).flatten({ background: '#ffffff' }).toColourspace('srgb');
+    if (size.width !== width || size.height !== height) image = image.resize(resizeTo(size));
+    return image.raw().toBuffer({ resolveWithObject: true });
+  });
   return rgbPreview(out, storedWidth);
 }
 
@@ -162,9 +200,9 @@ function rgbPreview(raw: { data: Buffer; info: sharp.OutputInfo }, storedWidth: 
 }
 
 /**
- * Decodes the image as received, refusing what the decoder reports as corrupt (failOn 'warning'),
- * at `scale` (1 but for progressive JPEGs; a PNG has no reduced decode: its cost is inflate).
- * Returns the preview when one is asked for.
+ * Decodes the image as received at `scale` (a PNG has no reduced decode: its cost is inflate),
+ * refusing what the decoder reports as corrupt: what libvips fails on (failOn 'warning') and what
+ * libjpeg warned of (decode-warnings.ts). Returns the preview when one is asked for.
  */
 export async function validateByDecoding(
   bytes: Buffer,
@@ -176,14 +214,17 @@ export async function validateByDecoding(
 ): Promise<Preview | undefined> {
   if (scale !== 1 && info.type !== JPEG) throw new TypeError('only a JPEG decodes at a reduced scale');
   const plan = decodePlan(info, scale, previewMax);
-  // An image on this path has no profile or an sRGB one: converting sRGB to sRGB would change no
-  // pixel and cost a colour transform of every one.
-  let image = sharp(bytes, { ...loadOptions(limits), ignoreIcc: true });
-  if (plan.preview === 'output') image = image.flatten({ background: '#ffffff' }).toColourspace('srgb');
-  if (plan.output) image = image.resize(resizeTo(plan.output));
+  const decode = (listen: Listen) => {
+    // An image on this path has no profile or an sRGB one: converting sRGB to sRGB would change no
+    // pixel and cost a colour transform of every one.
+    let image = listen(sharp(bytes, { ...loadOptions(limits), ignoreIcc: true }));
+    if (plan.preview === 'output') image = image.flatten({ background: '#ffffff' }).toColourspace('srgb');
+    if (plan.output) image = image.resize(resizeTo(plan.output));
+    return image.raw().toBuffer({ resolveWithObject: true });
+  };
   let decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    decoded = await image.raw().toBuffer({ resolveWithObject: true });
+    decoded = await decodeHeedingWarnings(decode);
   } catch (e: unknown) {
     throw decodeError(e, label, limits);
   }

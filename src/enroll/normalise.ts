@@ -4,13 +4,15 @@
  * - **lossless**: an image that needs no pixel change (upright, sRGB or untagged, 8-bit, not CMYK,
  *   within MAX_REFERENCE_DIMENSION, a plain Huffman-coded JPEG or any 8-bit PNG) is stored as
  *   received with every metadata segment or chunk removed at the byte level (lossless.ts): no
- *   generation loss, and no encode. It is still decoded to be validated: in full, or a progressive
- *   JPEG at 1/8 scale, which refuses what a full decode refuses (decode.ts says why).
+ *   generation loss, and no encode. It is still decoded to be validated: in full, or from 0.2
+ *   megapixels a JPEG at 1/8 scale (finer for a single-scan JPEG whose height would leave its last
+ *   row of blocks unread), which refuses what a full decode refuses (decode.ts says why).
  * - **reencoded**: everything else is decoded in full (libvips through sharp), turned upright by its
  *   EXIF orientation (a sideways reference breaks face matching), converted to sRGB, scaled down to
  *   MAX_REFERENCE_DIMENSION when given, and re-encoded without any metadata.
  *
- * Either way a truncated or corrupt file fails here (what the decoder reports as corrupt), JPEG
+ * Either way a truncated or corrupt file fails here (what the decoder reports as corrupt: what
+ * libvips fails on, and what libjpeg warns of that libvips only logs — decode-warnings.ts), JPEG
  * stays JPEG and PNG stays PNG, and nothing of EXIF, GPS, XMP, IPTC, ICC, comments or trailing data
  * is stored. On request the result carries a small raw preview of the upright image, made from the
  * decode already done.
@@ -19,11 +21,13 @@
  * `availableParallelism()` images are decoded at once, each on one libvips thread (libuv's pool is
  * sized above that, src/cli.ts, so DNS lookups and files are never starved); and each decode is
  * admitted against the decode share of the memory budget by an estimate of what it holds (a 90° turn
- * holds the whole image twice; other decodes stream). libvips' operation cache is off.
+ * holds the whole image twice; other decodes stream). libvips' operation cache is off (a cached
+ * load would keep its image open, and log libjpeg's warnings only when the cache let it go).
  */
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import { JobError } from '../job/errors.ts';
+import { decodeHeedingWarnings, heedingWarnings, type Listen } from './decode-warnings.ts';
 import { decodeError, fitWithin, loadOptions, previewOf, validateByDecoding, validationScale, type Preview } from './decode.ts';
 import { isSrgbProfile } from './icc.ts';
 import { JPEG, PNG, type ImageInfo } from './images.ts';
@@ -112,7 +116,8 @@ async function asReceived(bytes: Buffer, info: ImageInfo, label: string, limits:
   if (!stripped.ok || !stripped.mayHoldOrientationOrProfile) return { stripped, orientation: 1 };
   let metadata: sharp.Metadata;
   try {
-    metadata = await sharp(bytes, loadOptions(limits)).metadata();
+    // A header read: libjpeg's warnings about the header come back in the validating decode.
+    metadata = await heedingWarnings((listen) => listen(sharp(bytes, loadOptions(limits))).metadata());
   } catch (e: unknown) {
     throw decodeError(e, label, limits);
   }
@@ -151,11 +156,17 @@ const encoderOf = (info: ImageInfo) => (image: sharp.Sharp) =>
  * to raw pixels once and both the encode and the preview are made from them.
  */
 async function reencode(bytes: Buffer, info: ImageInfo, label: string, limits: ImageLimits, reason: ReencodeReason, options: NormaliseOptions): Promise<NormalisedImage> {
-  let pipeline = sharp(bytes, loadOptions(limits)).rotate();
-  if (limits.maxReferenceDimension !== undefined) {
-    const side = limits.maxReferenceDimension;
-    pipeline = pipeline.resize({ width: side, height: side, fit: 'inside', withoutEnlargement: true });
-  }
+  // Built afresh for each run: a decode heard to warn is run again, alone. When the resize makes
+  // libjpeg decode at a reduced scale, rows it may leave unread (decode.ts) are rows libvips crops
+  // off, so they are not in the stored reference either.
+  const decoding = (listen: Listen) => {
+    let pipeline = listen(sharp(bytes, loadOptions(limits))).rotate();
+    if (limits.maxReferenceDimension !== undefined) {
+      const side = limits.maxReferenceDimension;
+      pipeline = pipeline.resize({ width: side, height: side, fit: 'inside', withoutEnlargement: true });
+    }
+    return pipeline;
+  };
   const encode = encoderOf(info);
   const previewMax = options.preview?.maxDimension;
   let stored: Buffer;
@@ -164,14 +175,14 @@ async function reencode(bytes: Buffer, info: ImageInfo, label: string, limits: I
   let preview: Preview | undefined;
   try {
     if (previewMax === undefined) {
-      const output = await encode(pipeline).toBuffer({ resolveWithObject: true });
+      const output = await decodeHeedingWarnings((listen) => encode(decoding(listen)).toBuffer({ resolveWithObject: true }));
       ({ data: stored, info: { width, height } } = output);
     } else {
-      const decoded = await pipeline.raw().toBuffer({ resolveWithObject: true });
+      const decoded = await decodeHeedingWarnings((listen) => decoding(listen).raw().toBuffer({ resolveWithObject: true }));
       ({ width, height } = decoded.info);
       const raw = { raw: { width, height, channels: decoded.info.channels as 1 | 2 | 3 | 4 } };
       // One after the other: an image holds one libvips thread at a time (see imageNormaliser).
-      stored = await encode(sharp(decoded.data, raw)).toBuffer();
+      stored = await heedingWarnings((listen) => encode(listen(sharp(decoded.data, raw))).toBuffer());
       preview = await previewOf(decoded, fitWithin({ width, height }, previewMax), width);
     }
   } catch (e: unknown) {

@@ -16,6 +16,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
+import { heedingWarnings } from '../enroll/decode-warnings.ts';
 import type { DetectResult, DetectTask, DetectorWorkerData } from './detector-worker.ts';
 import { checkPixels, type Pixels } from './pixels.ts';
 import { PROBE_JPEG_BASE64 } from './probe-image.ts';
@@ -127,7 +128,10 @@ export function createFaceDetector(options: FaceDetectorOptions = {}): FaceDetec
     async probe() {
       const started = performance.now();
       try {
-        const { data, info } = await sharp(Buffer.from(PROBE_JPEG_BASE64, 'base64')).raw().toBuffer({ resolveWithObject: true });
+        // Through the warning ledger, as every sharp operation in the process: its completion may
+        // empty libjpeg's warnings logged by a job's decode (enroll/decode-warnings.ts).
+        const probeImage = Buffer.from(PROBE_JPEG_BASE64, 'base64');
+        const { data, info } = await heedingWarnings((listen) => listen(sharp(probeImage)).raw().toBuffer({ resolveWithObject: true }));
         const result = await run(
           { data, width: info.width, height: info.height, channels: info.channels as 1 | 3 | 4 },
           { minFaceSize: 32 },

@@ -6,7 +6,7 @@
 //   npx node test/bench/normalise.ts [--rounds 15] [--only NAME]
 //
 // Also the measurements behind two thresholds in src/enroll/decode.ts (RAW_SINK_MAX_PIXELS,
-// PROGRESSIVE_SCALE_MIN_PIXELS) and the choice of one decode for the re-encode and the preview.
+// REDUCED_SCALE_MIN_PIXELS) and the choice of one decode for the re-encode and the preview.
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { fitWithin, validateByDecoding } from '../../src/enroll/decode.ts';
@@ -115,20 +115,24 @@ if (!values.only) {
     console.log(`| ${((info.width * info.height) / 1e6).toFixed(2)} MP | ${ms(m.get('raw'))} | ${ms(m.get('shrunk'))} |`);
   }
 
-  console.log('\nValidating decode of a progressive JPEG: full scale (raw) vs 1/8 (ms)');
-  console.log('| pixels | full | 1/8 |');
-  console.log('|---|---|---|');
+  console.log('\nValidating decode of a JPEG: full scale (raw) vs 1/8 (ms)');
+  console.log('| pixels | baseline, full | baseline, 1/8 | progressive, full | progressive, 1/8 |');
+  console.log('|---|---|---|---|---|');
   for (const target of [40_000, 80_000, 150_000, 300_000]) {
-    const jpeg = await progressive(photoJpeg(target, 9));
-    const info = checkImage(jpeg, 'bench', 1e9);
+    const baseline = await photoJpeg(target, 9);
+    const interlaced = await progressive(Promise.resolve(baseline));
+    const info = checkImage(baseline, 'bench', 1e9);
     const m = await medians(
       [
-        ['full', () => validateByDecoding(jpeg, info, 'bench', LIMITS, 1, undefined)],
-        ['eighth', () => validateByDecoding(jpeg, info, 'bench', LIMITS, 8, undefined)],
+        ['baseline full', () => validateByDecoding(baseline, info, 'bench', LIMITS, 1, undefined)],
+        ['baseline eighth', () => validateByDecoding(baseline, info, 'bench', LIMITS, 8, undefined)],
+        ['progressive full', () => validateByDecoding(interlaced, info, 'bench', LIMITS, 1, undefined)],
+        ['progressive eighth', () => validateByDecoding(interlaced, info, 'bench', LIMITS, 8, undefined)],
       ],
       ROUNDS,
     );
-    console.log(`| ${((info.width * info.height) / 1e6).toFixed(2)} MP | ${ms(m.get('full'))} | ${ms(m.get('eighth'))} |`);
+    const cells = ['baseline full', 'baseline eighth', 'progressive full', 'progressive eighth'].map((k) => ms(m.get(k))).join(' | ');
+    console.log(`| ${((info.width * info.height) / 1e6).toFixed(2)} MP | ${cells} |`);
   }
 
   console.log('\nRe-encode path with a preview (ms): one decode to raw for both (what it does), against the encode alone and the encode plus a second, 1/8-scale decode for the preview');

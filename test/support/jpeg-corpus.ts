@@ -206,3 +206,40 @@ export async function* corpus(bases: readonly BaseImage[], perBase: number, seed
     }
   }
 }
+
+/**
+ * A decode of `bytes` by sharp with nothing else running: `failed` when libvips refused it
+ * (failOn 'warning'), `warned` when it decoded it although libjpeg warned (libvips only logs the
+ * warnings of the last strip it decodes). Only meaningful with no other sharp operation in flight.
+ */
+export async function decodedAlone(bytes: Buffer, resize?: sharp.ResizeOptions): Promise<{ failed: boolean; warned: boolean }> {
+  let image = sharp(bytes, { failOn: 'warning' });
+  if (resize) image = image.resize(resize);
+  let warned = false;
+  image.on('warning', (message: string) => {
+    if (message.startsWith('read gave')) warned = true;
+  });
+  try {
+    await image.raw().toBuffer();
+    return { failed: false, warned };
+  } catch {
+    return { failed: true, warned };
+  }
+}
+
+/**
+ * `base` cut short inside its last row of blocks (EOI kept), at the cut nearest the end that libvips
+ * decodes at full scale although libjpeg warns: the damage shows only in the last strip. For a
+ * single-scan base in 4:4:4 or grey (in 4:2:0, libjpeg reads the last rows before that strip).
+ */
+export async function damagedInLastStrip(base: BaseImage): Promise<Buffer> {
+  const jpeg = await baseJpeg(base);
+  const [start, end] = scanData(jpeg).at(-1) ?? [0, 0];
+  for (let at = end - 2; at > start + (end - start) * 0.95; at -= 1) {
+    if (jpeg[at - 1] === 0xff) continue;
+    const cut = Buffer.concat([jpeg.subarray(0, at), jpeg.subarray(end)]);
+    const full = await decodedAlone(cut);
+    if (!full.failed && full.warned) return cut;
+  }
+  throw new Error('test setup: no cut damages only the last strip (has libvips changed?)');
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodePlan, loadScaleOf, PROGRESSIVE_SCALE, type ValidationScale } from '../../src/enroll/decode.ts';
+import { decodePlan, fitWithin, loadScaleOf, readsEveryRow, REDUCED_SCALE, validationScale, type ValidationScale } from '../../src/enroll/decode.ts';
 import { isSrgbProfile } from '../../src/enroll/icc.ts';
 import { JPEG, PNG, walkJpeg, walkPng } from '../../src/enroll/images.ts';
 import { stripJpeg, stripPng, type StripResult } from '../../src/enroll/lossless.ts';
@@ -351,6 +351,32 @@ describe('isSrgbProfile', () => {
   });
 });
 
+describe('validationScale: the scale a JPEG stored as received is validated at', () => {
+  const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
+
+  it('decodes in full below 0.2 megapixels, and a PNG always', () => {
+    // Act + Assess
+    expect(validationScale(jpeg(480, 416), false)).toBe(1);
+    expect(validationScale(jpeg(480, 416), true)).toBe(1);
+    expect(validationScale(jpeg(480, 640), false)).toBe(8);
+    expect(validationScale({ width: 4000, height: 3000, type: PNG }, false)).toBe(1);
+  });
+
+  it('takes 1/8 for a progressive JPEG, and for a single-scan one of the usual heights', () => {
+    // Act + Assess
+    expect([4032, 3024, 4000, 3000, 1920, 1080, 1200, 767].map((h) => validationScale(jpeg(4000, h), false))).toEqual([8, 8, 8, 8, 8, 8, 8, 8]);
+    expect(validationScale(jpeg(4000, 833), true)).toBe(8);
+  });
+
+  it('takes a finer scale for a single-scan JPEG whose height would leave its last row of blocks unread at 1/8', () => {
+    // Act + Assess: 64k+1 … 64k+7 rows: the partial last row would begin a strip of its own
+    expect([385, 389, 391].map((h) => validationScale(jpeg(2000, h), false))).toEqual([1, 4, 4]);
+    expect(validationScale(jpeg(1203, 899), false)).toBe(2);
+    expect(validationScale(jpeg(1111, 833), false)).toBe(1);
+    expect([384, 392, 448].map((h) => validationScale(jpeg(2000, h), false))).toEqual([8, 8, 8]);
+  });
+});
+
 describe('decodePlan: the sizes a validating decode is resized to', () => {
   const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
   const png = (width: number, height: number) => ({ width, height, type: PNG });
@@ -367,13 +393,15 @@ describe('decodePlan: the sizes a validating decode is resized to', () => {
     expect(decodePlan(jpeg(4000, 3000), 1, undefined)).toEqual({ output: { width: 1143, height: 858 }, preview: undefined });
   });
 
-  it('decodes a progressive JPEG at 1/8 and a large PNG into an eighth', () => {
+  it('decodes a JPEG at 1/8 (or 1/4, 1/2) and a large PNG into an eighth', () => {
     // Act
-    const progressive = decodePlan(jpeg(4000, 3000), PROGRESSIVE_SCALE, undefined);
+    const eighth = decodePlan(jpeg(4000, 3000), REDUCED_SCALE, undefined);
+    const quarter = decodePlan(jpeg(4000, 3000), 4, undefined);
 
     // Assess
-    expect(progressive).toEqual({ output: { width: 250, height: 187 }, preview: undefined });
-    expect(progressive.output && loadScaleOf({ width: 4000, height: 3000 }, progressive.output)).toBe(8);
+    expect(eighth).toEqual({ output: { width: 250, height: 187 }, preview: undefined });
+    expect(eighth.output && loadScaleOf({ width: 4000, height: 3000 }, eighth.output)).toBe(8);
+    expect(quarter.output && loadScaleOf({ width: 4000, height: 3000 }, quarter.output)).toBe(4);
     expect(decodePlan(png(4000, 3000), 1, undefined)).toEqual({ output: { width: 500, height: 375 }, preview: undefined });
   });
 
@@ -382,21 +410,38 @@ describe('decodePlan: the sizes a validating decode is resized to', () => {
     expect(decodePlan(jpeg(800, 600), 1, 1024)).toEqual({ output: undefined, preview: 'output' });
     expect(decodePlan(jpeg(3000, 2000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
     expect(decodePlan(jpeg(6000, 4000), 1, 1024)).toEqual({ output: { width: 1715, height: 1143 }, preview: { width: 1024, height: 682 } });
-    expect(decodePlan(jpeg(6000, 4000), PROGRESSIVE_SCALE, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
+    expect(decodePlan(jpeg(6000, 4000), REDUCED_SCALE, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
     expect(decodePlan(png(6000, 4000), 1, 1024)).toEqual({ output: { width: 1024, height: 683 }, preview: 'output' });
   });
 
-  it('never has sharp load a JPEG coarser than the scale it is validated at, whatever the size and the preview', () => {
+  it('never lets a preview load a JPEG at a finer scale that skips rows: it goes through a scale that reads them', () => {
+    // Prepare: 6000×4001 at 1/8 reads every row, at 1/2 not (floor(4001 / 2) = 2000 ends a strip)
+    const size = jpeg(6000, 4001);
+    expect([readsEveryRow(4001, 8), readsEveryRow(4001, 2)]).toEqual([true, false]);
+
+    // Act
+    const plan = decodePlan(size, REDUCED_SCALE, 1024);
+
+    // Assess: the preview would load at 1/2; the decode goes at full scale instead
+    expect(loadScaleOf(size, fitWithin(size, 1024))).toBe(2);
+    expect(plan.output && loadScaleOf(size, plan.output)).toBe(1);
+    expect(plan.preview).toEqual({ width: 1024, height: 683 });
+  });
+
+  it('never has sharp load a JPEG coarser than the scale it is validated at, nor at one that skips rows, whatever the size and the preview', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 30_000 }),
         fc.integer({ min: 1, max: 30_000 }),
         fc.option(fc.integer({ min: 16, max: 4096 }), { nil: undefined }),
-        fc.constantFrom<ValidationScale>(1, PROGRESSIVE_SCALE),
+        fc.constantFrom<ValidationScale>(1, 2, 4, 8),
         (width, height, previewMax, scale) => {
           const size = { width, height };
           const plan = decodePlan(jpeg(width, height), scale, previewMax);
-          if (plan.output) expect(loadScaleOf(size, plan.output)).toBeLessThanOrEqual(scale);
+          const loaded = plan.output ? loadScaleOf(size, plan.output) : 1;
+          expect(loaded).toBeLessThanOrEqual(scale);
+          // A finer scale than the one chosen only when it too reads every row of blocks.
+          if (loaded !== scale) expect(readsEveryRow(height, loaded)).toBe(true);
           const preview = plan.preview === 'output' ? (plan.output ?? size) : plan.preview;
           if (previewMax !== undefined) expect(Math.max(preview?.width ?? 0, preview?.height ?? 0)).toBeLessThanOrEqual(Math.max(previewMax, 1));
         },

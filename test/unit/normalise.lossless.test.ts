@@ -79,7 +79,7 @@ describe('the lossless path: stored as received, without metadata', () => {
   });
 
   it('stores a progressive JPEG as received too, validated at a reduced scale, with the same pixels', async () => {
-    // Prepare: over 0.5 MP, so it is decoded at 1/8.
+    // Prepare: over 0.2 MP, so it is decoded at 1/8.
     const received = await photo(1000, 700, 33).jpeg({ progressive: true, quality: 88 }).withExif({ IFD0: { Artist: 'Someone Private' } }).toBuffer();
 
     // Act
