@@ -45,3 +45,42 @@ export type ReferenceLister = (prefix: string, signal?: AbortSignal) => Promise<
 export function sha256Of(bytes: Buffer): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
+
+/**
+ * At most one write per key at a time in this process: a second write of a key already being
+ * written waits for the first and, when that one stored it (or found it), answers 'existed' without a
+ * request of its own. S3's conditional write already keeps one object per key across processes;
+ * this keeps two jobs of one process carrying the same photo (a duplicate send, a redelivery) from
+ * both reporting 'created' where an endpoint's check-then-write is not atomic, and saves the second
+ * upload. A first write that fails leaves the key to the next writer.
+ */
+export function oneWritePerKey(write: ReferenceWriter): ReferenceWriter {
+  const writing = new Map<string, Promise<PutResult>>();
+  const start = (object: ReferenceObject, signal?: AbortSignal): Promise<PutResult> => {
+    const attempt = write(object, signal).finally(() => {
+      if (writing.get(object.key) === attempt) writing.delete(object.key);
+    });
+    writing.set(object.key, attempt);
+    return attempt;
+  };
+  return async (object, signal) => {
+    for (let earlier = writing.get(object.key); earlier !== undefined; earlier = writing.get(object.key)) {
+      const stored = await untilSettled(earlier, signal);
+      if (stored) return 'existed';
+    }
+    return start(object, signal);
+  };
+}
+
+/** Whether `write` succeeded, once it has settled; rejects with the signal's reason if it aborts first. */
+function untilSettled(write: Promise<PutResult>, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    write.then(
+      () => resolve(true),
+      () => resolve(false),
+    ).finally(() => signal?.removeEventListener('abort', onAbort));
+  });
+}

@@ -17,6 +17,7 @@ import { ConfigError, loadConfig, secretNameOf, type Config } from '../config.ts
 import { enroll, storedReferencesOf } from '../enroll/enroll.ts';
 import { createMemoryBudget, type MemoryBudget } from '../enroll/memory.ts';
 import { imageNormaliser, type ImageNormaliser } from '../enroll/normalise.ts';
+import { oneWritePerKey, type ReferenceWriter } from '../enroll/references.ts';
 import { discardStagedSources } from '../enroll/sources.ts';
 import { describeError } from '../job/errors.ts';
 import { fingerprintsOf } from '../job/signature.ts';
@@ -61,6 +62,8 @@ interface Context {
   readonly deadLetters: Batcher<OutgoingMessage, string> | undefined;
   /** One batcher per result queue: a reload may point outcomes elsewhere. */
   readonly outcomeBatchers: Map<string, Batcher<OutgoingMessage, string>>;
+  /** One reference writer per bucket, shared by all jobs: one write per key at a time. */
+  readonly referenceWriters: Map<string, ReferenceWriter>;
   metricsServer: Server | undefined;
   statusTimer: NodeJS.Timeout | undefined;
 }
@@ -86,6 +89,7 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
     faces: startFaceChecking(built),
     deadLetters: deadLetterQueue ? sendBatcher(ready.sqs, deadLetterQueue, { flushAfterMs: BATCH_FLUSH_MS }) : undefined,
     outcomeBatchers: new Map(),
+    referenceWriters: new Map(),
     metricsServer: undefined,
     statusTimer: undefined,
   };
@@ -101,6 +105,15 @@ function publisherOf(ctx: Context): OutcomePublisher {
   };
 }
 
+function referenceWriterFor(ctx: Context, bucket: string): ReferenceWriter {
+  let writer = ctx.referenceWriters.get(bucket);
+  if (writer === undefined) {
+    writer = oneWritePerKey(s3ReferenceWriter(ctx.ready.s3, bucket));
+    ctx.referenceWriters.set(bucket, writer);
+  }
+  return writer;
+}
+
 /** One message → its judgement, with the settings in force when it was received. */
 function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Promise<Judgement> {
   const { s3 } = ctx.ready;
@@ -112,7 +125,7 @@ function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Pro
       enroll(job, {
         ...io,
         rules,
-        writeReference: s3ReferenceWriter(s3, rules.bucket),
+        writeReference: referenceWriterFor(ctx, rules.bucket),
         ...context,
         ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules, context.waitFor) } : {}),
       });

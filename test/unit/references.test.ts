@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REFERENCE_HASH_LENGTH, referenceKey, sha256Of, userPrefix } from '../../src/enroll/references.ts';
+import { oneWritePerKey, REFERENCE_HASH_LENGTH, referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
 import { thrownBy, userId } from './helpers.ts';
 
 // SHA-256("abc"), FIPS 180-2 appendix B.1
@@ -80,5 +80,114 @@ describe('referenceKey', () => {
     // Assess
     expect(error).toBeInstanceOf(TypeError);
     expect(error).toMatchObject({ message: 'sha256Hex must be 64 lower-case hex characters' });
+  });
+});
+
+describe('oneWritePerKey', () => {
+  /** A writer whose writes stay open until the test settles them, counting calls per key. */
+  function heldWriter() {
+    const calls: { key: string; settle: (result: PutResult | Error) => void }[] = [];
+    const write = (object: ReferenceObject) =>
+      new Promise<PutResult>((resolve, reject) => {
+        calls.push({ key: object.key, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      });
+    return { calls, write };
+  }
+  const object = (key: string): ReferenceObject => ({
+    key,
+    body: Buffer.from('x'),
+    contentType: 'image/jpeg',
+    sha256: sha256Of(Buffer.from('x')),
+    storedSha256: sha256Of(Buffer.from('x')),
+    jobId: 'job',
+  });
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('sends one write for two jobs writing one key at once: the second finds it stored', async () => {
+    // Prepare
+    const held = heldWriter();
+    const write = oneWritePerKey(held.write);
+
+    // Act
+    const first = write(object('users/a/ref_1.jpg'));
+    const second = write(object('users/a/ref_1.jpg'));
+    await tick();
+    held.calls[0]?.settle('created');
+
+    // Assess
+    expect(await first).toBe('created');
+    expect(await second).toBe('existed');
+    expect(held.calls).toHaveLength(1);
+  });
+
+  it('writes different keys side by side', async () => {
+    // Prepare
+    const held = heldWriter();
+    const write = oneWritePerKey(held.write);
+
+    // Act
+    const writes = [write(object('users/a/ref_1.jpg')), write(object('users/a/ref_2.jpg'))];
+    await tick();
+    for (const call of held.calls) call.settle('created');
+
+    // Assess
+    expect(held.calls.map((c) => c.key)).toEqual(['users/a/ref_1.jpg', 'users/a/ref_2.jpg']);
+    expect(await Promise.all(writes)).toEqual(['created', 'created']);
+  });
+
+  it('leaves the key to the next writer when the first write fails, and to one of them only', async () => {
+    // Prepare
+    const held = heldWriter();
+    const write = oneWritePerKey(held.write);
+    const first = write(object('users/a/ref_1.jpg'));
+    const waiting = [write(object('users/a/ref_1.jpg')), write(object('users/a/ref_1.jpg'))];
+    await tick();
+
+    // Act
+    held.calls[0]?.settle(new Error('S3 throttled'));
+    await expect(first).rejects.toThrow('S3 throttled');
+    await tick();
+    held.calls[1]?.settle('created');
+
+    // Assess
+    expect(held.calls).toHaveLength(2);
+    expect((await Promise.all(waiting)).sort()).toEqual(['created', 'existed']);
+  });
+
+  it('stops waiting when its own job is cancelled; the write it waited for goes on', async () => {
+    // Prepare
+    const held = heldWriter();
+    const write = oneWritePerKey(held.write);
+    const first = write(object('users/a/ref_1.jpg'));
+    const cancel = new AbortController();
+    const second = write(object('users/a/ref_1.jpg'), cancel.signal);
+    await tick();
+
+    // Act
+    cancel.abort(new Error('job cancelled'));
+
+    // Assess
+    await expect(second).rejects.toThrow('job cancelled');
+    held.calls[0]?.settle('created');
+    expect(await first).toBe('created');
+  });
+
+  it('asks S3 again once the write is over: it only joins writes in flight', async () => {
+    // Prepare
+    const held = heldWriter();
+    const write = oneWritePerKey(held.write);
+    const first = write(object('users/a/ref_1.jpg'));
+    await tick();
+    held.calls[0]?.settle('created');
+    await first;
+
+    // Act
+    const later = write(object('users/a/ref_1.jpg'));
+    await tick();
+    held.calls[1]?.settle('existed');
+
+    // Assess
+    expect(held.calls).toHaveLength(2);
+    expect(await later).toBe('existed');
   });
 });
