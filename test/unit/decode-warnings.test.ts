@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
-import { damagedInLastStrip } from '../support/jpeg-corpus.ts';
+import { damagedInLastStrip, randomFrom } from '../support/jpeg-corpus.ts';
 
 const READ_GAVE = 'read gave 1 warnings';
 const BUFFER = 'VipsJpeg: Corrupt JPEG data: premature end of data segment\n';
@@ -60,18 +60,6 @@ function modelDecode(model: ReturnType<typeof sharpQueue>, corrupt: boolean, opt
 
 const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-/** A small seeded PRNG (mulberry32): the same interleavings on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt data', () => {
   it('counts the "read gave" line and the VipsJpeg buffer, not warnings about metadata or other formats', () => {
     // Act + Assess
@@ -196,7 +184,8 @@ describe('the ledger, against a model of sharp\u2019s warning queue', () => {
       // message), five that decode nothing
       const model = sharpQueue();
       const ledger = warningLedger(async (hear) => model.complete(hear));
-      const random = seeded(seed);
+      // Seeded: the same interleavings on every run.
+      const random = randomFrom(seed);
       const corruptAt = new Map([[7, {}], [10, { emptyBuffer: true }], [13, {}]]);
       const decodes = Array.from({ length: 16 }, (_, i) => modelDecode(model, corruptAt.has(i), corruptAt.get(i)));
       const results: Promise<{ value: string } | { error: unknown }>[] = [];
