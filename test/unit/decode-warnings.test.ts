@@ -60,6 +60,7 @@ function modelDecode(model: ReturnType<typeof sharpQueue>, corrupt: boolean, opt
 
 const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+
 describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt data', () => {
   it('counts the "read gave" line and the VipsJpeg buffer, not warnings about metadata or other formats', () => {
     // Act + Assess
