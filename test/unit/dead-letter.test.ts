@@ -313,3 +313,31 @@ describe('deadLetterEntry: exact limits', () => {
     expect(entry.attributes.ErrorMessage?.StringValue).toBe(`x\uFFFDy${'z'.repeat(12)}…`);
   });
 });
+
+describe('deadLetterEntry: where the message is cut', () => {
+  const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+  const messageOverhead = 'ErrorMessage'.length + 'String'.length;
+
+  it('keeps 1024 characters of a long message that has a surrogate pair early on', () => {
+    // Prepare: the pair is well inside the cut; only a pair split by the cut is dropped.
+    const message = `😀${'m'.repeat(2000)}`;
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage(), { code: ERROR.code, message });
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(message.slice(0, 1024));
+  });
+
+  it('keeps a message whole when it fills the spare bytes exactly', () => {
+    // Prepare
+    const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - Buffer.byteLength(ERROR.message));
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), ERROR);
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(ERROR.message);
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
+  });
+});

@@ -304,6 +304,41 @@ describe('settle: failed', () => {
     expect(w.lines()[0]).toMatchObject({ storedReferences: 3 });
   });
 
+  it("keeps this attempt's record of a reference an earlier attempt also stored", async () => {
+    // Prepare: the listing knows the key but not the size; this attempt knows both.
+    const { bytes: _, ...listed } = reference(2);
+    const w = world({ findStored: async () => [listed] });
+
+    // Act
+    await run(sqsMessage({ receiveCount: 2 }), judged({ kind: 'failed', error: new JobError('INVALID_IMAGE', 'bad') }, [reference(2)]), w);
+
+    // Assess
+    expect(w.published[0]).toMatchObject({ references: [reference(2)] });
+  });
+
+  it('says in its log line when the error attributes did not fit beside the body', async () => {
+    // Prepare
+    const w = world();
+
+    // Act
+    await run(sqsMessage({ Body: 'x'.repeat(1024 * 1024) }), judged({ kind: 'failed', error: new JobError('INVALID_MESSAGE', 'too big') }), w);
+
+    // Assess
+    expect(w.lines()[0]).toMatchObject({ deadLetter: 'sent', errorAttributesOmitted: true });
+  });
+
+  it('settles a message SQS gave no id with an empty messageId', async () => {
+    // Prepare
+    const w = world();
+    const { MessageId: _, ...noId } = sqsMessage();
+
+    // Act
+    await run(noId, judged({ kind: 'failed', error: new JobError('INVALID_IMAGE', 'bad') }), w);
+
+    // Assess
+    expect(w.published[0]).toMatchObject({ messageId: '' });
+  });
+
   it('does not look for an earlier attempt on the first one', async () => {
     // Prepare
     let asked = false;
