@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { failed, formatIssues, parseJob, succeeded, type ParsedJob, type Reference } from '../../src/job/contract.ts';
 import { JobError } from '../../src/job/errors.ts';
+import { jobJsonSchema } from '../../src/job/json-schema.ts';
 import { job, jobBody, jobRecord, withoutField } from './helpers.ts';
 
 const LIMITS = { maxImagesPerJob: 10 } as const;
@@ -254,6 +255,24 @@ describe('parseJob: INVALID_MESSAGE', () => {
   });
 
   it.each([
+    ['empty', {}],
+    ['a misspelt field', { Data: IMAGE_DATA }],
+    ['a URL', { url: 'https://example.com/face.jpg' }],
+  ])('tells an image that is %s, with neither data nor s3, the two shapes it may take', (_name, image) => {
+    // Prepare
+    const images = [image];
+
+    // Act
+    const result = failure(parseJob(jobBody({ images }), LIMITS));
+
+    // Assess
+    expect(result.error).toMatchObject({
+      code: 'INVALID_MESSAGE',
+      message: 'images[0]: must be {"data": "<base64>"} or {"s3": {"bucket": "...", "key": "...", "sha256": "..."}}',
+    });
+  });
+
+  it.each([
     ['an empty bucket', { bucket: '', key: 'k', sha256: SHA }, 'images[0].s3.bucket: must not be empty'],
     ['an empty key', { bucket: 'staging', key: '', sha256: SHA }, 'images[0].s3.key: must not be empty'],
     ['a key over 1024 characters', { bucket: 'staging', key: 'k'.repeat(1025), sha256: SHA }, 'images[0].s3.key: must be at most 1024 characters'],
@@ -418,6 +437,17 @@ describe('formatIssues', () => {
     expect(line).toBe('must be text');
   });
 
+  it('renders a path that starts at an index without a leading dot before the field after it', () => {
+    // Prepare
+    const parsed = z.array(z.object({ key: z.string({ error: 'must be text' }) })).safeParse([{ key: 'k' }, { key: 5 }]);
+
+    // Act
+    const line = formatIssues(parsed.error?.issues ?? []);
+
+    // Assess
+    expect(line).toBe('[1].key: must be text');
+  });
+
   it('renders no issues as an empty line', () => {
     // Act
     const line = formatIssues([]);
@@ -472,6 +502,33 @@ describe('outcomes', () => {
     });
     expect(JSON.parse(JSON.stringify(outcome))).toEqual(outcome);
   });
+
+  it('failed: lists the references the job had stored before it failed', () => {
+    // Prepare
+    const error = new JobError('INVALID_IMAGE', 'images[1] is not a JPEG or PNG image');
+
+    // Act
+    const outcome = failed({ jobId: 'job-9', userId: 'alice' }, 'msg-9', error, [reference]);
+
+    // Assess
+    expect(outcome).toEqual({
+      version: 1,
+      jobId: 'job-9',
+      userId: 'alice',
+      messageId: 'msg-9',
+      status: 'failed',
+      error: { code: 'INVALID_IMAGE', message: 'images[1] is not a JPEG or PNG image' },
+      references: [reference],
+    });
+  });
+
+  it('failed: has no references field when nothing was stored', () => {
+    // Act
+    const outcome = failed({ jobId: 'job-9', userId: 'alice' }, 'msg-9', new JobError('INVALID_IMAGE', 'bad'), []);
+
+    // Assess
+    expect('references' in outcome).toBe(false);
+  });
 });
 
 describe('parseJob: issuedAt', () => {
@@ -514,6 +571,9 @@ describe('parseJob: issuedAt', () => {
     ['true', true, 'issuedAt must be a whole number of seconds since the Unix epoch (got true)'],
     ['null', null, 'issuedAt must be a whole number of seconds since the Unix epoch (got null)'],
     ['an array', [1_796_039_000], 'issuedAt must be a whole number of seconds since the Unix epoch (got an array)'],
+    ['an object', { seconds: 1_796_039_000 }, 'issuedAt must be a whole number of seconds since the Unix epoch (got an object)'],
+    ['a string of 40 characters (quoted whole)', 'x'.repeat(40), `issuedAt must be a whole number of seconds since the Unix epoch (got "${'x'.repeat(40)}")`],
+    ['a string of 41 characters (cut at 40)', 'x'.repeat(41), `issuedAt must be a whole number of seconds since the Unix epoch (got "${'x'.repeat(40)}…")`],
     ['in milliseconds (far in the future)', NOW_MS, `issuedAt is ${NOW_MS - NOW} s ahead of the worker's clock (at most 300 s of clock skew is allowed)`],
   ])('refuses an issuedAt that is %s as INVALID_MESSAGE', (_, value, message) => {
     // Act
@@ -596,5 +656,22 @@ describe('parseJob: bodies built to break a parser', () => {
 
     // Assess
     expect(result.error.message).toBe(`version "${'v'.repeat(40)}…" is not supported (this worker reads version 1)`);
+  });
+});
+
+describe('jobJsonSchema', () => {
+  it('publishes the contract as a draft 2020-12 schema with a stable $id and the required fields', () => {
+    // Act
+    const schema = jobJsonSchema();
+
+    // Assess
+    expect(schema).toMatchObject({
+      $id: 'urn:enrollment-worker:job:v1',
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: { version: { const: 1 } },
+    });
+    expect(schema.required).toEqual(expect.arrayContaining(['version', 'jobId', 'userId', 'images']));
+    expect(schema.required).not.toContain('issuedAt');
   });
 });

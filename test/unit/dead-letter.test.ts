@@ -237,3 +237,109 @@ describe('deadLetterEntry: the 1 MiB limit', () => {
     expect(text.isWellFormed()).toBe(true);
   });
 });
+
+describe('deadLetterEntry: exact limits', () => {
+  /** The bytes ErrorCode takes beside the body. */
+  const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+  /** The bytes ErrorMessage takes beside the body, besides its value. */
+  const messageOverhead = 'ErrorMessage'.length + 'String'.length;
+
+  it('keeps ErrorMessage at 1024 characters however long the error is, when there is room', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage(), { code: ERROR.code, message: 'e'.repeat(2000) });
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe('e'.repeat(1024));
+  });
+
+  it('keeps ErrorCode when the body and it fill 1 MiB exactly (and has no room left for the message)', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes) }), ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(false);
+    expect(entry.attributes).toEqual({ ErrorCode: { DataType: 'String', StringValue: ERROR.code } });
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('writes a message of one character and the ellipsis into 4 spare bytes', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - 4) }), ERROR);
+
+    // Assess
+    expect(entry.attributes.ErrorMessage).toEqual({ DataType: 'String', StringValue: 'i…' });
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
+  });
+
+  it('leaves the message out, but not the code, with 3 spare bytes', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - 3) }), ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(false);
+    expect(Object.keys(entry.attributes)).toEqual(['ErrorCode']);
+  });
+
+  it('counts a Binary attribute by its bytes', () => {
+    // Prepare: the body leaves room for ErrorCode only if the binary value is not counted.
+    const binary = binaryAttribute(new Uint8Array(100));
+    const attributeBytes = 'blob'.length + 'Binary'.length + 100;
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - attributeBytes - codeBytes + 1), MessageAttributes: { blob: binary } });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR);
+
+    // Assess
+    expect(entry.errorOmitted).toBe(true);
+    expect(entry.attributes).toEqual({ blob: { DataType: 'Binary', BinaryValue: new Uint8Array(100) } });
+  });
+
+  it('takes an attribute that carries no value at all as its name and type', () => {
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ MessageAttributes: { empty: { DataType: 'String' } } }), ERROR);
+
+    // Assess
+    expect(entry.attributes.empty).toEqual({ DataType: 'String', StringValue: undefined });
+    expect(entry.attributes.ErrorCode?.StringValue).toBe(ERROR.code);
+  });
+
+  it('keeps a U+FFFD the error itself contains where it cuts the message', () => {
+    // Prepare: room for 20 bytes of message; the replacement character is the error's own text.
+    const error = { code: ERROR.code, message: `x\uFFFDy${'z'.repeat(100)}` };
+    const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - 20);
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), error);
+
+    // Assess: 17 bytes of the message (1 + 3 + 1 + 12) and the 3-byte ellipsis.
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(`x\uFFFDy${'z'.repeat(12)}…`);
+  });
+});
+
+describe('deadLetterEntry: where the message is cut', () => {
+  const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+  const messageOverhead = 'ErrorMessage'.length + 'String'.length;
+
+  it('keeps 1024 characters of a long message that has a surrogate pair early on', () => {
+    // Prepare: the pair is well inside the cut; only a pair split by the cut is dropped.
+    const message = `😀${'m'.repeat(2000)}`;
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage(), { code: ERROR.code, message });
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(message.slice(0, 1024));
+  });
+
+  it('keeps a message whole when it fills the spare bytes exactly', () => {
+    // Prepare
+    const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - Buffer.byteLength(ERROR.message));
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), ERROR);
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(ERROR.message);
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
+  });
+});

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { enroll, type EnrollmentDeps, type EnrollmentRules } from '../../src/enroll/enroll.ts';
+import { enroll, FACE_PREVIEW_MAX_DIMENSION, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
+import type { MemoryBudget } from '../../src/enroll/memory.ts';
 import { imageNormaliser, type ImageNormaliser } from '../../src/enroll/normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
 import { JobError } from '../../src/job/errors.ts';
@@ -305,5 +306,328 @@ describe('enroll: dimensions are checked from the header, before any image is de
     expect(error).toMatchObject({ code: 'INVALID_IMAGE' });
     expect((error as JobError).message).toMatch(/^images\[1\] could not be decoded: /);
     expect(store.writes).toEqual([]);
+  });
+});
+
+describe('storedReferencesOf', () => {
+  const SHA = 'ab'.repeat(32);
+
+  it('names an inline image by its bytes and a staged one by its SHA-256 under both extensions, keeping those that exist', async () => {
+    // Prepare
+    const theJob = job([inline(jpeg), { kind: 's3', bucket: 'enrollment-staging', key: 'incoming/x', sha256: SHA }], { userId: 'Alice' });
+    const existing = new Set([keyOf(jpeg, 'jpg'), referenceKey(userId('alice'), SHA, 'png'), 'users/alice/ref_ffffffffffff.jpg']);
+    const asked: string[] = [];
+
+    // Act
+    const found = await storedReferencesOf(theJob, async (prefix) => {
+      asked.push(prefix);
+      return existing;
+    });
+
+    // Assess
+    expect(asked).toEqual(['users/alice/']);
+    expect(found).toEqual([
+      { key: keyOf(jpeg, 'jpg'), sha256: sha256Of(jpeg).toString('hex'), contentType: 'image/jpeg' },
+      { key: referenceKey(userId('alice'), SHA, 'png'), sha256: SHA, contentType: 'image/png' },
+    ]);
+  });
+
+  it('names a staged image as JPEG when that is what exists', async () => {
+    // Prepare
+    const theJob = job([{ kind: 's3', bucket: 'enrollment-staging', key: 'incoming/x', sha256: SHA }]);
+
+    // Act
+    const found = await storedReferencesOf(theJob, async () => new Set([referenceKey(userId('alice'), SHA, 'jpg')]));
+
+    // Assess
+    expect(found).toEqual([{ key: referenceKey(userId('alice'), SHA, 'jpg'), sha256: SHA, contentType: 'image/jpeg' }]);
+  });
+
+  it('names the same inline image once, and skips inline data that is not base64 or not an image', async () => {
+    // Prepare
+    const theJob = job([inline(png), { kind: 'inline', data: '%%%not base64%%%' }, inline(gif), inline(png)]);
+
+    // Act
+    const found = await storedReferencesOf(theJob, async () => new Set([keyOf(png, 'png')]));
+
+    // Assess
+    expect(found).toEqual([{ key: keyOf(png, 'png'), sha256: sha256Of(png).toString('hex'), contentType: 'image/png' }]);
+  });
+
+  it('asks the bucket nothing when no image names a reference', async () => {
+    // Prepare
+    let asked = false;
+
+    // Act
+    const found = await storedReferencesOf(job([inline(gif)]), async () => {
+      asked = true;
+      return new Set<string>();
+    });
+
+    // Assess
+    expect(found).toEqual([]);
+    expect(asked).toBe(false);
+  });
+
+  it('returns nothing when none of the named references exists', async () => {
+    // Act
+    const found = await storedReferencesOf(job([inline(jpeg)]), async () => new Set(['users/alice/ref_000000000000.jpg']));
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+});
+
+describe('enroll: the face check', () => {
+  /** A normaliser that stores the bytes as received, with a preview at `scale` of the stored size. */
+  const previewing = (scale: number | undefined): ImageNormaliser => async (bytes, info) => ({
+    bytes,
+    width: info.width,
+    height: info.height,
+    path: 'lossless',
+    ...(scale === undefined ? {} : { preview: { data: Buffer.alloc(3), width: 1, height: 1, channels: 3 as const, scale } }),
+  });
+
+  it('asks the detector with the minimum size in preview pixels, and stores the face in stored pixels with its score to 3 places', async () => {
+    // Prepare
+    const store = fakeStore();
+    const asked: unknown[] = [];
+    const phases: string[] = [];
+    const faceCheck: FaceCheck = {
+      minScore: 0.6,
+      minSize: 40,
+      detect: async (_pixels, options) => {
+        asked.push({ minScore: options.minScore, minFaceSize: options.minFaceSize });
+        return { faces: [{ x: 10, y: 5, width: 30, height: 30, score: 0.912345 }], ms: 7.4 };
+      },
+    };
+
+    // Act
+    const enrollment = await enroll(job([inline(jpeg), inline(png)]), { ...store.deps, normalise: previewing(0.5), faceCheck, onPhase: (p) => phases.push(p) });
+
+    // Assess
+    const face = { x: 20, y: 10, width: 60, height: 60, score: 0.912 };
+    expect(asked).toEqual([
+      { minScore: 0.6, minFaceSize: 20 },
+      { minScore: 0.6, minFaceSize: 20 },
+    ]);
+    expect(enrollment.references.map((r) => r.face)).toEqual([face, face]);
+    expect(enrollment.faceCheckMs).toBe(15);
+    expect(store.writes.map((w) => w.metadata)).toEqual([{ face: JSON.stringify(face) }, { face: JSON.stringify(face) }]);
+    expect(phases).toEqual(['download', 'decode', 'detect', 'detect', 'write']);
+  });
+
+  it('fails the job with the face code, naming the image, and writes nothing', async () => {
+    // Prepare
+    const store = fakeStore();
+    const faceCheck: FaceCheck = { minScore: 0.5, minSize: 10, detect: async () => ({ faces: [], ms: 1 }) };
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg)]), { ...store.deps, normalise: previewing(1), faceCheck }));
+
+    // Assess
+    expect(error).toMatchObject({ name: 'JobError', code: 'NO_FACE', message: expect.stringMatching(/^images\[0\] shows no face/) });
+    expect(store.writes).toEqual([]);
+  });
+
+  it('treats a decode that gave no preview as a bug of ours (a retry), not the job\'s fault', async () => {
+    // Prepare
+    const store = fakeStore();
+    const faceCheck: FaceCheck = { minScore: 0.5, minSize: 10, detect: async () => ({ faces: [], ms: 1 }) };
+
+    // Act
+    const error = await rejectionOf(() => enroll(job([inline(jpeg)]), { ...store.deps, normalise: previewing(undefined), faceCheck }));
+
+    // Assess
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(JobError);
+    expect((error as Error).message).toBe('images[0]: the decode gave no preview for the face check');
+  });
+
+  it('asks the normaliser for a preview only when there is a face check, and reports no faceCheckMs without one', async () => {
+    // Prepare
+    const store = fakeStore();
+    const options: unknown[] = [];
+    const normalise: ImageNormaliser = async (bytes, info, label, limits, opts) => {
+      options.push(opts?.preview);
+      return previewing(1)(bytes, info, label, limits, opts);
+    };
+    const faceCheck: FaceCheck = { minScore: 0.5, minSize: 1, detect: async () => ({ faces: [{ x: 0, y: 0, width: 5, height: 5, score: 1 }], ms: 0 }) };
+
+    // Act
+    const without = await enroll(job([inline(jpeg)]), { ...store.deps, normalise });
+    await enroll(job([inline(jpeg)]), { ...store.deps, normalise, faceCheck });
+
+    // Assess
+    expect(options).toEqual([undefined, { maxDimension: FACE_PREVIEW_MAX_DIMENSION }]);
+    expect(without).not.toHaveProperty('faceCheckMs');
+    expect(without.references[0]).not.toHaveProperty('face');
+    expect(store.writes[0]).not.toHaveProperty('metadata');
+  });
+});
+
+describe('enroll: staged images and memory', () => {
+  /** A budget that records what was asked of it and released. */
+  function budget() {
+    const events: string[] = [];
+    const memory: MemoryBudget = {
+      limit: 1e9,
+      held: 0,
+      waiting: 0,
+      peak: 0,
+      acquire: async (bytes: number) => {
+        events.push(`acquire ${bytes}`);
+        return { bytes, release: () => void events.push(`release ${bytes}`) };
+      },
+    };
+    return { memory, events };
+  }
+
+  it('admits the staged images in one request sized by their HEADs, each capped at the image limit, and releases it at the end', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
+    const { memory, events } = budget();
+    const sizes: Record<string, number | undefined> = { 'incoming/a': 500, 'incoming/b': 10 * RULES.maxImageBytes };
+
+    // Act
+    await enroll(job([inline(otherJpeg), staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
+      ...store.deps,
+      memory,
+      sizeOfStaged: async (_bucket, key) => sizes[key],
+    });
+
+    // Assess
+    const total = 500 + RULES.maxImageBytes + 1;
+    expect(events).toEqual([`acquire ${total}`, `release ${total}`]);
+  });
+
+  it('counts a staged image S3 gave no size for as nothing', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
+    const { memory, events } = budget();
+
+    // Act
+    await enroll(job([staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
+      ...store.deps,
+      memory,
+      sizeOfStaged: async (_bucket, key) => (key === 'incoming/a' ? 300 : undefined),
+    });
+
+    // Assess
+    expect(events).toEqual(['acquire 300', 'release 300']);
+  });
+
+  it('asks nothing of the budget for a job of inline images only', async () => {
+    // Prepare
+    const store = fakeStore();
+    const { memory, events } = budget();
+    let headed = false;
+
+    // Act
+    await enroll(job([inline(jpeg)]), {
+      ...store.deps,
+      memory,
+      sizeOfStaged: async () => {
+        headed = true;
+        return 1;
+      },
+    });
+
+    // Assess
+    expect(events).toEqual([]);
+    expect(headed).toBe(false);
+  });
+
+  it('refuses a staged image outside the staging prefix before any HEAD is made', async () => {
+    // Prepare
+    const store = fakeStore();
+    const { memory } = budget();
+    let headed = false;
+
+    // Act
+    const error = await rejectionOf(() =>
+      enroll(job([staged('enrollment-staging', 'elsewhere/a', png)]), {
+        ...store.deps,
+        memory,
+        sizeOfStaged: async () => {
+          headed = true;
+          return 1;
+        },
+      }),
+    );
+
+    // Assess
+    expect(error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+    expect(headed).toBe(false);
+  });
+
+  it("waits for its admission through the job's waitFor", async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png } });
+    const { memory } = budget();
+    let waited = 0;
+
+    // Act
+    await enroll(job([staged('enrollment-staging', 'incoming/a', png)]), {
+      ...store.deps,
+      memory,
+      sizeOfStaged: async () => 100,
+      waitFor: (wait) => {
+        waited += 1;
+        return wait;
+      },
+    });
+
+    // Assess
+    expect(waited).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('enroll: cancellation by the job', () => {
+  it('starts nothing for a job whose signal is already aborted, and rejects with its reason', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png } });
+    const controller = new AbortController();
+    const reason = new Error('deadline');
+    controller.abort(reason);
+
+    // Act
+    const error = await rejectionOf(() =>
+      enroll(job([staged('enrollment-staging', 'incoming/a', png)]), {
+        ...store.deps,
+        signal: controller.signal,
+        readStaged: async (_bucket, _key, _maxBytes, _label, signal) => {
+          signal?.throwIfAborted();
+          return png;
+        },
+      }),
+    );
+
+    // Assess
+    expect(error).toBe(reason);
+    expect(store.writes).toEqual([]);
+  });
+
+  it('passes an abort during the job on to the reads under way', async () => {
+    // Prepare
+    const store = fakeStore();
+    const controller = new AbortController();
+    const reason = new Error('shutdown');
+
+    // Act
+    const error = await rejectionOf(() =>
+      enroll(job([staged('enrollment-staging', 'incoming/a', png)]), {
+        ...store.deps,
+        signal: controller.signal,
+        readStaged: (_bucket, _key, _maxBytes, _label, signal) =>
+          new Promise((_resolve, reject) => {
+            signal?.addEventListener('abort', () => reject(signal.reason));
+            controller.abort(reason);
+          }),
+      }),
+    );
+
+    // Assess
+    expect(error).toBe(reason);
   });
 });

@@ -178,4 +178,15 @@ describe('JobError messages are bounded', () => {
     expect(error.message).toHaveLength(JOB_ERROR_MESSAGE_MAX + 1);
     expect(error.message.endsWith('…')).toBe(true);
   });
+
+  it('keeps a message of exactly JOB_ERROR_MESSAGE_MAX characters whole', () => {
+    // Prepare
+    const message = 'y'.repeat(JOB_ERROR_MESSAGE_MAX);
+
+    // Act
+    const error = new JobError('INVALID_MESSAGE', message);
+
+    // Assess
+    expect(error.message).toBe(message);
+  });
 });

@@ -6,6 +6,7 @@ import { signJob, signingKeysFrom, type SigningKeys } from '../../src/job/signat
 import type { DeadLetterEntry } from '../../src/worker/dead-letter.ts';
 import { Registry } from 'prom-client';
 import { createJobCounters } from '../../src/worker/metrics.ts';
+import { judgeMessage, type JobMessageDeps } from '../../src/worker/job-message.ts';
 import { redactedBody, settle as settleMessage } from '../../src/worker/settle.ts';
 import { processMessage as processJobMessage, runningJob, type MessageDeps } from './message-harness.ts';
 import { jpegImage } from '../support/images.ts';
@@ -723,5 +724,92 @@ describe('processJobMessage: DELETE_STAGED_SOURCES', () => {
 
     // Assess
     expect(discarded).toBe(false);
+  });
+});
+
+describe('judgeMessage: what it reports of the message', () => {
+  const KEY = 'judge-key-0123456789abcdef0123456789abcdef';
+  const context = (onRead?: (ids: unknown, signature: string) => void) => ({
+    signal: new AbortController().signal,
+    onPhase: () => {},
+    waitFor: <T>(w: Promise<T>) => w,
+    ...(onRead ? { onRead } : {}),
+  });
+
+  it("ages a signed job by the deps' clock, not the machine's", async () => {
+    // Prepare: a clock years from now, and a job issued a minute before it.
+    const h = harness({ signingKeys: signingKeysFrom(KEY, undefined) });
+    const later = Date.now() + 5 * 365 * 86_400_000;
+    const body = jobBody({ issuedAt: Math.floor(later / 1000) - 60 });
+    const message = sqsMessage({ Body: body, MessageAttributes: { Signature: stringAttribute(signJob(body, KEY)) } });
+
+    // Act
+    const judgement = await judgeMessage(message, { ...h.deps, clock: () => later }, context());
+
+    // Assess
+    expect(judgement.verdict.kind).toBe('succeeded');
+    expect(judgement.signature).toBe('current');
+  });
+
+  it('checks the signature of a message without a body as that of an empty body', async () => {
+    // Prepare
+    const h = harness({ signingKeys: signingKeysFrom(KEY, undefined) });
+    const { Body: _, ...noBody } = sqsMessage({ MessageAttributes: { Signature: stringAttribute(signJob('', KEY)) } });
+
+    // Act
+    const judgement = await judgeMessage(noBody, h.deps, context());
+
+    // Assess: authentic, then refused as a job.
+    expect(judgement.signature).toBe('current');
+    expect(judgement.verdict).toMatchObject({ kind: 'failed', error: { code: 'INVALID_MESSAGE' } });
+  });
+
+  it('says the signature was unread when reading the message threw', async () => {
+    // Prepare
+    const h = harness();
+    const broken = {
+      ...h.deps,
+      signingKeys: () => {
+        throw new TypeError('keys broke');
+      },
+    };
+
+    // Act
+    const judgement = await judgeMessage(sqsMessage(), broken, context());
+
+    // Assess
+    expect(judgement).toMatchObject({ signature: 'unread', ids: { jobId: null, userId: null }, verdict: { kind: 'failed', error: { code: 'INVALID_MESSAGE' } } });
+  });
+
+  it('tells onRead the ids and the signature as soon as the message is read, and null ids for one that is not a job', async () => {
+    // Prepare
+    const h = harness();
+    const read: unknown[] = [];
+
+    // Act
+    await judgeMessage(sqsMessage(), h.deps, context((ids, signature) => read.push([ids, signature])));
+    await judgeMessage(sqsMessage({ Body: 'not json' }), h.deps, context((ids, signature) => read.push([ids, signature])));
+
+    // Assess
+    expect(read).toEqual([
+      [{ jobId: 'job-0001', userId: 'alice' }, 'unchecked'],
+      [{ jobId: null, userId: null }, 'unchecked'],
+    ]);
+  });
+
+  it('keeps the references an enrollment stored before it failed', async () => {
+    // Prepare
+    const h = harness();
+    const enroll: JobMessageDeps['enroll'] = async (_job, { onStored }) => {
+      onStored(REFERENCE);
+      throw new JobError('INVALID_IMAGE', 'images[1] is not a JPEG or PNG image');
+    };
+
+    // Act
+    const judgement = await judgeMessage(sqsMessage(), { ...h.deps, enroll }, context());
+
+    // Assess
+    expect(judgement.verdict).toMatchObject({ kind: 'failed', error: { code: 'INVALID_IMAGE' } });
+    expect(judgement.stored).toEqual([REFERENCE]);
   });
 });

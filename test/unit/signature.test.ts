@@ -89,6 +89,17 @@ describe('verifyJobSignature', () => {
     expect(result).toEqual({ ok: true, key: 'current' });
   });
 
+  it('accepts a String attribute of a custom type (String.<label>, as SQS allows)', () => {
+    // Prepare
+    const attrs = { Signature: { DataType: 'String.hmac', StringValue: signJob(VECTOR_BODY, CURRENT) } };
+
+    // Act
+    const result = verifyJobSignature(VECTOR_BODY, attrs, KEYS);
+
+    // Assess
+    expect(result).toEqual({ ok: true, key: 'current' });
+  });
+
   it('accepts anything, unchecked, when no key is configured', () => {
     // Act
     const result = verifyJobSignature(VECTOR_BODY, undefined, signingKeysFrom(undefined, undefined));
@@ -106,6 +117,7 @@ describe('verifyJobSignature', () => {
     ['a short digest', attributes(signJob(VECTOR_BODY, CURRENT).slice(0, -2)), 'the Signature attribute must be a String of the form v1=<64 hex digits>'],
     ['a non-hex digest', attributes(`v1=${'g'.repeat(64)}`), 'the Signature attribute must be a String of the form v1=<64 hex digits>'],
     ['a Binary attribute', { Signature: { DataType: 'Binary' } }, 'the Signature attribute must be a String of the form v1=<64 hex digits>'],
+    ['a Number attribute, even one carrying the right text', { Signature: { DataType: 'Number', StringValue: signJob(VECTOR_BODY, CURRENT) } }, 'the Signature attribute must be a String of the form v1=<64 hex digits>'],
     ['an empty value', attributes(''), 'the Signature attribute must be a String of the form v1=<64 hex digits>'],
   ])('refuses %s as INVALID_SIGNATURE', (_name, attrs, message) => {
     // Act
