@@ -291,6 +291,21 @@ export function md5OfMessageAttributes(attributes: Record<string, AttributeValue
   return md5Hex(Buffer.concat(parts));
 }
 
+/**
+ * The size SQS counts for a message (body + every attribute's name, type and value), by this
+ * endpoint's own rule — for tests that need to know whether something would be accepted without
+ * sending it. Attributes as the SDK takes them (binary values as bytes).
+ */
+export function sqsMessageBytes(body: string, attributes: Record<string, { DataType?: string; StringValue?: string; BinaryValue?: Uint8Array }>): number {
+  const wire = Object.fromEntries(
+    Object.entries(attributes).map(([name, v]) => [
+      name,
+      { DataType: v.DataType ?? '', ...(v.StringValue !== undefined ? { StringValue: v.StringValue } : { BinaryValue: Buffer.from(v.BinaryValue ?? new Uint8Array()).toString('base64') }) },
+    ]),
+  );
+  return Buffer.byteLength(body) + attributeBytes(wire);
+}
+
 function attributeBytes(attributes: Record<string, AttributeValue>): number {
   let total = 0;
   for (const [name, value] of Object.entries(attributes)) {

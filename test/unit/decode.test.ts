@@ -2,31 +2,45 @@
 // raw-pixel boundary, and what a libvips failure means for the job (decodePlan's sizes are pinned
 // in lossless.test.ts).
 import { describe, expect, it } from 'vitest';
-import { decodeError, decodePlan, fitWithin, loadScaleOf, PROGRESSIVE_SCALE, PROGRESSIVE_SCALE_MIN_PIXELS, RAW_SINK_MAX_PIXELS, validationScale } from '../../src/enroll/decode.ts';
-import { JPEG } from '../../src/enroll/images.ts';
+import { decodeError, decodePlan, fitWithin, loadScaleOf, RAW_SINK_MAX_PIXELS, readsEveryRow, REDUCED_SCALE, REDUCED_SCALE_MIN_PIXELS, validationScale } from '../../src/enroll/decode.ts';
+import { JPEG, PNG } from '../../src/enroll/images.ts';
 import { JobError } from '../../src/job/errors.ts';
 
 const LIMITS = { maxImagePixels: 50_000_000, minImageDimension: 8, maxReferenceDimension: undefined };
 
 describe('validationScale', () => {
-  it('validates a progressive JPEG at 1/8 from PROGRESSIVE_SCALE_MIN_PIXELS, and at full scale one pixel short of it', () => {
-    // Prepare: 1000 × 500 is exactly the threshold.
-    const at = { width: 1000, height: PROGRESSIVE_SCALE_MIN_PIXELS / 1000 };
-    const short = { width: 1000, height: PROGRESSIVE_SCALE_MIN_PIXELS / 1000 - 1 };
+  const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
+
+  it('validates a JPEG at a reduced scale from REDUCED_SCALE_MIN_PIXELS, and at full scale one row short of it', () => {
+    // Prepare: 1000 × 200 is exactly the threshold, and 200 rows are read whole at 1/8.
+    const at = jpeg(1000, REDUCED_SCALE_MIN_PIXELS / 1000);
+    const short = jpeg(1000, REDUCED_SCALE_MIN_PIXELS / 1000 - 1);
 
     // Act + Assess
-    expect(validationScale(at, true)).toBe(PROGRESSIVE_SCALE);
+    expect(validationScale(at, true)).toBe(REDUCED_SCALE);
+    expect(validationScale(at, false)).toBe(REDUCED_SCALE);
     expect(validationScale(short, true)).toBe(1);
   });
 
-  it('counts pixels, not the aspect: a tall progressive image of many pixels is validated at 1/8', () => {
+  it('counts pixels, not the aspect: a tall image of many pixels is validated at 1/8', () => {
     // Act + Assess
-    expect(validationScale({ width: 500, height: 2000 }, true)).toBe(PROGRESSIVE_SCALE);
+    expect(validationScale(jpeg(500, 2000), true)).toBe(REDUCED_SCALE);
   });
 
-  it('validates a baseline image at full scale however large', () => {
+  it('validates a PNG at full scale however large', () => {
     // Act + Assess
-    expect(validationScale({ width: 10_000, height: 10_000 }, false)).toBe(1);
+    expect(validationScale({ width: 10_000, height: 10_000, type: PNG }, false)).toBe(1);
+  });
+
+  it('gives a single-scan JPEG whose last block row 1/8 would skip the coarsest scale that reads it, and a progressive one 1/8', () => {
+    // Prepare: 1029 rows = 64 × 16 + 5: at 1/8 libvips keeps 128 rows, which end a strip, and the
+    // last partial block row is never decoded; at 1/4 it keeps 257, which do not.
+    const skipped = jpeg(1000, 1029);
+
+    // Act + Assess
+    expect(readsEveryRow(1029, 8)).toBe(false);
+    expect(validationScale(skipped, false)).toBe(4);
+    expect(validationScale(skipped, true)).toBe(REDUCED_SCALE);
   });
 });
 
@@ -66,7 +80,7 @@ describe('decodePlan: the raw-pixel boundary', () => {
 
   it('streams a small progressive JPEG validated at 1/8 (no raw sink at a reduced scale)', () => {
     // Act
-    const plan = decodePlan({ width: 1600, height: 1200, type: JPEG }, PROGRESSIVE_SCALE, undefined);
+    const plan = decodePlan({ width: 1600, height: 1200, type: JPEG }, REDUCED_SCALE, undefined);
 
     // Assess
     expect(plan).toEqual({ output: { width: 100, height: 75 }, preview: undefined });

@@ -149,12 +149,13 @@ describe('settle: timed out', () => {
     await run(sqsMessage({ receiveCount: 2 }), { kind: 'timed-out', phase: 'write', timeoutSeconds: 30 }, w, job);
 
     // Assess
-    // The counter's reason is left open here: it is 'other' today, though metrics.ts documents
-    // 'timeout' for JOB_TIMEOUT_SECONDS (reported to the lead, not pinned by this test).
-    expect(w.calls).toEqual([['visibility', 10], ['retried', expect.any(String), 'number']]);
+    // Counted as metrics.ts documents it: enrollment_jobs_retried_total{reason="timeout"}.
+    expect(w.calls).toEqual([['visibility', 10], ['retried', 'timeout', 'number']]);
     expect(w.lines()).toEqual([
       expect.objectContaining({ level: 'warn', outcome: 'retry', reason: 'timeout', phase: 'write', retryInSeconds: 10, lastAttempt: false, jobId: 'job-42', userId: 'alice' }),
     ]);
+    // One line, no stack: a deadline is not a bug.
+    expect(w.lines()[0]?.err).toEqual({ name: 'Error', message: 'the job outlived JOB_TIMEOUT_SECONDS (30 s)' });
   });
 
   it('on the last attempt publishes RETRIES_EXHAUSTED with the ids the job had read and the deadline in the message', async () => {
