@@ -108,7 +108,8 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
       return settleReleased(s);
     case 'timed-out':
       return retryLater(s, new Error(`the job outlived JOB_TIMEOUT_SECONDS (${settlement.timeoutSeconds} s)`), `the job outlived its deadline in its ${settlement.phase} phase; its work is cancelled`, {
-        extra: { reason: 'timeout', phase: settlement.phase },
+        reason: 'timeout',
+        extra: { phase: settlement.phase },
       });
     case 'crashed':
       return retryLater(s, settlement.error, 'unexpected failure while processing a message', { level: 'error' });
@@ -161,6 +162,8 @@ interface RetryOptions {
   /** The job is stored; only its outcome failed: no RETRIES_EXHAUSTED outcome, which would be false. */
   readonly complete?: boolean;
   readonly level?: 'warn' | 'error';
+  /** The reason, when it is not the error's kind (a deadline): logged and counted as such. */
+  readonly reason?: string;
   readonly extra?: Record<string, unknown>;
 }
 
@@ -168,7 +171,7 @@ async function retryLater(s: Settling, error: unknown, what: string, options: Re
   const { deps, receiveCount } = s;
   const delaySeconds = retryDelaySeconds(receiveCount, deps.retryPolicy(), deps.random);
   const last = deps.maxReceiveCount !== undefined && receiveCount >= deps.maxReceiveCount;
-  const fields = errorFields(error);
+  const fields = options.reason === undefined ? errorFields(error) : { reason: options.reason, err: describeError(error) };
   try {
     await s.queue.setVisibility(s.message, delaySeconds);
   } catch (e: unknown) {
