@@ -303,6 +303,18 @@ function curv(points: number, curve: (x: number) => number): Buffer {
 
 const srgbDecode = (v: number) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
 
+/** A `para` tag: ICC's parametric curve `fn` (0–4) with its parameters, as s15Fixed16 numbers. */
+function para(fn: number, parameters: readonly number[]): Buffer {
+  const data = Buffer.alloc(12 + 4 * parameters.length);
+  data.write('para', 0, 'latin1');
+  data.writeUInt16BE(fn, 8);
+  parameters.forEach((value, i) => data.writeInt32BE(Math.round(value * 65536), 12 + 4 * i));
+  return data;
+}
+
+/** sRGB's curve as ICC's parametric function 3 (IEC 61966-2-1): g, a, b, c, d. */
+const SRGB_PARA = [2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045] as const;
+
 describe('isSrgbProfile', () => {
   it('recognises sRGB by what it does: parametric or sampled tone curves', async () => {
     // Prepare
@@ -328,6 +340,65 @@ describe('isSrgbProfile', () => {
     expect(isSrgbProfile(retagged(icc, ['rTRC', 'gTRC', 'bTRC'], curv(1024, (x) => x ** 2.2)))).toBe(false);
     expect(isSrgbProfile(retagged(icc, ['rTRC', 'gTRC', 'bTRC'], curv(2, (x) => x)))).toBe(false);
     expect(isSrgbProfile(otherRed)).toBe(false);
+  });
+
+  it('reads every parametric function: sRGB written as function 3 or 4 passes, near misses do not', async () => {
+    // Prepare
+    const icc = await srgbProfile();
+    const withCurve = (tag: Buffer) => isSrgbProfile(retagged(icc, ['rTRC', 'gTRC', 'bTRC'], tag));
+    const [g, a, b, c, d] = SRGB_PARA;
+
+    // Act + Assess
+    expect(withCurve(para(3, SRGB_PARA))).toBe(true);
+    expect(withCurve(para(4, [...SRGB_PARA, 0, 0]))).toBe(true);
+    // Function 4's offsets are added: a lift of 1 % above or below the threshold is not sRGB.
+    expect(withCurve(para(4, [...SRGB_PARA, 0.01, 0]))).toBe(false);
+    expect(withCurve(para(4, [...SRGB_PARA, 0, 0.01]))).toBe(false);
+    // Function 3 with the threshold moved: the straight segment then covers too much or too little.
+    expect(withCurve(para(3, [g, a, b, c, 0.2]))).toBe(false);
+    expect(withCurve(para(3, [g, a, b, c / 2, d]))).toBe(false);
+    // Functions 0–2 have no straight segment near black, so sRGB's parameters in them are not sRGB.
+    expect(withCurve(para(0, [2.2]))).toBe(false);
+    expect(withCurve(para(1, [g, a, b]))).toBe(false);
+    expect(withCurve(para(2, [g, a, b, 0]))).toBe(false);
+    // Function 2's constant lifts black: not sRGB even where the rest would be close.
+    expect(withCurve(para(2, [g, a, b, 0.05]))).toBe(false);
+  });
+
+  it('refuses tone curves it cannot read: an unknown function, too few parameters, a table cut short, another type', async () => {
+    // Prepare
+    const icc = await srgbProfile();
+    const withCurve = (tag: Buffer) => isSrgbProfile(retagged(icc, ['rTRC', 'gTRC', 'bTRC'], tag));
+    const shortTable = curv(1024, srgbDecode).subarray(0, 12 + 2 * 512);
+    const unknownType = Buffer.from(para(3, SRGB_PARA));
+    unknownType.write('sf32', 0, 'latin1');
+
+    // Act + Assess
+    expect(withCurve(para(5, [...SRGB_PARA, 0, 0]))).toBe(false);
+    expect(withCurve(para(3, SRGB_PARA.slice(0, 4)))).toBe(false);
+    expect(withCurve(shortTable)).toBe(false);
+    expect(withCurve(unknownType)).toBe(false);
+    expect(withCurve(Buffer.from('curv\0\0\0\0', 'latin1'))).toBe(false);
+  });
+
+  it('reads a one-entry curv as a gamma (u8.8) and an empty one as the identity, neither of them sRGB', async () => {
+    // Prepare
+    const icc = await srgbProfile();
+    const withCurve = (tag: Buffer) => isSrgbProfile(retagged(icc, ['rTRC', 'gTRC', 'bTRC'], tag));
+    const gamma = (value: number) => {
+      const data = Buffer.alloc(14);
+      data.write('curv', 0, 'latin1');
+      data.writeUInt32BE(1, 8);
+      data.writeUInt16BE(Math.round(value * 256), 12);
+      return data;
+    };
+    const identity = Buffer.alloc(12);
+    identity.write('curv', 0, 'latin1');
+
+    // Act + Assess
+    expect(withCurve(gamma(2.2))).toBe(false);
+    expect(withCurve(gamma(1))).toBe(false);
+    expect(withCurve(identity)).toBe(false);
   });
 
   it('refuses a profile with lookup tables, which a colour engine would use instead of the matrix', async () => {
