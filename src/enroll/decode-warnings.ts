@@ -102,6 +102,21 @@ const hearerOf =
     if (READ_GAVE.test(message.trim())) book.owed += 1;
   };
 
+/**
+ * Runs `operation` in flight: every decoder warning heard meanwhile is recorded on its flight.
+ * `landing` sees the flight as it ends, before it leaves the air.
+ */
+async function inFlight<T>(book: Book, hear: Hear, operation: Operation<T>, landing?: (flight: Flight) => void): Promise<{ value: T; flight: Flight }> {
+  const flight: Flight = { suspect: false, heard: [] };
+  book.inFlight.add(flight);
+  try {
+    return { value: await operation(hear), flight };
+  } finally {
+    landing?.(flight);
+    book.inFlight.delete(flight);
+  }
+}
+
 /** Something ended: the next turn alone may start, or, with none waiting, the held operations. */
 function admitNext(book: Book): void {
   if (book.alone) return;
@@ -125,7 +140,7 @@ function admitNext(book: Book): void {
  */
 export function warningLedger(drain: Operation<unknown>): WarningLedger {
   const book: Book = { inFlight: new Set(), counts: { suspects: 0, turns: 0, drains: 0 }, owed: 0, alone: false, turns: [], held: [] };
-  const { inFlight, counts } = book;
+  const { counts } = book;
   const hear = hearerOf(book);
   const next = () => admitNext(book);
 
@@ -141,21 +156,19 @@ export function warningLedger(drain: Operation<unknown>): WarningLedger {
 
   return {
     counts,
-    pending: () => ({ inFlight: inFlight.size, waiting: book.turns.length + book.held.length + (book.alone ? 1 : 0) }),
+    pending: () => ({ inFlight: book.inFlight.size, waiting: book.turns.length + book.held.length + (book.alone ? 1 : 0) }),
     async run(operation) {
       while (book.alone || book.turns.length > 0) await new Promise<void>((go) => book.held.push(go));
-      const flight: Flight = { suspect: false, heard: [] };
-      inFlight.add(flight);
-      let value;
       try {
-        value = await operation(hear);
+        const { value, flight } = await inFlight(book, hear, operation, (landing) => {
+          // It ended while the queue may hold a warning back behind an empty message.
+          if (book.owed > 0) landing.suspect = true;
+          if (landing.suspect) counts.suspects += 1;
+        });
+        return { value, suspect: flight.suspect };
       } finally {
-        if (book.owed > 0) flight.suspect = true;
-        if (flight.suspect) counts.suspects += 1;
-        inFlight.delete(flight);
         next();
       }
-      return { value, suspect: flight.suspect };
     },
     async alone(operation) {
       await new Promise<void>((go) => {
@@ -165,14 +178,7 @@ export function warningLedger(drain: Operation<unknown>): WarningLedger {
       counts.turns += 1;
       try {
         await drainQueue();
-        const flight: Flight = { suspect: false, heard: [] };
-        inFlight.add(flight);
-        let value;
-        try {
-          value = await operation(hear);
-        } finally {
-          inFlight.delete(flight);
-        }
+        const { value, flight } = await inFlight(book, hear, operation);
         await drainQueue();
         return { value, warnings: flight.heard };
       } finally {
