@@ -165,9 +165,12 @@ async function manifest(release: Release): Promise<Map<string, string>> {
   );
 }
 
-/** The container's clock, as journalctl --since reads it. */
+/**
+ * The container's clock, as journalctl --since reads it, to the microsecond: to the second, lines
+ * of a step that ended earlier in the same second would count as this step's.
+ */
 async function containerNow(): Promise<string> {
-  return (await box.ok("date '+%Y-%m-%d %H:%M:%S'")).trim();
+  return (await box.ok("date '+%Y-%m-%d %H:%M:%S.%6N'")).trim();
 }
 
 interface MemoryControl {
@@ -396,7 +399,7 @@ describe('enrollment-worker installed from its release under a real systemd', { 
   it('a bad configuration ends failed with status 78, and is not restarted', async () => {
     await box.ok(`systemctl stop ${UNIT}`, { timeoutMs: 90_000 });
     await writeSettings(envFile({ CONCURRENCY: '0' }));
-    const since = (await box.ok("date '+%Y-%m-%d %H:%M:%S'")).trim();
+    const since = await containerNow();
     const start = await box.sh(`systemctl start ${UNIT}`, { timeoutMs: 120_000 });
     expect(start.code).not.toBe(0);
     const failed = await show('ActiveState', 'Result', 'ExecMainStatus', 'NRestarts');
@@ -533,7 +536,7 @@ describe('enrollment-worker installed from its release under a real systemd', { 
 
   it('systemctl reload re-reads the secret without a restart', async () => {
     const before = await show('MainPID', 'NRestarts');
-    const since = (await box.ok("date '+%Y-%m-%d %H:%M:%S'")).trim();
+    const since = await containerNow();
     await secrets.send(new PutSecretValueCommand({ SecretId: secretName, SecretString: JSON.stringify({ RETRY_BASE_SECONDS: '3', RETRY_MAX_SECONDS: '4' }) }));
     await box.ok(`systemctl reload ${UNIT}`);
     const reloaded = await until(
