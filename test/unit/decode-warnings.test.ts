@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
 import { damagedInLastStrip, randomFrom } from '../support/jpeg-corpus.ts';
+import { settle as tick } from './helpers.ts';
 
 const READ_GAVE = 'read gave 1 warnings';
 const BUFFER = 'VipsJpeg: Corrupt JPEG data: premature end of data segment\n';
@@ -59,7 +60,6 @@ function modelDecode(model: ReturnType<typeof sharpQueue>, corrupt: boolean, opt
 }
 
 const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
-const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt data', () => {
   it('counts the "read gave" line and the VipsJpeg buffer, not warnings about metadata or other formats', () => {

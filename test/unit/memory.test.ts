@@ -2,9 +2,8 @@
 // alone, background holdings, cancellation.
 import { describe, expect, it } from 'vitest';
 import { createMemoryBudget } from '../../src/enroll/memory.ts';
-
-/** Lets queued promise callbacks run. */
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+// Lets queued promise callbacks run.
+import { settle as tick } from './helpers.ts';
 
 describe('createMemoryBudget', () => {
   it('admits what fits at once, and makes the rest wait until bytes are released', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { oneWritePerKey, REFERENCE_HASH_LENGTH, referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
-import { thrownBy, userId } from './helpers.ts';
+import { settle as tick, thrownBy, userId } from './helpers.ts';
 
 // SHA-256("abc"), FIPS 180-2 appendix B.1
 const ABC_SHA256 = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
@@ -101,7 +101,6 @@ describe('oneWritePerKey', () => {
     storedSha256: sha256Of(Buffer.from('x')),
     jobId: 'job',
   });
-  const tick = () => new Promise((resolve) => setImmediate(resolve));
 
   it('sends one write for two jobs writing one key at once: the second finds it stored', async () => {
     // Prepare
