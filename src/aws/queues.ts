@@ -13,7 +13,7 @@ export interface RedrivePolicy {
 export interface QueueAttributes {
   readonly arn: string | undefined;
   readonly visibilityTimeoutSeconds: number | undefined;
-  /** Undefined without a policy; `malformed` when it is there but not JSON. */
+  /** Undefined without a policy, or when it is not JSON (then `redriveMalformed`). */
   readonly redrive: RedrivePolicy | undefined;
   readonly redriveMalformed: boolean;
 }

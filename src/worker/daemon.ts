@@ -52,8 +52,7 @@ interface Context {
   readonly notifier: Notifier;
   readonly registry: Registry;
   readonly counters: JobCounters;
-  /** Image bytes held: received messages and staged objects. */
-  /** The share of MAX_IN_FLIGHT_BYTES for image bytes held. */
+  /** The share of MAX_IN_FLIGHT_BYTES for image bytes held: received messages and staged objects. */
   readonly memory: MemoryBudget;
   /** The share for decoding. */
   readonly decodeMemory: MemoryBudget;

@@ -22,8 +22,6 @@ export class StartupError extends Error {
 
 const RETRYABLE = new Set(['network', 'server', 'throttled', 'timeout', 'credentials']);
 
-const errorName = awsErrorName;
-
 /** An endpoint that accepts a connection and never answers must not hold the start past its deadline. */
 async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -89,8 +87,8 @@ export async function fetchSecretText(secrets: SecretsManagerClient, secretName:
     if (result.SecretString === undefined) throw new ConfigError([`${variable} secret "${secretName}" has no string value (binary secrets are not supported)`]);
     return result.SecretString;
   } catch (e: unknown) {
-    if (SECRET_CONFIG_ERRORS.has(errorName(e))) {
-      throw new ConfigError([`${variable} secret "${secretName}" cannot be read: ${errorName(e)}: ${describeError(e).message}`]);
+    if (SECRET_CONFIG_ERRORS.has(awsErrorName(e))) {
+      throw new ConfigError([`${variable} secret "${secretName}" cannot be read: ${awsErrorName(e)}: ${describeError(e).message}`]);
     }
     throw e;
   }
@@ -106,8 +104,8 @@ export function identityOf(credentials: AwsCredentialIdentityProvider, sts: STSC
     deadline,
     log,
     explain: (e) =>
-      ['InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException'].includes(errorName(e))
-        ? new StartupError(`the credentials from the default chain were refused: ${errorName(e)}`, { cause: e })
+      ['InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException'].includes(awsErrorName(e))
+        ? new StartupError(`the credentials from the default chain were refused: ${awsErrorName(e)}`, { cause: e })
         : undefined,
   });
 }
@@ -130,8 +128,8 @@ export interface QueueFacts {
 
 function queueError(variable: string, what: string) {
   return (e: unknown) =>
-    QUEUE_CONFIG_ERRORS.has(errorName(e))
-      ? new ConfigError([`${variable}: ${what} cannot be used: ${errorName(e)}: ${describeError(e).message}`])
+    QUEUE_CONFIG_ERRORS.has(awsErrorName(e))
+      ? new ConfigError([`${variable}: ${what} cannot be used: ${awsErrorName(e)}: ${describeError(e).message}`])
       : undefined;
 }
 
