@@ -5,14 +5,14 @@
 // The model, as sharp 0.34 behaves (src/common.cc, pipeline.cc): one process-wide FIFO queue of
 // libvips' logged warnings; an operation logs into it while it runs; when any operation completes,
 // it empties the queue onto its own 'warning' event, stopping at the first empty message.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
 import { damagedInLastStrip, randomFrom } from '../support/jpeg-corpus.ts';
-import { settle as tick } from './helpers.ts';
+import { settle as tick, sourceFiles } from './helpers.ts';
 
 const READ_GAVE = 'read gave 1 warnings';
 const BUFFER = 'VipsJpeg: Corrupt JPEG data: premature end of data segment\n';
@@ -296,16 +296,16 @@ describe('the warning ledger sees every sharp operation in src', () => {
   it('builds every sharp instance through listen(), outside decode-warnings.ts itself', () => {
     // Prepare: an operation outside the ledger would empty the queue without anyone hearing it
     const root = fileURLToPath(new URL('../../src', import.meta.url));
-    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('decode-warnings.ts'));
+    const files = sourceFiles(root).filter((f) => !f.endsWith('decode-warnings.ts'));
 
     // Act
     const unheard = files.flatMap((f) =>
-      readFileSync(join(root, f), 'utf8')
+      readFileSync(f, 'utf8')
         .split('\n')
         .filter((line) => /\bsharp\(/.test(line.replace(/listen\(sharp\(/g, '')))
-        .map((line) => `${f}: ${line.trim()}`),
+        .map((line) => `${relative(root, f)}: ${line.trim()}`),
     );
-    const heard = files.filter((f) => readFileSync(join(root, f), 'utf8').includes('listen(sharp('));
+    const heard = files.filter((f) => readFileSync(f, 'utf8').includes('listen(sharp('));
 
     // Assess
     expect(unheard).toEqual([]);

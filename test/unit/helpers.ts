@@ -1,5 +1,7 @@
 // Record factories and small fakes for the unit tests. Pure: no AWS SDK clients, no network.
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Message, MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { createLogger, type Logger } from '../../src/log.ts';
 import type { ImageSource, Job } from '../../src/job/contract.ts';
@@ -113,4 +115,11 @@ export function networkError(code: string): Error & { code: string } {
 /** Lets fire-and-forget promises started by the code under test settle. */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Every `.ts` file under `dir`, as full paths: for tests that read the source itself. */
+export function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }

@@ -1,9 +1,10 @@
 // The shipped IAM policy against the code: every AWS command the worker sends is allowed, and the
 // policy allows nothing the worker never does. The commands are read from the source itself, so a
 // new SDK call without a policy change (or a stale grant) fails here.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sourceFiles } from './helpers.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const policy = JSON.parse(readFileSync(join(root, 'systemd', 'iam-policy.json'), 'utf8')) as {
@@ -27,13 +28,6 @@ const ACTION_OF: Readonly<Record<string, string | null>> = {
   'sqs:SendMessageBatch': 'sqs:SendMessage',
   'sts:GetCallerIdentity': null, // needs no permission
 };
-
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
-  );
-}
 
 /** `sqs:SendMessage` for every `new SendMessageCommand(` in a file importing it from client-sqs. */
 function actionsIn(file: string): string[] {

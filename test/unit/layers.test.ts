@@ -2,17 +2,12 @@
 // and the use case import no AWS SDK and nothing from the layers above them, and the library face
 // for producers (src/index.ts) does not drag in the daemon, the image stack or clients it never uses.
 // A new import that breaks a layer fails here, not in a review.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sourceFiles } from './helpers.ts';
 
 const src = resolve(import.meta.dirname, '..', '..', 'src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
-  );
-}
 
 /** Every module specifier a file imports or re-exports (static and dynamic). */
 function specifiers(file: string): string[] {
