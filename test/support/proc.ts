@@ -155,12 +155,12 @@ export function peakRssMiB(pid: number): number {
   return statusKb(pid, 'VmHWM') / 1024;
 }
 
-/** Resident set size now of a process and its live descendants, in MiB. */
-export function treeRssMiB(pid: number): number {
+/** `read` summed over a process and its live descendants; one that exits meanwhile counts nothing. */
+function sumOverTree(pid: number, read: (pid: number) => number): number {
   let total = 0;
   for (const p of processTree(pid)) {
     try {
-      total += rssMiB(p);
+      total += read(p);
     } catch {
       // exited meanwhile
     }
@@ -168,15 +168,12 @@ export function treeRssMiB(pid: number): number {
   return total;
 }
 
+/** Resident set size now of a process and its live descendants, in MiB. */
+export function treeRssMiB(pid: number): number {
+  return sumOverTree(pid, rssMiB);
+}
+
 /** Sum of the peak resident set sizes of a process and its live descendants, in MiB (an upper bound of the tree's peak). */
 export function treePeakRssMiB(pid: number): number {
-  let total = 0;
-  for (const p of processTree(pid)) {
-    try {
-      total += peakRssMiB(p);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return total;
+  return sumOverTree(pid, peakRssMiB);
 }
