@@ -596,13 +596,17 @@ describe('enrollment-worker installed from its release under a real systemd', { 
       await box.ok(`systemctl kill --kill-who=main --signal=SIGKILL ${UNIT}`);
     }
     try {
-      // Between the kill and the restart (RestartSec=5) the unit shows why it failed.
+      // Between the kill and the restart (RestartSec=5) the unit shows why it failed. Wait for that
+      // state itself: the journal and Result can move before `systemctl status` does, so a status
+      // read once after the signal may still say 'active (running)'. The status is taken while the
+      // unit is in auto-restart, and kept only if it still says so (the restart may come between).
       failed = await until(
-        'the unit to fail',
+        'the unit to fail and wait for its restart',
         async () => {
-          const status = await box.sh(`systemctl status ${UNIT} --no-pager -l`);
-          const result = (await show('Result')).Result ?? '';
-          return result !== 'success' ? { status: status.out, result } : undefined;
+          const state = await show('ActiveState', 'SubState', 'Result', 'MainPID');
+          if (state.ActiveState !== 'activating' || state.SubState !== 'auto-restart' || state.Result === 'success') return undefined;
+          const status = (await box.sh(`systemctl status ${UNIT} --no-pager -l`)).out;
+          return /Active: activating \(auto-restart\)/.test(status) ? { status, result: state.Result ?? '' } : undefined;
         },
         30_000,
         { everyMs: 200 },
