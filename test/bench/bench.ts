@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { startFastAws } from '../support/fast-aws.ts';
 import { startMoto } from '../support/moto.ts';
 import { SKIMAGE_APT, SKIMAGE_DATA } from '../face/photos.ts';
+import { imageFloor, imageFloorLine } from './image-floor.ts';
 import { photoPool, portraitPool, selfiePool } from './photos.ts';
 import {
   faceTable,
@@ -203,6 +204,11 @@ async function main(): Promise<void> {
     }
   }
 
+  // The per-image floor, in this process, once the runs are over (so it does not load them).
+  const floors = [...workloads.values()].filter((w) => w.faces === 'none').map((w) => ({ name: w.name, images: w.images }));
+  const floorLines: string[] = [];
+  for (const w of floors) floorLines.push(imageFloorLine(w.name, await imageFloor(w.images, settings.quick ? 5 : 9)));
+
   const summaries = summarise(runs);
   const recommended = recommendedConcurrency(summaries);
   const git = gitState();
@@ -223,6 +229,8 @@ async function main(): Promise<void> {
     'cores≈ = cores one process keeps busy when its event loop is full (estimates); loop delay = monitorEventLoopDelay over the run, less its 10 ms resolution; svc = receive→delete',
     '',
     processTable(summaries),
+    '',
+    ...floorLines,
     '',
   ];
   const face = faceTable(summaries);
