@@ -101,10 +101,12 @@ export type ImageNormaliser = (bytes: Buffer, info: CheckedImageInfo, label: str
  */
 export const JPEG_QUALITY = 92;
 /**
- * zlib level of written PNGs, chosen by measurement (test/bench/normalise.ts, README "Memory"):
- * level 1 against 6 costs less than half the CPU for ~10 % more bytes on photographs.
+ * zlib level of written PNGs, chosen by measurement (test/bench/normalise.ts; photographs of 0.2–3 MP,
+ * CPU per image against bytes): level 3 writes the same bytes as 6 for ~25 % less CPU; level 1
+ * halves 6's CPU for ~19 % more bytes; 9 saves ~9 % of bytes for ~15 % more CPU than 6. References
+ * are read far more often than written: the bytes of 6 at less CPU.
  */
-export const PNG_COMPRESSION_LEVEL = 1;
+export const PNG_COMPRESSION_LEVEL = 3;
 
 /** The checks that need only the dimensions: no decoding for an image that will be refused. */
 export function checkDimensions(info: { readonly width: number; readonly height: number }, label: string, limits: ImageLimits): void {
