@@ -136,3 +136,46 @@ it(
   },
   900_000,
 );
+
+/**
+ * Progressive 4:4:4 at 40 megapixels: libjpeg holds every coefficient of the image while it reads
+ * it (~235 MiB), whatever the scale — the file that broke the bound when the estimate assumed a
+ * streaming decode. Four at once, one per core of a 4-core host.
+ */
+const progressive444 = () =>
+  cached('progressive-444-40mp.jpg', () =>
+    sharp({ create: { width: 7296, height: 5472, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 20 } } })
+      .blur(1.2)
+      .jpeg({ quality: 85, progressive: true, chromaSubsampling: '4:4:4' })
+      .toBuffer(),
+  );
+
+it(
+  'keeps the worker under its memory bound with four 40-megapixel progressive 4:4:4 photos at once',
+  async () => {
+    // Prepare: four jobs, one photo each (other bytes each: a comment segment), all received at once
+    const base = await progressive444();
+    const photos = Array.from({ length: 4 }, (_, i) => variant(base, i));
+    for (const photo of photos) if (photo.length >= MAX_IMAGE_BYTES) throw new Error(`test setup: an image of ${photo.length} bytes is over MAX_IMAGE_BYTES`);
+    aws ??= await startFastAws({ delayMs: 2 });
+    const stack = await createStack(aws.endpoint, uniqueName('progressive'));
+    for (const [i, photo] of photos.entries()) await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: `p/${i}.jpg`, Body: photo }));
+    for (const [i, photo] of photos.entries()) {
+      await sendJob(stack, { version: 1, jobId: `p-${i}`, userId: `p-${i}`, issuedAt: issuedNow(), images: [stagedImage(stack.stagingBucket, `p/${i}.jpg`, photo)] });
+    }
+    const env = stackEnv(stack, aws.imdsEndpoint, { CONCURRENCY: undefined, POLL_WAIT_SECONDS: '2', LOG_LEVEL: 'info' });
+
+    // Act
+    const worker = reaper.track(await startWorker(env));
+    const pid = worker.child.pid ?? 0;
+    const results = await outcomes(stack, photos.length, 300_000);
+    const peak = peakRssMiB(pid);
+    await worker.stop();
+
+    // Assess
+    process.stderr.write(`[faults] four progressive 4:4:4 40 MP: ${JSON.stringify({ imageBytes: base.length, peakRssMiB: peak, boundMiB: PEAK_RSS_BOUND_MIB })}\n`);
+    expect(results.map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(peak).toBeLessThanOrEqual(PEAK_RSS_BOUND_MIB);
+  },
+  600_000,
+);

@@ -2,9 +2,8 @@
 // sharp in four codings (baseline with standard Huffman tables, optimised tables, progressive,
 // baseline with restart intervals; colour 4:2:0 and 4:4:4, and grey), each damaged in the ways
 // real files are — bit flips, dropped and inserted bytes in a scan, a scan cut short, a bad Huffman
-// code, a zeroed run, a damaged restart marker. It asks one question of a reduced-scale decode: does
-// it refuse every file a full decode refuses? (test/unit/lossless.corpus.test.ts keeps a subset as
-// a test; test/corpus/jpeg-scales.ts runs the whole of it at every scale.)
+// code, a zeroed run, a damaged restart marker. It asks one question of the worker's rebuild: does
+// it refuse every file a full decode refuses? (test/unit/rebuild.corpus.test.ts.)
 import sharp from 'sharp';
 import { walkJpeg } from '../../src/image/images.ts';
 import { withRestartInterval } from './jpeg-restart.ts';
