@@ -54,37 +54,24 @@ const isStartOfFrame = (marker: number) =>
   marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 
 /**
- * JPEG: SOI, then well-formed marker segments up to a start-of-frame with non-zero dimensions —
- * walked as libjpeg walks them: fill bytes skipped, RST0–7 and TEM standing alone (they have no
- * length), a second SOI refused. A reader that gave them a length could be steered into a fake SOF.
+ * JPEG: SOI, then well-formed marker segments up to a start-of-frame with non-zero dimensions, by
+ * the one walk (`walkJpeg`), which walks markers as libjpeg does: a reader of its own could be
+ * steered into a fake SOF (one that gave RST0 a length did).
  */
 function readJpeg(bytes: Buffer): ImageInfo | undefined {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return undefined;
-  let offset = 2;
-  while (offset + 4 <= bytes.length) {
-    if (bytes[offset] !== 0xff) return undefined;
-    const marker = bytes[offset + 1] ?? 0;
-    if (marker === 0xff) {
-      offset += 1; // fill byte
-      continue;
+  let info: ImageInfo | undefined;
+  walkJpeg(bytes, 0, (marker, start, end) => {
+    if (marker === 0xd8) return undefined;
+    // A scan or the end before any frame header: no image.
+    if (isStartOfFrame(marker) && end >= start + 9) {
+      const height = bytes.readUInt16BE(start + 5);
+      const width = bytes.readUInt16BE(start + 7);
+      if (width !== 0 && height !== 0) info = { type: JPEG, width, height };
     }
-    if (isParameterless(marker)) {
-      offset += 2;
-      continue;
-    }
-    if (marker === 0xd8 || marker === 0xd9 || marker === 0xda) return undefined; // SOI again, end or scan before any frame header
-    const length = bytes.readUInt16BE(offset + 2);
-    if (length < 2) return undefined;
-    if (isStartOfFrame(marker)) {
-      if (offset + 9 > bytes.length) return undefined;
-      const height = bytes.readUInt16BE(offset + 5);
-      const width = bytes.readUInt16BE(offset + 7);
-      if (width === 0 || height === 0) return undefined;
-      return { type: JPEG, width, height };
-    }
-    offset += 2 + length;
-  }
-  return undefined;
+    return isStartOfFrame(marker) || marker === 0xda || marker === 0xd9 ? 'stop' : undefined;
+  });
+  return info;
 }
 
 /** Identifies a JPEG or PNG by its bytes; anything else is undefined. */
@@ -93,7 +80,7 @@ export function sniffImage(bytes: Buffer): ImageInfo | undefined {
 }
 
 export const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
-/** RST0–7 and TEM: markers without a length. */
+/** RST0–7 and TEM: markers without a length (libjpeg's next_marker treats them so). */
 const isParameterless = (marker: number) => isRestart(marker) || marker === 0x01;
 
 /**
@@ -101,18 +88,20 @@ const isParameterless = (marker: number) => isRestart(marker) || marker === 0x01
  * (SOS) runs on to the end of the entropy-coded data after its header, restart markers and stuffed
  * bytes included. SOI, EOI and the parameterless markers are two bytes. Fill bytes belong to none.
  */
-export type JpegSegmentVisitor = (marker: number, start: number, end: number) => void;
+export type JpegSegmentVisitor = (marker: number, start: number, end: number) => 'stop' | undefined | void;
 
 /**
  * JPEG: segment by segment, through the entropy-coded data of every scan, to the end of EOI; returns
  * the offset after EOI, or undefined when the structure is broken. The one walk of a JPEG's
  * structure: the gate (is it whole, and nothing after it?) and the scan count both use it; the
  * decoder's reading must then agree with it (normalise.ts). A visitor rather than a list: a hostile
- * file of tiny segments costs no memory.
+ * file of tiny segments costs no memory. A visitor that returns 'stop' ends the walk there (the
+ * walk then returns undefined). A second SOI, or a segment length under 2, breaks the structure,
+ * as libjpeg says.
  */
 export function walkJpeg(bytes: Buffer, start: number, visit?: JpegSegmentVisitor): number | undefined {
   if (bytes[start] !== 0xff || bytes[start + 1] !== 0xd8) return undefined;
-  visit?.(0xd8, start, start + 2);
+  if (visit?.(0xd8, start, start + 2) === 'stop') return undefined;
   let offset = start + 2;
   while (offset + 2 <= bytes.length) {
     if (bytes[offset] !== 0xff) return undefined;
@@ -121,15 +110,17 @@ export function walkJpeg(bytes: Buffer, start: number, visit?: JpegSegmentVisito
       offset += 1; // fill byte
       continue;
     }
-    if (marker === 0xd9 || isRestart(marker) || marker === 0x01) {
-      visit?.(marker, offset, offset + 2);
+    if (marker === 0xd9 || isParameterless(marker)) {
+      if (visit?.(marker, offset, offset + 2) === 'stop') return undefined;
       offset += 2;
       if (marker === 0xd9) return offset;
       continue;
     }
-    if (offset + 4 > bytes.length) return undefined;
+    if (marker === 0xd8 || offset + 4 > bytes.length) return undefined;
+    const length = bytes.readUInt16BE(offset + 2);
+    if (length < 2) return undefined;
     const segmentStart = offset;
-    offset += 2 + bytes.readUInt16BE(offset + 2);
+    offset += 2 + length;
     if (offset > bytes.length) return undefined;
     if (marker === 0xda) {
       // Entropy-coded data: a 0xFF there is followed by 0x00 (stuffing) or a restart marker; any
@@ -148,7 +139,7 @@ export function walkJpeg(bytes: Buffer, start: number, visit?: JpegSegmentVisito
         }
       }
     }
-    visit?.(marker, segmentStart, offset);
+    if (visit?.(marker, segmentStart, offset) === 'stop') return undefined;
   }
   return undefined;
 }

@@ -111,7 +111,9 @@ export function withRestartInterval(jpeg: Buffer, interval: number): Buffer {
   let width = 0;
   let height = 0;
   const segments: { marker: number; start: number; end: number }[] = [];
-  walkJpeg(jpeg, 0, (marker, start, end) => segments.push({ marker, start, end }));
+  walkJpeg(jpeg, 0, (marker, start, end) => {
+    segments.push({ marker, start, end });
+  });
   const parts: Buffer[] = [];
   for (const { marker, start, end } of segments) {
     if (marker === 0xc4) {

@@ -68,14 +68,10 @@ async function pngBases(): Promise<Record<string, Buffer>> {
 function jpegPlaces(jpeg: Buffer): { at: number; kind: 'between' | 'inside' | 'after scan'; segment?: number }[] {
   const places: { at: number; kind: 'between' | 'inside' | 'after scan'; segment?: number }[] = [];
   walkJpeg(jpeg, 0, (marker, start, end) => {
-    if (marker === 0xd8) return places.push({ at: end, kind: 'between' });
-    if (marker === 0xd9) return undefined;
-    if (marker === 0xda) {
-      places.push({ at: end, kind: 'after scan' });
-    } else if (marker < 0xd0 || marker > 0xd7) {
-      places.push({ at: end, kind: 'inside', segment: start });
-    }
-    return places.push({ at: end, kind: 'between' });
+    if (marker === 0xd9) return;
+    if (marker === 0xda) places.push({ at: end, kind: 'after scan' });
+    else if (marker !== 0xd8 && (marker < 0xd0 || marker > 0xd7)) places.push({ at: end, kind: 'inside', segment: start });
+    places.push({ at: end, kind: 'between' });
   });
   return places;
 }

@@ -30,7 +30,9 @@ function picture(width: number, height: number): sharp.Sharp {
 
 const markersOf = (jpeg: Buffer) => {
   const markers: string[] = [];
-  walkJpeg(jpeg, 0, (marker) => markers.push(marker.toString(16)));
+  walkJpeg(jpeg, 0, (marker) => {
+    markers.push(marker.toString(16));
+  });
   return markers;
 };
 const pixels = async (bytes: Buffer) => (await sharp(bytes).raw().toBuffer({ resolveWithObject: true })).data;
