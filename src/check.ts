@@ -15,6 +15,7 @@ import { queueAttributes, type QueueAttributes } from './aws/queues.ts';
 import { checkEnvironment, ConfigError, loadConfig, secretNameOf, type Config, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
 import { createFaceDetector } from './face/detector.ts';
+import { jpegCodec } from './image/jpeg.ts';
 import { fingerprintsOf } from './job/signature.ts';
 import { secretFetcher } from './worker/startup.ts';
 
@@ -76,6 +77,7 @@ export async function runChecks(env: Env, clientsFor: (target: { region: string;
   await checkReferenceBucket(report, config, clients);
   await checkStagingBucket(report, config, clients);
   await checkResultQueue(report, config, clients);
+  checkJpegCodec(report);
   await checkFaces(report, config);
   return report.results;
 }
@@ -183,6 +185,16 @@ async function checkResultQueue(report: Report, config: Config, clients: CheckCl
     report.pass('result queue', `${config.resultQueueUrl} reachable`);
   } catch (e: unknown) {
     report.fail('result queue', errorText(e), 'check RESULT_QUEUE_URL and sqs:SendMessage/GetQueueAttributes on it');
+  }
+}
+
+/** The codec references are rebuilt with: a worker without it does not start. */
+function checkJpegCodec(report: Report): void {
+  try {
+    jpegCodec();
+    report.pass('JPEG codec', 'libjpeg-turbo loaded: references are rebuilt from their coefficients');
+  } catch (e: unknown) {
+    report.fail('JPEG codec', errorText(e), 'reinstall the release (it carries build/Release/jpeg.node and libjpeg.so.62), or run `npm rebuild` with libjpeg62-turbo-dev installed');
   }
 }
 

@@ -92,6 +92,7 @@ describe('enrollment-worker check', () => {
       '✓ reference bucket',
       '✓ staging bucket',
       '✓ result queue',
+      '✓ JPEG codec',
       '✓ face check',
     ]);
     const { listKeys } = await import('../support/resources.ts');
