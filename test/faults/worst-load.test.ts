@@ -128,6 +128,10 @@ it(
         boundMiB: PEAK_RSS_BOUND_MIB,
       })}\n`,
     );
+    // A job with two outcomes (received again): what the worker said of it.
+    const seen = new Set<string>();
+    const twice = results.map((o) => String(o.jobId)).filter((id) => (seen.has(id) ? true : (seen.add(id), false)));
+    for (const id of twice) process.stderr.write(`[faults] ${id} ended twice: ${JSON.stringify(worker.logs.filter((l) => l.jobId === id || (typeof l.level === 'number' && l.level >= 40)).slice(0, 20))}\n`);
     // Each job's fate, by id: a big job that did not succeed shows its code and message here.
     const fates = Object.fromEntries(results.map((o) => [o.jobId, o.status === 'succeeded' ? 'succeeded' : `${o.error?.code ?? ''} ${o.error?.message ?? ''}`]));
     expect(fates).toEqual({
