@@ -24,7 +24,8 @@ commands:
   run                                   start the worker (configuration from the environment)
   check [--json]                        check configuration, credentials, queues, buckets and the
                                         secret, one line each with a fix for what fails
-  enqueue --user ID [--job-id ID] [--timeout SECONDS] [--no-wait] FILE...
+  enqueue --user ID [--job-id ID] [--message-group-id TENANT] [--traceparent TP]
+          [--timeout SECONDS] [--no-wait] FILE...
                                         send an enrollment job with these images (signed when
                                         JOB_SIGNING_KEY is set); with RESULT_QUEUE_URL set, wait
                                         for its outcome and print it
@@ -65,6 +66,8 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
     options: {
       user: { type: 'string' },
       'job-id': { type: 'string' },
+      'message-group-id': { type: 'string' },
+      traceparent: { type: 'string' },
       timeout: { type: 'string', default: '60' },
       'no-wait': { type: 'boolean', default: false },
     },
@@ -81,7 +84,13 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
   try {
     const images = await Promise.all(positionals.map((file) => readFile(file)));
     const sent = await enqueueJob(
-      { userId: values.user, images, ...(values['job-id'] ? { jobId: values['job-id'] } : {}) },
+      {
+        userId: values.user,
+        images,
+        ...(values['job-id'] ? { jobId: values['job-id'] } : {}),
+        ...(values['message-group-id'] !== undefined ? { messageGroupId: values['message-group-id'] } : {}),
+        ...(values.traceparent !== undefined ? { trace: { traceparent: values.traceparent } } : {}),
+      },
       {
         sqs,
         s3,

@@ -61,6 +61,15 @@ describe('parseConfig: defaults', () => {
       metricsPort: undefined,
       metricsHost: '127.0.0.1',
       logLevel: 'info',
+      tracing: {
+        exporter: 'none',
+        protocol: 'http/protobuf',
+        url: 'http://localhost:4318/v1/traces',
+        serviceName: 'enrollment-worker',
+        sampler: 'parentbased_always_on',
+        samplerRatio: 1,
+        maxQueueSize: 2048,
+      },
       secretName: undefined,
       fromSecret: [],
     } satisfies Config);
