@@ -189,6 +189,7 @@ const settingsShape = z.object({
     OTEL_TRACES_SAMPLER: choice(TRACE_SAMPLERS, 'parentbased_always_on'),
     OTEL_TRACES_SAMPLER_ARG: decimal(0, 1, 1),
     OTEL_BSP_MAX_QUEUE_SIZE: withDefault(1, 65_536, 2048),
+    OTEL_BSP_SCHEDULE_DELAY: withDefault(0, 600_000, 5000),
   });
 
 const settingsSchema = settingsShape.superRefine((s, ctx) => {
@@ -269,6 +270,8 @@ export interface TracingConfig {
   readonly samplerRatio: number;
   /** Spans waiting for export beyond this are dropped. */
   readonly maxQueueSize: number;
+  /** How long ended spans wait for company before they are exported, in ms. */
+  readonly scheduleDelayMs: number;
 }
 
 export interface Config {
@@ -464,6 +467,7 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
       sampler: s.OTEL_TRACES_SAMPLER,
       samplerRatio: s.OTEL_TRACES_SAMPLER_ARG,
       maxQueueSize: s.OTEL_BSP_MAX_QUEUE_SIZE,
+      scheduleDelayMs: s.OTEL_BSP_SCHEDULE_DELAY,
     }),
     secretName: secretNameOf(env),
     fromSecret: [...fromSecret].sort(),

@@ -245,7 +245,14 @@ export function createTracing(config: TracingConfig, queueUrl: string, log: Logg
     resource,
     sampler: samplerOf(config),
     // The queue is bounded: when the receiver is slow or down, spans are dropped, never waited for.
-    spanProcessors: [new BatchSpanProcessor({ exporter: exporterOf(config), maxQueueSize: config.maxQueueSize, maxExportBatchSize: Math.min(512, config.maxQueueSize) })],
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: exporterOf(config),
+        maxQueueSize: config.maxQueueSize,
+        maxExportBatchSize: Math.min(512, config.maxQueueSize),
+        scheduledDelayMillis: config.scheduleDelayMs,
+      }),
+    ],
   });
   const tracer = provider.getTracer('enrollment-worker');
   const store = new AsyncLocalStorage<JobSpans>();
