@@ -67,7 +67,9 @@ function spansOf(body: OtlpJson): ReceivedSpan[] {
   });
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** `keep: false`: a sink that answers and keeps nothing (the benchmark's). */
+export async function startOtlpReceiver(options: { keep?: boolean } = {}): Promise<OtlpReceiver> {
+  const { keep = true } = options;
   const spans: ReceivedSpan[] = [];
   const protobufBodies: Buffer[] = [];
   const requests: { path: string; contentType: string }[] = [];
@@ -77,6 +79,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const contentType = req.headers['content-type'] ?? '';
+      if (!keep) {
+        res.writeHead(200).end();
+        return;
+      }
       requests.push({ path: req.url ?? '', contentType });
       if (contentType.includes('json')) {
         spans.push(...spansOf(JSON.parse(body.toString('utf8')) as OtlpJson));
