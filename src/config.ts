@@ -264,7 +264,8 @@ export interface TracingConfig {
   readonly protocol: OtlpProtocol;
   /** The traces URL spans are posted to. */
   readonly url: string;
-  readonly serviceName: string;
+  /** OTEL_SERVICE_NAME; unset: OTEL_RESOURCE_ATTRIBUTES's service.name, else enrollment-worker. */
+  readonly serviceName: string | undefined;
   readonly sampler: TraceSampler;
   /** The ratio of the `traceidratio` samplers. */
   readonly samplerRatio: number;
@@ -463,7 +464,7 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
       protocol: s.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? s.OTEL_EXPORTER_OTLP_PROTOCOL,
       // The signal's own endpoint is used as it is; the general one gets the signal's path.
       url: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(s.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`,
-      serviceName: s.OTEL_SERVICE_NAME || 'enrollment-worker',
+      serviceName: s.OTEL_SERVICE_NAME || undefined,
       sampler: s.OTEL_TRACES_SAMPLER,
       samplerRatio: s.OTEL_TRACES_SAMPLER_ARG,
       maxQueueSize: s.OTEL_BSP_MAX_QUEUE_SIZE,

@@ -192,7 +192,8 @@ function tracedJob(tracer: Tracer, store: AsyncLocalStorage<JobSpans>, message: 
     logFields: { trace_id: own.traceId, span_id: own.spanId },
     outgoing: { traceId: own.traceId, spanId: own.spanId, sampled: (own.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED, traceState: producer?.traceState },
     phase(name) {
-      if (spans.ended || spans.phaseName === name) return;
+      // Once settling has begun, the work of a timed-out job may still move on: its phases no longer count.
+      if (spans.ended || spans.phaseName === name || spans.phaseName === 'outcome') return;
       spans.phase?.end();
       spans.phaseName = name;
       spans.phase = tracer.startSpan(name, { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, job));
@@ -240,7 +241,10 @@ export function createTracing(config: TracingConfig, queueUrl: string, log: Logg
     };
   }
   sdkDiagnostics(log);
-  const resource = detectResources({ detectors: [resourceAttributesEnvDetector] }).merge(resourceFromAttributes({ 'service.name': config.serviceName }));
+  // service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES's, else enrollment-worker.
+  const resource = resourceFromAttributes({ 'service.name': 'enrollment-worker' })
+    .merge(detectResources({ detectors: [resourceAttributesEnvDetector] }))
+    .merge(config.serviceName !== undefined ? resourceFromAttributes({ 'service.name': config.serviceName }) : null);
   const provider = new TracerProvider({
     resource,
     sampler: samplerOf(config),

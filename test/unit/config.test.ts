@@ -65,7 +65,7 @@ describe('parseConfig: defaults', () => {
         exporter: 'none',
         protocol: 'http/protobuf',
         url: 'http://localhost:4318/v1/traces',
-        serviceName: 'enrollment-worker',
+        serviceName: undefined,
         sampler: 'parentbased_always_on',
         samplerRatio: 1,
         maxQueueSize: 2048,
