@@ -15,6 +15,7 @@ import { createLogger } from './log.ts';
 import { enqueueJob, waitForOutcome } from './producer/enqueue.ts';
 import { createDaemon } from './worker/daemon.ts';
 import { installSignals } from './worker/lifecycle.ts';
+import { createTracing } from './worker/tracing.ts';
 import { silentNotifier, systemdNotifier, type Notifier } from './worker/notify.ts';
 import { StartupError } from './worker/startup.ts';
 
@@ -42,7 +43,8 @@ async function run(env: Env): Promise<number> {
     log = createLogger(boot.logLevel);
     notifier = systemdNotifier(log);
     const ready = await bootstrap(env, boot, log, notifier);
-    const daemon = createDaemon(ready, { log, notifier });
+    const tracing = await createTracing(ready.config.tracing, ready.config.queueUrl, log);
+    const daemon = createDaemon(ready, { log, notifier, tracing });
     lifecycle.running({ stop: () => daemon.drain(), reload: () => daemon.reload(), guardMs: daemon.guardMs });
     await daemon.start();
     return await new Promise<number>(() => {}); // runs until a signal ends the process

@@ -32,7 +32,7 @@ import { applyReload, reloadPlan, reloadRefusal } from './reload.ts';
 import { settle, type SettleDeps } from './settle.ts';
 import { secretFetcher, StartupError } from './startup.ts';
 import { traceAttributes } from '../job/trace-context.ts';
-import { createTracing, type JobEnd, type JobTrace, type Tracing } from './tracing.ts';
+import type { JobEnd, JobTrace, Tracing } from './tracing.ts';
 
 /** How long the first entry of a batched call waits for company: a few milliseconds. */
 export const BATCH_FLUSH_MS = 10;
@@ -73,7 +73,14 @@ interface Context {
   statusTimer: NodeJS.Timeout | undefined;
 }
 
-function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifier }): Context {
+export interface DaemonOptions {
+  readonly log: Logger;
+  readonly notifier: Notifier;
+  /** From createTracing (src/worker/tracing.ts), built before the daemon: it may load the SDK. */
+  readonly tracing: Tracing;
+}
+
+function contextOf(ready: ReadyContext, options: DaemonOptions): Context {
   const built = ready.config;
   const registry = new Registry();
   // A third of the budget for image bytes held (messages, staged objects), two thirds for decoding:
@@ -81,8 +88,7 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
   const held = Math.floor(built.maxInFlightBytes / 3);
   const decodeMemory = createMemoryBudget(built.maxInFlightBytes - held);
   const deadLetterQueue = ready.queue.deadLetterQueueUrl;
-  const tracing = createTracing(built.tracing, built.queueUrl, options.log);
-  if (tracing.calls) traceCalls(ready, tracing.calls);
+  if (options.tracing.calls) traceCalls(ready, options.tracing.calls);
   return {
     ready,
     built,
@@ -97,7 +103,6 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
     deadLetters: deadLetterQueue ? sendBatcher(ready.sqs, deadLetterQueue, { flushAfterMs: BATCH_FLUSH_MS }) : undefined,
     outcomeBatchers: new Map(),
     referenceWriters: new Map(),
-    tracing,
     traces: new WeakMap(),
     metricsServer: undefined,
     statusTimer: undefined,
@@ -352,7 +357,7 @@ async function drain(ctx: Context, consumer: Consumer, status: () => string): Pr
   return 0;
 }
 
-export function createDaemon(ready: ReadyContext, options: { log: Logger; notifier: Notifier }): Daemon {
+export function createDaemon(ready: ReadyContext, options: DaemonOptions): Daemon {
   const ctx = contextOf(ready, options);
   const consumer = consumerOf(ctx);
   registerConsumerGauges(ctx.registry, () => consumer.health);

@@ -10,34 +10,9 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Message } from '@aws-sdk/client-sqs';
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import {
-  createTraceState,
-  diag,
-  DiagLogLevel,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  TraceFlags,
-  type Attributes,
-  type Context,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
-import { detectResources, resourceAttributesEnvDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-  type Sampler,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace';
+import { createTraceState, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
+import type { CallSpans } from '../aws/call-spans.ts';
 import { queueIdentity } from '../aws/sqs-rules.ts';
 import type { TracingConfig } from '../config.ts';
 import { producerContextOf, type ProducerContext } from '../job/trace-context.ts';
@@ -79,7 +54,7 @@ export interface Tracing {
   /** True when spans are exported. */
   readonly exporting: boolean;
   /** The tracer and the parent of an SDK call made now, for the SDK clients' call spans. */
-  readonly calls: { readonly tracer: Tracer; readonly parent: () => Context | undefined } | undefined;
+  readonly calls: CallSpans | undefined;
   forMessage(message: Message): JobTrace;
   /** Exports what is queued, within `deadline` (epoch ms), then stops the exporter. Never throws. */
   shutdown(deadline: number): Promise<void>;
@@ -106,52 +81,6 @@ function malformedWarner(log: Logger): (kind: string, messageId: string | undefi
     said.add(kind);
     log.warn({ header: kind, messageId }, `a malformed ${kind} was ignored (the job runs without the producer's trace); said once per process`);
   };
-}
-
-function samplerOf(config: TracingConfig): Sampler {
-  const ratio = () => new TraceIdRatioBasedSampler(config.samplerRatio);
-  switch (config.sampler) {
-    case 'always_on':
-      return new AlwaysOnSampler();
-    case 'always_off':
-      return new AlwaysOffSampler();
-    case 'traceidratio':
-      return ratio();
-    case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: ratio() });
-    case 'parentbased_always_on':
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}
-
-function exporterOf(config: TracingConfig): SpanExporter {
-  // Headers, timeout and certificates come from the exporter's own OTEL_EXPORTER_OTLP_* variables.
-  return config.protocol === 'http/json' ? new JsonExporter({ url: config.url }) : new ProtobufExporter({ url: config.url });
-}
-
-/**
- * The OpenTelemetry SDK's own complaints (an export that failed, spans dropped) as warning lines: the
- * first at once, then at most one a minute with how many were held back.
- */
-function sdkDiagnostics(log: Logger): void {
-  let last = 0;
-  let suppressed = 0;
-  const say = (message: string) => {
-    const now = Date.now();
-    if (now - last < 60_000) {
-      suppressed += 1;
-      return;
-    }
-    log.warn({ tracing: message.slice(0, 500), suppressed }, 'tracing: spans could not be exported (jobs are not affected)');
-    last = now;
-    suppressed = 0;
-  };
-  diag.setLogger(
-    { error: say, warn: say, info: () => {}, debug: () => {}, verbose: () => {} },
-    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
-  );
 }
 
 const phaseOrJob = (job: Span, phase: Span | undefined): Context => trace.setSpan(ROOT_CONTEXT, phase ?? job);
@@ -222,7 +151,11 @@ interface JobSpans {
   ended: boolean;
 }
 
-export function createTracing(config: TracingConfig, queueUrl: string, log: Logger): Tracing {
+/**
+ * Tracing as configured. With export on, the OpenTelemetry SDK and its exporters are loaded now
+ * (src/worker/tracing-export.ts); off, they are never loaded (~27 MiB of RSS and ~80 ms at start).
+ */
+export async function createTracing(config: TracingConfig, queueUrl: string, log: Logger): Promise<Tracing> {
   const warnMalformed = malformedWarner(log);
   const read = (message: Message) => {
     const { context, malformed } = producerContextOf(message);
@@ -240,49 +173,20 @@ export function createTracing(config: TracingConfig, queueUrl: string, log: Logg
       shutdown: async () => {},
     };
   }
-  sdkDiagnostics(log);
-  // service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES's, else enrollment-worker.
-  const resource = resourceFromAttributes({ 'service.name': 'enrollment-worker' })
-    .merge(detectResources({ detectors: [resourceAttributesEnvDetector] }))
-    .merge(config.serviceName !== undefined ? resourceFromAttributes({ 'service.name': config.serviceName }) : null);
-  const provider = new TracerProvider({
-    resource,
-    sampler: samplerOf(config),
-    // The queue is bounded: when the receiver is slow or down, spans are dropped, never waited for.
-    spanProcessors: [
-      new BatchSpanProcessor({
-        exporter: exporterOf(config),
-        maxQueueSize: config.maxQueueSize,
-        maxExportBatchSize: Math.min(512, config.maxQueueSize),
-        scheduledDelayMillis: config.scheduleDelayMs,
-      }),
-    ],
-  });
-  const tracer = provider.getTracer('enrollment-worker');
+  const { startExport } = await import('./tracing-export.ts');
+  const exporting = startExport(config, log);
   const store = new AsyncLocalStorage<JobSpans>();
   const queue = { url: queueUrl, name: queueIdentity(queueUrl)?.name ?? queueUrl };
   return {
     exporting: true,
     calls: {
-      tracer,
+      tracer: exporting.tracer,
       parent: () => {
         const spans = store.getStore();
         return spans && !spans.ended ? phaseOrJob(spans.job, spans.phase) : undefined;
       },
     },
-    forMessage: (message) => tracedJob(tracer, store, message, read(message), queue),
-    async shutdown(deadline) {
-      let timer: NodeJS.Timeout | undefined;
-      const outOfTime = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
-      const done = provider.shutdown().then(
-        () => 'flushed' as const,
-        (e: unknown) => {
-          log.warn({ err: e instanceof Error ? { name: e.name, message: e.message } : String(e) }, 'tracing: the last spans could not be exported');
-          return 'failed' as const;
-        },
-      );
-      const result = await Promise.race([done, outOfTime]).finally(() => clearTimeout(timer));
-      if (result === 'late') log.warn('tracing: the last spans were not exported within the drain timeout; they are dropped');
-    },
+    forMessage: (message) => tracedJob(exporting.tracer, store, message, read(message), queue),
+    shutdown: (deadline) => exporting.shutdown(deadline),
   };
 }

@@ -17,7 +17,7 @@ const JOBS = Number(values.jobs);
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs';
 const config = parseConfig({ SQS_QUEUE_URL: QUEUE, S3_BUCKET: 'refs', AWS_REGION: 'us-east-1', ALLOW_UNSIGNED_JOBS: 'true' });
 const log = createLogger('silent');
-const tracing = createTracing(config.tracing, QUEUE, log);
+const tracing = await createTracing(config.tracing, QUEUE, log);
 
 const message = (attributes: Message['MessageAttributes']): Message => ({
   MessageId: 'm',

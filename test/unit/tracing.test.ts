@@ -10,10 +10,10 @@ const OFF = parseConfig(ENV).tracing;
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 describe('createTracing with export off', () => {
-  it("passes the producer's context through: its trace id for the logs, its traceparent for the outcome", () => {
+  it("passes the producer's context through: its trace id for the logs, its traceparent for the outcome", async () => {
     // Prepare
     const { log } = memoryLogger();
-    const tracing = createTracing(OFF, QUEUE, log);
+    const tracing = await createTracing(OFF, QUEUE, log);
 
     // Act
     const job = tracing.forMessage(sqsMessage({ MessageAttributes: { traceparent: stringAttribute(TRACEPARENT), tracestate: stringAttribute('a=b') } }));
@@ -25,16 +25,16 @@ describe('createTracing with export off', () => {
     expect(job.run(() => 42)).toBe(42);
   });
 
-  it('gives a message without a trace no fields and nothing to pass on', () => {
-    const job = createTracing(OFF, QUEUE, memoryLogger().log).forMessage(sqsMessage());
+  it('gives a message without a trace no fields and nothing to pass on', async () => {
+    const job = (await createTracing(OFF, QUEUE, memoryLogger().log)).forMessage(sqsMessage());
     expect(job.logFields).toEqual({});
     expect(job.outgoing).toBeUndefined();
   });
 
-  it('warns once per process per kind of malformed header, naming the header but not its value', () => {
+  it('warns once per process per kind of malformed header, naming the header but not its value', async () => {
     // Prepare
     const { log, lines } = memoryLogger();
-    const tracing = createTracing(OFF, QUEUE, log);
+    const tracing = await createTracing(OFF, QUEUE, log);
 
     // Act
     for (let i = 0; i < 3; i += 1) tracing.forMessage(sqsMessage({ MessageAttributes: { traceparent: stringAttribute(`secret-${i}`) } }));
