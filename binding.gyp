@@ -4,6 +4,14 @@
       "target_name": "sd_notify",
       "sources": ["src/native/sd_notify.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "jpeg",
+      "sources": ["src/native/jpeg.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "include_dirs": ["<!@(pkg-config --variable=includedir libjpeg)"],
+      "libraries": ["<!@(pkg-config --libs libjpeg)"],
+      "ldflags": ["-Wl,-rpath,'$$ORIGIN'"]
     }
   ]
 }

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { defaultCredentials, s3Client, secretsClient, sqsClient, stsClient } from './aws/clients.ts';
 import { bootstrap } from './bootstrap.ts';
 import { formatChecks, runChecks } from './check.ts';
+import { jpegCodec } from './image/jpeg.ts';
 import { checkEnvironment, ConfigError, EXIT_CONFIG, parseProducerConfig, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
 import { jobJsonSchema } from './job/json-schema.ts';
@@ -33,6 +34,15 @@ commands:
   schema                                print the JSON Schema of the job message (contract v1)
 `;
 
+/** An installation that cannot rebuild JPEGs does not start: restarting would not help (exit 78). */
+function requireJpegCodec(): void {
+  try {
+    jpegCodec();
+  } catch (e: unknown) {
+    throw new ConfigError([e instanceof Error ? e.message : String(e)]);
+  }
+}
+
 async function run(env: Env): Promise<number> {
   let log = createLogger('info');
   let notifier: Notifier = silentNotifier;
@@ -40,6 +50,7 @@ async function run(env: Env): Promise<number> {
   try {
     // Fail on a bad environment before any network call.
     const boot = checkEnvironment(env);
+    requireJpegCodec();
     log = createLogger(boot.logLevel);
     notifier = systemdNotifier(log);
     const ready = await bootstrap(env, boot, log, notifier);

@@ -61,11 +61,16 @@ fi
 # Production dependencies exactly as locked, from npm's cache where it has them; the install script
 # builds the sd_notify addon (which is optional in a development install, but not here).
 (cd "$stage" && npm ci --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error)
-[ -f "$stage/build/Release/sd_notify.node" ] ||
-  die "the sd_notify addon did not build: a release needs python3, make and a C compiler for node-gyp"
-# Only the addon itself: the rest of build/ is node-gyp's work files (with this machine's paths).
+[ -f "$stage/build/Release/sd_notify.node" ] && [ -f "$stage/build/Release/jpeg.node" ] ||
+  die "the native addons did not build: a release needs python3, make, a C compiler and libjpeg-turbo's headers (libjpeg62-turbo-dev) for node-gyp"
+# Only the addons themselves: the rest of build/ is node-gyp's work files (with this machine's paths).
 find "$stage/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
-find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec rm -rf {} +
+find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node ! -name jpeg.node -exec rm -rf {} +
+# libjpeg-turbo beside the JPEG codec (its RUNPATH is $ORIGIN): the host needs no JPEG library.
+libjpeg=$(ldd "$stage/build/Release/jpeg.node" | awk '$1 ~ /^libjpeg\.so/ { print $3 }')
+[ -n "$libjpeg" ] && [ -f "$libjpeg" ] || die "the JPEG codec's libjpeg was not found (ldd build/Release/jpeg.node)"
+cp "$libjpeg" "$stage/build/Release/$(basename "$libjpeg")"
+chmod 0644 "$stage/build/Release/$(basename "$libjpeg")"
 # Nothing from the devDependencies (the node binary above all) may have come along.
 [ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
 
@@ -94,6 +99,7 @@ find "$stage/node_modules/@opentelemetry/semantic-conventions/dist" -type f \( -
   const { createRequire } = require("node:module");
   const load = createRequire(`${process.cwd()}/`);
   if (typeof load("./build/Release/sd_notify.node").send !== "function") throw new Error("sd_notify: no send()");
+  if (typeof load("./build/Release/jpeg.node").rebuild !== "function") throw new Error("jpeg: no rebuild()");
   const sharp = load("sharp");
   if (!sharp.versions.vips) throw new Error("sharp has no libvips");' &&
   node dist/cli.js schema >/dev/null &&

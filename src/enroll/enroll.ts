@@ -14,9 +14,9 @@
 import { faceVerdict } from '../face/verdict.ts';
 import type { FaceBox, Job, Reference, StoredReference } from '../job/contract.ts';
 import { JobError } from '../job/errors.ts';
-import { checkImage, sniffImage, type ImageInfo } from './images.ts';
+import { checkImage, sniffImage, type CheckedImageInfo } from '../image/images.ts';
 import type { Grant, MemoryBudget } from './memory.ts';
-import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from './normalise.ts';
+import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from '../image/normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
 import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
@@ -65,7 +65,7 @@ export interface Enrollment {
   readonly references: readonly Reference[];
   /** How many of the references this job wrote; the rest were already stored. */
   readonly created: number;
-  /** How each reference was made: stored as received (`lossless`) or decoded and `reencoded`. */
+  /** How each reference was made: `rebuilt` from its coefficients or pixels, `turned` in the coefficient domain, or decoded and `reencoded`. */
   readonly paths: readonly ReferencePath[];
   /** With FACE_CHECK=one: the time spent finding faces, in the detector threads. */
   readonly faceCheckMs?: number;
@@ -126,7 +126,7 @@ async function findTheFace(preview: Preview | undefined, label: string, check: F
 interface CheckedImage {
   readonly bytes: Buffer;
   readonly sha256: Buffer;
-  readonly info: ImageInfo;
+  readonly info: CheckedImageInfo;
   readonly index: number;
 }
 

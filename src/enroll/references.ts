@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { UserId } from '../job/user-id.ts';
-import type { ImageType } from './images.ts';
+import type { ImageType } from '../image/images.ts';
 
 export const REFERENCE_HASH_LENGTH = 12;
 

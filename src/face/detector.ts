@@ -16,7 +16,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
-import { heedingWarnings } from '../enroll/decode-warnings.ts';
+import { heedingWarnings } from '../image/decode-warnings.ts';
 import type { DetectResult, DetectTask, DetectorWorkerData } from './detector-worker.ts';
 import { checkPixels, type Pixels } from './pixels.ts';
 import { PROBE_JPEG_BASE64 } from './probe-image.ts';

@@ -17,7 +17,7 @@ import { sendBatcher, type OutgoingMessage } from '../aws/sqs-batches.ts';
 import { ConfigError, loadConfig, secretNameOf, type Config } from '../config.ts';
 import { enroll, storedReferencesOf } from '../enroll/enroll.ts';
 import { createMemoryBudget, type MemoryBudget } from '../enroll/memory.ts';
-import { imageNormaliser, type ImageNormaliser } from '../enroll/normalise.ts';
+import { imageNormaliser, type ImageNormaliser } from '../image/normalise.ts';
 import { oneWritePerKey, type ReferenceWriter } from '../enroll/references.ts';
 import { discardStagedSources } from '../enroll/sources.ts';
 import { describeError } from '../job/errors.ts';

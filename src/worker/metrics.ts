@@ -28,7 +28,7 @@ export interface JobCounters {
   /** `reason`: throttled, server, network, timeout (JOB_TIMEOUT_SECONDS), configuration, … */
   retried(reason: string, seconds: number): void;
   released(): void;
-  /** A reference stored, by how: `lossless` (metadata stripped, pixels untouched) or `reencoded`. */
+  /** A reference stored, by how: `rebuilt` (written anew, pixels untouched), `turned` (upright in the coefficient domain) or `reencoded`. */
   stored(path: string): void;
   /** One image's face check (FACE_CHECK=one): `ok`, or the code that failed its job. */
   faceChecked(result: string): void;
@@ -41,7 +41,7 @@ export function createJobCounters(registry: Registry): JobCounters {
   const failed = new Counter({ name: 'enrollment_jobs_failed_total', help: 'Jobs failed permanently, by error code', labelNames: ['code'], registers: [registry] });
   const retried = new Counter({ name: 'enrollment_jobs_retried_total', help: 'Transient failures left for a retry, by reason', labelNames: ['reason'], registers: [registry] });
   const released = new Counter({ name: 'enrollment_jobs_released_total', help: 'Messages handed back to the queue at shutdown', registers: [registry] });
-  const references = new Counter({ name: 'enrollment_references_stored_total', help: 'References stored, by path (lossless or reencoded)', labelNames: ['path'], registers: [registry] });
+  const references = new Counter({ name: 'enrollment_references_stored_total', help: 'References stored, by path (rebuilt, turned or reencoded)', labelNames: ['path'], registers: [registry] });
   const faceChecks = new Counter({ name: 'enrollment_face_checks_total', help: 'Face checks (FACE_CHECK=one), by result: ok, NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL', labelNames: ['result'], registers: [registry] });
   const duration = new Histogram({
     name: 'enrollment_job_duration_seconds',

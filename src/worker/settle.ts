@@ -245,7 +245,7 @@ async function settleSucceeded(s: Settling, job: Job, { references, created, pat
       outcome: 'succeeded',
       references: references.length,
       created,
-      // How each reference was made, in order: lossless (stored as received) or reencoded.
+      // How each reference was made, in order: rebuilt, turned (both from the coefficients) or reencoded.
       paths,
       ...(faceCheckMs !== undefined ? { faceCheckMs } : {}),
       ...(discarded !== undefined ? { stagedSourcesDeleted: discarded } : {}),

@@ -25,6 +25,7 @@ import { startFastAws } from '../support/fast-aws.ts';
 import { startMoto } from '../support/moto.ts';
 import { startOtlpReceiver } from '../support/otlp-receiver.ts';
 import { SKIMAGE_APT, SKIMAGE_DATA } from '../face/photos.ts';
+import { imageFloor, imageFloorLine } from './image-floor.ts';
 import { photoPool, portraitPool, selfiePool } from './photos.ts';
 import {
   faceTable,
@@ -208,6 +209,11 @@ async function main(): Promise<void> {
   }
 
   await sink?.close();
+  // The per-image floor, in this process, once the runs are over (so it does not load them).
+  const floors = [...workloads.values()].filter((w) => w.faces === 'none').map((w) => ({ name: w.name, images: w.images }));
+  const floorLines: string[] = [];
+  for (const w of floors) floorLines.push(imageFloorLine(w.name, await imageFloor(w.images, settings.quick ? 5 : 9)));
+
   const summaries = summarise(runs);
   const recommended = recommendedConcurrency(summaries);
   const git = gitState();
@@ -228,6 +234,8 @@ async function main(): Promise<void> {
     'cores≈ = cores one process keeps busy when its event loop is full (estimates); loop delay = monitorEventLoopDelay over the run, less its 10 ms resolution; svc = receive→delete',
     '',
     processTable(summaries),
+    '',
+    ...floorLines,
     '',
   ];
   const face = faceTable(summaries);

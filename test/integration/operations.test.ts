@@ -144,7 +144,7 @@ describe('metrics and health', () => {
     expect(metrics).toMatch(/^enrollment_jobs_failed_total\{code="INVALID_USER_ID"\} 1$/m);
     expect(metrics).toMatch(/^enrollment_job_duration_seconds_count\{outcome="succeeded"\} 1$/m);
     expect(metrics).toMatch(/^enrollment_jobs_in_flight 0$/m);
-    expect(metrics).toMatch(/^enrollment_references_stored_total\{path="(lossless|reencoded)"\} 1$/m);
+    expect(metrics).toMatch(/^enrollment_references_stored_total\{path="(rebuilt|turned|reencoded)"\} 1$/m);
     // The default MAX_IN_FLIGHT_BYTES (384 MiB): a third held, two thirds for decoding, nothing in use once idle.
     expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="held"\} 134217728$/m);
     expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="decode"\} 268435456$/m);

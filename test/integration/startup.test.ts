@@ -1,12 +1,16 @@
 // Start-up as ops meet it: bad configuration, credentials from IMDSv2 only, the optional secret,
 // and a world that is not there.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
 import { startImds, type Imds } from '../support/imds.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
-import { baseEnv, spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+import { baseEnv, CLI, spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -54,6 +58,25 @@ describe('bad configuration', () => {
 
     expect(exit.code).toBe(78);
     expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/SQS_QUEUE_URL: the queue .*-nope cannot be used/);
+  });
+});
+
+describe('an installation without the JPEG codec', () => {
+  it('exits 78 before any network call, saying how to build the codec', async () => {
+    // Prepare: the built worker beside its dependencies, with no build/ (no native addons)
+    const root = mkdtempSync(join(tmpdir(), 'no-codec-'));
+    cpSync(dirname(CLI), join(root, 'dist'), { recursive: true });
+    copyFileSync(join(dirname(CLI), '..', 'package.json'), join(root, 'package.json'));
+    symlinkSync(join(dirname(CLI), '..', 'node_modules'), join(root, 'node_modules'));
+    const env = { ...baseEnv('http://127.0.0.1:9'), AWS_REGION: 'us-east-1', SQS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/jobs', S3_BUCKET: 'references', ALLOW_UNSIGNED_JOBS: 'true' };
+
+    // Act
+    const run = spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), 'run'], { env, encoding: 'utf8', timeout: 30_000 });
+
+    // Assess
+    expect(run.status).toBe(78);
+    const fatal = run.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string | number; problems?: string[] }).find((l) => l.problems);
+    expect(fatal?.problems?.[0]).toMatch(/^the JPEG codec \(build\/Release\/jpeg\.node\) could not be loaded .*libjpeg62-turbo-dev/);
   });
 });
 

@@ -6,7 +6,7 @@
 // it refuse every file a full decode refuses? (test/unit/lossless.corpus.test.ts keeps a subset as
 // a test; test/corpus/jpeg-scales.ts runs the whole of it at every scale.)
 import sharp from 'sharp';
-import { walkJpeg } from '../../src/enroll/images.ts';
+import { walkJpeg } from '../../src/image/images.ts';
 import { withRestartInterval } from './jpeg-restart.ts';
 
 /** mulberry32: small, fast and deterministic. */

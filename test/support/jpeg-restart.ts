@@ -4,7 +4,7 @@
 // 1-bits, an RSTn marker is written and the DC predictions restart from 0. The coefficients are
 // untouched, so the image decodes to the same pixels (the corpus checks it). Only for tables that
 // code every DC category — sharp's standard ones (optimiseCoding: false) do.
-import { walkJpeg } from '../../src/enroll/images.ts';
+import { walkJpeg } from '../../src/image/images.ts';
 
 interface HuffmanTable {
   /** Decoding (JPEG Annex F.2.2.3). */

@@ -1,5 +1,5 @@
 // The ledger that tells libjpeg's warnings apart while several decodes run at once
-// (src/enroll/decode-warnings.ts), first against a model of sharp's warning queue — where the test
+// (src/image/decode-warnings.ts), first against a model of sharp's warning queue — where the test
 // decides which completion empties the queue — then against sharp itself.
 //
 // The model, as sharp 0.34 behaves (src/common.cc, pipeline.cc): one process-wide FIFO queue of
@@ -10,7 +10,7 @@ import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/enroll/decode-warnings.ts';
+import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/image/decode-warnings.ts';
 import { damagedInLastStrip, randomFrom } from '../support/jpeg-corpus.ts';
 import { settle as tick, sourceFiles } from './helpers.ts';
 

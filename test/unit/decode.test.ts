@@ -1,48 +1,9 @@
-// The pure rules of decode.ts: which scale a validating decode runs at, sizes within a bound, the
-// raw-pixel boundary, and what a libvips failure means for the job (decodePlan's sizes are pinned
-// in lossless.test.ts).
+// The pure rules of decode.ts: sizes within a bound, and what a libvips failure means for the job.
 import { describe, expect, it } from 'vitest';
-import { decodeError, decodePlan, fitWithin, loadScaleOf, RAW_SINK_MAX_PIXELS, readsEveryRow, REDUCED_SCALE, REDUCED_SCALE_MIN_PIXELS, validationScale } from '../../src/enroll/decode.ts';
-import { JPEG, PNG } from '../../src/enroll/images.ts';
+import { decodeError, fitWithin } from '../../src/image/decode.ts';
 import { JobError } from '../../src/job/errors.ts';
 
 const LIMITS = { maxImagePixels: 50_000_000, minImageDimension: 8, maxReferenceDimension: undefined };
-
-describe('validationScale', () => {
-  const jpeg = (width: number, height: number) => ({ width, height, type: JPEG });
-
-  it('validates a JPEG at a reduced scale from REDUCED_SCALE_MIN_PIXELS, and at full scale one row short of it', () => {
-    // Prepare: 1000 × 200 is exactly the threshold, and 200 rows are read whole at 1/8.
-    const at = jpeg(1000, REDUCED_SCALE_MIN_PIXELS / 1000);
-    const short = jpeg(1000, REDUCED_SCALE_MIN_PIXELS / 1000 - 1);
-
-    // Act + Assess
-    expect(validationScale(at, true)).toBe(REDUCED_SCALE);
-    expect(validationScale(at, false)).toBe(REDUCED_SCALE);
-    expect(validationScale(short, true)).toBe(1);
-  });
-
-  it('counts pixels, not the aspect: a tall image of many pixels is validated at 1/8', () => {
-    // Act + Assess
-    expect(validationScale(jpeg(500, 2000), true)).toBe(REDUCED_SCALE);
-  });
-
-  it('validates a PNG at full scale however large', () => {
-    // Act + Assess
-    expect(validationScale({ width: 10_000, height: 10_000, type: PNG }, false)).toBe(1);
-  });
-
-  it('gives a single-scan JPEG whose last block row 1/8 would skip the coarsest scale that reads it, and a progressive one 1/8', () => {
-    // Prepare: 1029 rows = 64 × 16 + 5: at 1/8 libvips keeps 128 rows, which end a strip, and the
-    // last partial block row is never decoded; at 1/4 it keeps 257, which do not.
-    const skipped = jpeg(1000, 1029);
-
-    // Act + Assess
-    expect(readsEveryRow(1029, 8)).toBe(false);
-    expect(validationScale(skipped, false)).toBe(4);
-    expect(validationScale(skipped, true)).toBe(REDUCED_SCALE);
-  });
-});
 
 describe('fitWithin', () => {
   it('keeps a size whose longest side is exactly the bound', () => {
@@ -57,33 +18,6 @@ describe('fitWithin', () => {
     // Act + Assess
     expect(fitWithin({ width: 2048, height: 1000 }, 1024)).toEqual({ width: 1024, height: 500 });
     expect(fitWithin({ width: 10_000, height: 1 }, 100)).toEqual({ width: 100, height: 1 });
-  });
-});
-
-describe('loadScaleOf', () => {
-  it('takes the shrink of each side as a ratio, the smaller one deciding', () => {
-    // Act + Assess: 16× on the width, 4× on the height.
-    expect(loadScaleOf({ width: 1600, height: 400 }, { width: 100, height: 100 })).toBe(2);
-  });
-});
-
-describe('decodePlan: the raw-pixel boundary', () => {
-  it('hands back raw pixels one pixel under RAW_SINK_MAX_PIXELS and streams from it', () => {
-    // Prepare
-    const under = { width: 2000, height: RAW_SINK_MAX_PIXELS / 2000 - 1, type: JPEG };
-    const at = { width: 2000, height: RAW_SINK_MAX_PIXELS / 2000, type: JPEG };
-
-    // Act + Assess
-    expect(decodePlan(under, 1, undefined).output).toBeUndefined();
-    expect(decodePlan(at, 1, undefined).output).toBeDefined();
-  });
-
-  it('streams a small progressive JPEG validated at 1/8 (no raw sink at a reduced scale)', () => {
-    // Act
-    const plan = decodePlan({ width: 1600, height: 1200, type: JPEG }, REDUCED_SCALE, undefined);
-
-    // Assess
-    expect(plan).toEqual({ output: { width: 100, height: 75 }, preview: undefined });
   });
 });
 

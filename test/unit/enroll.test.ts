@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { enroll, FACE_PREVIEW_MAX_DIMENSION, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
 import type { MemoryBudget } from '../../src/enroll/memory.ts';
-import { imageNormaliser, type ImageNormaliser } from '../../src/enroll/normalise.ts';
+import { imageNormaliser, type ImageNormaliser } from '../../src/image/normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
@@ -81,7 +81,7 @@ describe('enroll: success', () => {
       ],
       created: 2,
       // The test images carry no metadata and need no turn: both stored as received.
-      paths: ['lossless', 'lossless'],
+      paths: ['rebuilt', 'rebuilt'],
     });
     expect(store.reads).toEqual(['enrollment-staging/incoming/job-0001/1']);
   });
@@ -384,7 +384,7 @@ describe('enroll: the face check', () => {
     bytes,
     width: info.width,
     height: info.height,
-    path: 'lossless',
+    path: 'rebuilt',
     ...(scale === undefined ? {} : { preview: { data: Buffer.alloc(3), width: 1, height: 1, channels: 3 as const, scale } }),
   });
 

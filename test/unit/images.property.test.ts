@@ -4,8 +4,8 @@
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkImage } from '../../src/enroll/images.ts';
-import { imageNormaliser, type ImageLimits } from '../../src/enroll/normalise.ts';
+import { checkImage } from '../../src/image/images.ts';
+import { imageNormaliser, type ImageLimits } from '../../src/image/normalise.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkImage, JPEG, PNG, sniffImage } from '../../src/enroll/images.ts';
+import { checkImage, JPEG, PNG, sniffImage } from '../../src/image/images.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
 import { thrownBy } from './helpers.ts';
@@ -241,7 +241,7 @@ describe('checkImage', () => {
     const info = checkImage(jpeg, 'images[0]', MAX);
 
     // Assess
-    expect(info).toEqual({ type: JPEG, width: 37, height: 91 });
+    expect(info).toEqual({ type: JPEG, width: 37, height: 91, scans: 1, mayHoldOrientationOrProfile: false });
   });
 
   it('accepts an image of exactly the limit', () => {
@@ -338,7 +338,7 @@ describe('checkImage: the whole structure, to the end of the image', () => {
     const info = checkImage(Buffer.concat([jpeg, jpeg, Buffer.alloc(16)]), 'images[0]', MAX);
 
     // Assess
-    expect(info).toEqual({ type: JPEG, width: 37, height: 91 });
+    expect(info).toEqual({ type: JPEG, width: 37, height: 91, scans: 1, mayHoldOrientationOrProfile: false });
   });
 
   it('walks stuffed bytes and restart markers inside a scan', () => {

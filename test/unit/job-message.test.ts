@@ -49,7 +49,7 @@ function harness(options: {
     ...(options.discardSources ? { discardSources: options.discardSources } : {}),
     enroll: async (job) => {
       enrolled.push(job);
-      return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1, paths: ['lossless'] })))(job);
+      return (options.enroll ?? (async () => ({ references: [REFERENCE], created: 1, paths: ['rebuilt'] })))(job);
     },
     deadLetter:
       deadLetterMode === 'none'

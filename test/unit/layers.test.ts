@@ -43,7 +43,7 @@ const importsOf = (dir: string) => sourceFiles(join(src, dir)).flatMap((f) => sp
 describe('layers', () => {
   it('finds the imports it judges (the reader is not blind)', () => {
     expect(importsOf('job').map((i) => i.name)).toContain('zod');
-    expect(importsOf('enroll').map((i) => i.name)).toContain('sharp');
+    expect(importsOf('image').map((i) => i.name)).toContain('sharp');
     expect(closure(join(src, 'cli.ts'))).toContain('@aws-sdk/client-sqs');
   });
 
@@ -57,10 +57,15 @@ describe('layers', () => {
     expect(above).toEqual([]);
   });
 
+  it('the image code (image/) imports only Node, sharp, the contract and itself: the use case and the face check build on it', () => {
+    const outside = importsOf('image').filter((i) => !(i.name.startsWith('node:') || i.name === 'sharp' || i.name.startsWith('job/') || i.name.startsWith('image/')));
+    expect(outside).toEqual([]);
+  });
+
   it('the library face (index.ts) reaches neither the daemon, the image stack, the face model, the secrets client nor the tracing SDK (only its API)', () => {
     const reached = [...closure(join(src, 'index.ts'))];
     const heavy = reached.filter((name) =>
-      /^(worker\/|face\/|bootstrap\.ts|commands\.ts|sharp|pino|piscina|@tensorflow\/|@vladmandic\/|@aws-sdk\/client-secrets-manager|@aws-sdk\/client-sts|@opentelemetry\/(?!api$))/.test(name),
+      /^(worker\/|face\/|image\/(?!images\.ts)|bootstrap\.ts|commands\.ts|sharp|pino|piscina|@tensorflow\/|@vladmandic\/|@aws-sdk\/client-secrets-manager|@aws-sdk\/client-sts|@opentelemetry\/(?!api$))/.test(name),
     );
     expect(heavy).toEqual([]);
   });

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { enroll } from '../../src/enroll/enroll.ts';
-import { imageNormaliser } from '../../src/enroll/normalise.ts';
+import { imageNormaliser } from '../../src/image/normalise.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { JOB_ERROR_CODES, JobError, WorkerMisconfigured } from '../../src/job/errors.ts';
 import { signJob, signingKeysFrom } from '../../src/job/signature.ts';

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkImage } from '../../src/enroll/images.ts';
-import { imageNormaliser, type ImageLimits } from '../../src/enroll/normalise.ts';
+import { checkImage } from '../../src/image/images.ts';
+import { imageNormaliser, type ImageLimits } from '../../src/image/normalise.ts';
 import { cameraJpeg, jpegImage, pngImage } from '../support/images.ts';
 import { rejectionOf } from './helpers.ts';
 

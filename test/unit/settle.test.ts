@@ -430,16 +430,16 @@ describe('settle: succeeded', () => {
     // Prepare
     const w = world();
     const face = { x: 1, y: 2, width: 30, height: 40, score: 0.9 };
-    const enrollment: Enrollment = { references: [reference(1, face), reference(2)], created: 1, paths: ['lossless', 'reencoded'], faceCheckMs: 12 };
+    const enrollment: Enrollment = { references: [reference(1, face), reference(2)], created: 1, paths: ['rebuilt', 'reencoded'], faceCheckMs: 12 };
 
     // Act
     await run(sqsMessage({ MessageId: 'm-7' }), succeededWith(enrollment), w);
 
     // Assess
     expect(w.published).toEqual([{ version: 1, jobId: 'job-42', userId: 'alice', messageId: 'm-7', status: 'succeeded', references: enrollment.references }]);
-    expect(w.calls).toEqual([['succeeded', 'number'], ['stored', 'lossless'], ['stored', 'reencoded'], ['faceChecked', 'ok'], ['delete']]);
+    expect(w.calls).toEqual([['succeeded', 'number'], ['stored', 'rebuilt'], ['stored', 'reencoded'], ['faceChecked', 'ok'], ['delete']]);
     expect(w.lines()).toEqual([
-      expect.objectContaining({ level: 'info', outcome: 'succeeded', references: 2, created: 1, paths: ['lossless', 'reencoded'], faceCheckMs: 12, durationMs: expect.any(Number) }),
+      expect.objectContaining({ level: 'info', outcome: 'succeeded', references: 2, created: 1, paths: ['rebuilt', 'reencoded'], faceCheckMs: 12, durationMs: expect.any(Number) }),
     ]);
   });
 
@@ -448,7 +448,7 @@ describe('settle: succeeded', () => {
     const w = world();
 
     // Act
-    await run(sqsMessage(), succeededWith({ references: [reference(1)], created: 1, paths: ['lossless'] }), w);
+    await run(sqsMessage(), succeededWith({ references: [reference(1)], created: 1, paths: ['rebuilt'] }), w);
 
     // Assess
     expect(w.lines()[0]).not.toHaveProperty('faceCheckMs');
@@ -461,7 +461,7 @@ describe('settle: succeeded', () => {
     const before = Date.now();
 
     // Act
-    await run(sqsMessage(), succeededWith({ references: [reference(1)], created: 1, paths: ['lossless'] }), w, running({ startedAt: before - 5000 }));
+    await run(sqsMessage(), succeededWith({ references: [reference(1)], created: 1, paths: ['rebuilt'] }), w, running({ startedAt: before - 5000 }));
     const after = Date.now();
 
     // Assess: between 5 s and 5 s plus the time the call took.
@@ -476,7 +476,7 @@ describe('settle: succeeded', () => {
     const w = world({ publishFails: true, maxReceiveCount: 2 });
 
     // Act
-    await run(sqsMessage({ receiveCount: 2 }), succeededWith({ references: [reference(1)], created: 1, paths: ['lossless'] }), w);
+    await run(sqsMessage({ receiveCount: 2 }), succeededWith({ references: [reference(1)], created: 1, paths: ['rebuilt'] }), w);
 
     // Assess
     expect(w.calls).toEqual([['visibility', 10], ['retried', 'other', 'number']]);

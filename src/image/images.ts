@@ -2,6 +2,7 @@
  * Bytes → a checked image. The type is decided by the bytes themselves, never by a name or a
  * claimed content type, and the header must be structurally sound for its type.
  */
+import { crc32 } from 'node:zlib';
 import { JobError } from '../job/errors.ts';
 
 export type ImageType = { readonly ext: 'jpg'; readonly contentType: 'image/jpeg' } | { readonly ext: 'png'; readonly contentType: 'image/png' };
@@ -13,9 +14,30 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 export interface ImageInfo {
   readonly type: ImageType;
+  /** As the header walk reads them; the decoder's reading must agree (normalise.ts). */
   readonly width: number;
   readonly height: number;
 }
+
+/** What the structure walk of a checked image found, beyond its header. */
+export interface CheckedImageInfo extends ImageInfo {
+  /** JPEG: the scans (SOS segments) the walk passed. PNG: 0. */
+  readonly scans: number;
+  /**
+   * Whether a segment or chunk could hold an EXIF orientation or an ICC profile (JPEG APP1/APP2,
+   * a PNG chunk that is not a known colour or layout chunk): when false, the decoder need not be
+   * asked for either.
+   */
+  readonly mayHoldOrientationOrProfile: boolean;
+}
+
+/**
+ * More scans than any encoder writes (libjpeg's progressive script: 10 for colour, 6 for grey;
+ * mozjpeg's searched scripts fewer than 20). Each scan is a pass over the whole image, and nothing
+ * in the format bounds their number: a file of repeated no-op scans costs seconds of decode per
+ * hundred kilobytes. Refused before any decoding (libjpeg-turbo's tools offer `-maxscans` for this).
+ */
+export const MAX_JPEG_SCANS = 64;
 
 /** PNG: the signature, then an IHDR chunk of 13 bytes with non-zero dimensions. */
 function readPng(bytes: Buffer): ImageInfo | undefined {
@@ -31,7 +53,11 @@ function readPng(bytes: Buffer): ImageInfo | undefined {
 const isStartOfFrame = (marker: number) =>
   marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 
-/** JPEG: SOI, then well-formed marker segments up to a start-of-frame with non-zero dimensions. */
+/**
+ * JPEG: SOI, then well-formed marker segments up to a start-of-frame with non-zero dimensions —
+ * walked as libjpeg walks them: fill bytes skipped, RST0–7 and TEM standing alone (they have no
+ * length), a second SOI refused. A reader that gave them a length could be steered into a fake SOF.
+ */
 function readJpeg(bytes: Buffer): ImageInfo | undefined {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return undefined;
   let offset = 2;
@@ -42,7 +68,11 @@ function readJpeg(bytes: Buffer): ImageInfo | undefined {
       offset += 1; // fill byte
       continue;
     }
-    if (marker === 0xd9 || marker === 0xda) return undefined; // end or scan before any frame header
+    if (isParameterless(marker)) {
+      offset += 2;
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0xd9 || marker === 0xda) return undefined; // SOI again, end or scan before any frame header
     const length = bytes.readUInt16BE(offset + 2);
     if (length < 2) return undefined;
     if (isStartOfFrame(marker)) {
@@ -63,6 +93,8 @@ export function sniffImage(bytes: Buffer): ImageInfo | undefined {
 }
 
 export const isRestart = (marker: number) => marker >= 0xd0 && marker <= 0xd7;
+/** RST0–7 and TEM: markers without a length. */
+const isParameterless = (marker: number) => isRestart(marker) || marker === 0x01;
 
 /**
  * Sees each JPEG marker segment as it is walked: from its 0xFF to the end of its payload. A scan
@@ -73,10 +105,10 @@ export type JpegSegmentVisitor = (marker: number, start: number, end: number) =>
 
 /**
  * JPEG: segment by segment, through the entropy-coded data of every scan, to the end of EOI; returns
- * the offset after EOI, or undefined when the structure is broken. The one reading of a JPEG's
- * structure: the gate (is it whole?) and the lossless path (what to keep) both use it, so what is
- * kept is exactly what was checked. A visitor rather than a list: a hostile file of tiny segments
- * costs no memory.
+ * the offset after EOI, or undefined when the structure is broken. The one walk of a JPEG's
+ * structure: the gate (is it whole, and nothing after it?) and the scan count both use it; the
+ * decoder's reading must then agree with it (normalise.ts). A visitor rather than a list: a hostile
+ * file of tiny segments costs no memory.
  */
 export function walkJpeg(bytes: Buffer, start: number, visit?: JpegSegmentVisitor): number | undefined {
   if (bytes[start] !== 0xff || bytes[start + 1] !== 0xd8) return undefined;
@@ -162,7 +194,7 @@ function trailerProblem(bytes: Buffer, type: ImageType): 'truncated' | 'trailing
  * cheap first gate, before any decoding: the size, the type by the bytes, a sound header, and a
  * complete structure with nothing after the end of the image.
  */
-export function checkImage(bytes: Buffer, label: string, maxBytes: number): ImageInfo {
+export function checkImage(bytes: Buffer, label: string, maxBytes: number): CheckedImageInfo {
   if (bytes.length === 0) throw new JobError('INVALID_IMAGE', `${label} is empty`);
   if (bytes.length > maxBytes) {
     throw new JobError('IMAGE_TOO_LARGE', `${label} is ${bytes.length} bytes; the limit is ${maxBytes}`);
@@ -174,5 +206,60 @@ export function checkImage(bytes: Buffer, label: string, maxBytes: number): Imag
   if (problem === 'trailing data') {
     throw new JobError('INVALID_IMAGE', `${label} has data after the end of the image (a polyglot file is refused)`);
   }
-  return info;
+  return info.type === JPEG ? { ...info, ...jpegStructure(bytes, label) } : { ...info, scans: 0, mayHoldOrientationOrProfile: pngStructure(bytes, label) };
+}
+
+const APP1 = 0xe1;
+const APP2 = 0xe2;
+
+/** The first image's scans (at most MAX_JPEG_SCANS) and whether it has an APP1 or APP2 segment. */
+function jpegStructure(bytes: Buffer, label: string): { scans: number; mayHoldOrientationOrProfile: boolean } {
+  let scans = 0;
+  let mayHold = false;
+  walkJpeg(bytes, 0, (marker) => {
+    if (marker === 0xda) scans += 1;
+    else if (marker === APP1 || marker === APP2) mayHold = true;
+  });
+  if (scans > MAX_JPEG_SCANS) throw new JobError('INVALID_IMAGE', `${label} is a JPEG of ${scans} scans; at most ${MAX_JPEG_SCANS} are accepted`);
+  return { scans, mayHoldOrientationOrProfile: mayHold };
+}
+
+/** Ancillary chunks that can hold neither an orientation nor a profile: no need to ask the decoder. */
+const PLAIN_PNG = new Set(['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND', 'gAMA', 'cHRM', 'sRGB', 'sBIT', 'bKGD', 'pHYs', 'tIME', 'hIST', 'sPLT']);
+
+/**
+ * The chunk order the PNG specification requires of the chunks that define pixels, with intact
+ * CRCs: IHDR first; at most one PLTE, never in a grey image, before the image data; at most one
+ * tRNS, after PLTE, before the image data; the IDATs in one run; no critical chunk but these.
+ * Decoders differ on files that break these rules (one takes the second palette, another the
+ * first), so such a file is refused, not guessed at. Returns whether a chunk could hold an
+ * orientation or a profile.
+ */
+function pngStructure(bytes: Buffer, label: string): boolean {
+  const colourType = bytes[25] ?? 0;
+  let mayHold = false;
+  let problem: string | undefined;
+  const seen = new Set<string>();
+  let previous = '';
+  walkPng(bytes, (start, end) => {
+    const type = bytes.toString('latin1', start + 4, start + 8);
+    const critical = ((bytes[start + 4] ?? 0) & 0x20) === 0;
+    if (problem) return;
+    if (critical || type === 'tRNS') {
+      if (crc32(bytes.subarray(start + 4, end - 4)) !== bytes.readUInt32BE(end - 4)) problem = `a ${type} chunk with a bad CRC`;
+      else if (type === 'IHDR' ? start !== 8 : seen.has(type) && type !== 'IDAT') problem = `a second ${type} chunk`;
+      else if (type === 'IDAT' && seen.has('IDAT') && previous !== 'IDAT') problem = 'IDAT chunks that are not consecutive';
+      else if (type === 'PLTE' && (colourType === 0 || colourType === 4 || seen.has('IDAT') || seen.has('tRNS'))) problem = 'a PLTE chunk where none may be';
+      else if (type === 'tRNS' && (seen.has('IDAT') || colourType >= 4 || (colourType === 3 && !seen.has('PLTE')))) problem = 'a tRNS chunk where none may be';
+      else if (!['IHDR', 'PLTE', 'IDAT', 'IEND', 'tRNS'].includes(type)) problem = `an unknown critical chunk ${JSON.stringify(type)}`;
+    } else if (!PLAIN_PNG.has(type)) {
+      mayHold = true;
+    }
+    seen.add(type);
+    previous = type;
+  });
+  if (!problem && colourType === 3 && !seen.has('PLTE')) problem = 'a palette image without a PLTE chunk';
+  if (!problem && !seen.has('IDAT')) problem = 'no IDAT chunk';
+  if (problem) throw new JobError('INVALID_IMAGE', `${label} is a PNG with ${problem}`);
+  return mayHold;
 }
