@@ -8,6 +8,9 @@
 //   the job's traceparent; MessageGroupId on the job's log lines;
 // - http/protobuf arrives too; with export off the producer's trace id is still logged and passed on;
 // - a receiver that never answers changes no outcome and does not hold the drain past its timeout.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SendMessageCommand, type Message, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
@@ -15,7 +18,7 @@ import { inlineJob, issuedNow, outcomes, sendJob } from '../support/jobs.ts';
 import { startOtlpReceiver, startSilentReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
 import { createStack, drainQueue, uniqueName, type Stack } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
-import { stackEnv, startWorker, workerReaper, type LogLine, type WorkerProcess } from '../support/worker-process.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine, type WorkerProcess } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -224,6 +227,24 @@ describe('tracing off (the default)', () => {
     const lines = linesOf(worker, messageId, job.jobId);
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.filter((l) => l.trace_id !== traceIdOf(traceparent) || 'span_id' in l)).toEqual([]);
+  });
+
+  it('enqueue --message-group-id --traceparent: the worker logs the tenant and the trace', async () => {
+    // Prepare
+    const stack = await createStack(emulator.endpoint, uniqueName('trace-cli'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
+    const dir = await mkdtemp(join(tmpdir(), 'enqueue-'));
+    await writeFile(join(dir, 'face.jpg'), await jpegImage());
+    const traceparent = `00-${hex(16)}-${hex(8)}-01`;
+
+    // Act
+    const cli = spawnCli(['enqueue', '--user', 'gina', '--job-id', 'grouped-1', '--message-group-id', 'tenant-b', '--traceparent', traceparent, '--no-wait', join(dir, 'face.jpg')], stackEnv(stack, emulator.imdsEndpoint));
+    const exit = await cli.exited;
+    const done = await worker.waitForLog((l) => l.msg === 'job succeeded' && l.jobId === 'grouped-1');
+
+    // Assess
+    expect(exit.code, cli.text.join('\n')).toBe(0);
+    expect(done).toMatchObject({ messageGroupId: 'tenant-b', trace_id: traceIdOf(traceparent) });
   });
 });
 
