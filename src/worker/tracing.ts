@@ -19,7 +19,7 @@ import { producerContextOf, type ProducerContext } from '../job/trace-context.ts
 
 /** How a job ended, for its span. */
 export interface JobEnd {
-  /** succeeded, failed, retry, released, timed-out. */
+  /** succeeded, failed, retry (a timed-out job too), released. */
   readonly verdict: string;
   readonly code?: string | undefined;
   readonly references?: number | undefined;
