@@ -115,6 +115,25 @@ const decimal = (min: number, max: number, fallback: number) => {
 
 const FACE_CHECKS = ['off', 'one'] as const;
 
+const TRACE_EXPORTERS = ['none', 'otlp'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+// The OpenTelemetry names; SDK 3.x no longer reads them itself, so they are parsed here.
+const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TraceSampler = (typeof TRACE_SAMPLERS)[number];
+
+/** A lower-cased choice among `values`, unset when blank. */
+const choice = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+    z.enum(values, { error: `must be one of ${values.join(', ')}` }).default(fallback),
+  );
+const optionalChoice = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+    z.enum(values, { error: `must be one of ${values.join(', ')}` }).optional(),
+  );
+
 const settingsShape = z.object({
     SQS_QUEUE_URL: required(queueUrl),
     S3_BUCKET: required(bucketName),
@@ -160,6 +179,17 @@ const settingsShape = z.object({
       unsetIfBlank,
       z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     ),
+    // Tracing (README "Tracing"): OpenTelemetry's own variables, from the environment only.
+    OTEL_TRACES_EXPORTER: choice(TRACE_EXPORTERS, 'none'),
+    OTEL_EXPORTER_OTLP_PROTOCOL: choice(OTLP_PROTOCOLS, 'http/protobuf'),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalChoice(OTLP_PROTOCOLS),
+    OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl('an OTLP/HTTP receiver (e.g. http://127.0.0.1:4318)')),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optional(httpUrl('an OTLP/HTTP traces receiver (e.g. http://127.0.0.1:4318/v1/traces)')),
+    OTEL_SERVICE_NAME: optional(z.string().trim().max(256, { error: 'must be at most 256 characters' })),
+    OTEL_TRACES_SAMPLER: choice(TRACE_SAMPLERS, 'parentbased_always_on'),
+    OTEL_TRACES_SAMPLER_ARG: decimal(0, 1, 1),
+    OTEL_BSP_MAX_QUEUE_SIZE: withDefault(1, 65_536, 2048),
+    OTEL_BSP_SCHEDULE_DELAY: withDefault(0, 600_000, 5000),
   });
 
 const settingsSchema = settingsShape.superRefine((s, ctx) => {
@@ -216,8 +246,34 @@ const settingsSchema = settingsShape.superRefine((s, ctx) => {
 /** Every setting the worker reads, by its environment name. */
 export const SETTING_NAMES = Object.keys(settingsShape.shape) as readonly string[];
 
-/** Settings needed before the secret can be fetched: these come from the environment only. */
-const BOOTSTRAP_NAMES: ReadonlySet<string> = new Set(['AWS_REGION', 'AWS_ENDPOINT_URL', 'LOG_LEVEL', 'STARTUP_TIMEOUT_SECONDS']);
+/**
+ * Settings that come from the environment only: those needed before the secret can be fetched, and
+ * OpenTelemetry's (the exporter reads its headers and certificates from the same environment).
+ */
+const ENVIRONMENT_ONLY_NAMES: ReadonlySet<string> = new Set([
+  'AWS_REGION',
+  'AWS_ENDPOINT_URL',
+  'LOG_LEVEL',
+  'STARTUP_TIMEOUT_SECONDS',
+  ...SETTING_NAMES.filter((name) => name.startsWith('OTEL_')),
+]);
+
+/** Tracing (README "Tracing"): off unless OTEL_TRACES_EXPORTER=otlp. */
+export interface TracingConfig {
+  readonly exporter: (typeof TRACE_EXPORTERS)[number];
+  readonly protocol: OtlpProtocol;
+  /** The traces URL spans are posted to. */
+  readonly url: string;
+  /** OTEL_SERVICE_NAME; unset: OTEL_RESOURCE_ATTRIBUTES's service.name, else enrollment-worker. */
+  readonly serviceName: string | undefined;
+  readonly sampler: TraceSampler;
+  /** The ratio of the `traceidratio` samplers. */
+  readonly samplerRatio: number;
+  /** Spans waiting for export beyond this are dropped. */
+  readonly maxQueueSize: number;
+  /** How long ended spans wait for company before they are exported, in ms. */
+  readonly scheduleDelayMs: number;
+}
 
 export interface Config {
   readonly queueUrl: string;
@@ -268,6 +324,7 @@ export interface Config {
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
   readonly logLevel: LogLevel;
+  readonly tracing: TracingConfig;
   readonly secretName: string | undefined;
   /** Names (never values) of the settings the secret supplied, for the start-up log. */
   readonly fromSecret: readonly string[];
@@ -316,7 +373,7 @@ export function settingsFromSecret(
   const ignored: string[] = [];
   const problems: string[] = [];
   for (const [key, value] of Object.entries(data)) {
-    if (!SETTING_NAMES.includes(key) || BOOTSTRAP_NAMES.has(key)) {
+    if (!SETTING_NAMES.includes(key) || ENVIRONMENT_ONLY_NAMES.has(key)) {
       ignored.push(key);
     } else if (typeof value === 'string' && value.trim() === '') {
       // Blank means unset, as in the environment: it does not hide the environment's value.
@@ -402,6 +459,17 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     metricsPort: s.METRICS_PORT,
     metricsHost: s.METRICS_HOST,
     logLevel: s.LOG_LEVEL,
+    tracing: Object.freeze({
+      exporter: s.OTEL_TRACES_EXPORTER,
+      protocol: s.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? s.OTEL_EXPORTER_OTLP_PROTOCOL,
+      // The signal's own endpoint is used as it is; the general one gets the signal's path.
+      url: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(s.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`,
+      serviceName: s.OTEL_SERVICE_NAME || undefined,
+      sampler: s.OTEL_TRACES_SAMPLER,
+      samplerRatio: s.OTEL_TRACES_SAMPLER_ARG,
+      maxQueueSize: s.OTEL_BSP_MAX_QUEUE_SIZE,
+      scheduleDelayMs: s.OTEL_BSP_SCHEDULE_DELAY,
+    }),
     secretName: secretNameOf(env),
     fromSecret: [...fromSecret].sort(),
   });

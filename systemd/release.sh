@@ -88,6 +88,11 @@ keep_only @vladmandic/face-api 'dist/package\.json\|dist/face-api\.node-wasm\.js
 keep_only @tensorflow/tfjs-core 'dist/package\.json\|dist/tf-core\.node\.js\|node_modules/.*'
 keep_only @tensorflow/tfjs-backend-wasm 'dist/package\.json\|dist/tf-backend-wasm\.node\.js\|dist/[^/]*\.wasm'
 keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\.node\.js'
+# The OpenTelemetry packages (tracing, loaded only with OTEL_TRACES_EXPORTER=otlp) ship source maps,
+# type declarations and semantic-conventions' incubating tables (~9 MB that nothing loaded imports):
+# drop those. The probe below loads the exporting side to prove the rest is whole.
+find "$stage/node_modules/@opentelemetry" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete
+find "$stage/node_modules/@opentelemetry/semantic-conventions/dist" -type f \( -name '*incubating*' -o -name 'experimental_*' \) -delete
 
 # The release loads on this Node: the addon, sharp with its libvips, and the CLI itself.
 (cd "$stage" && node -e '
@@ -103,7 +108,15 @@ keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\
     const detector = createFaceDetector({ threads: 1 });
     const probe = await detector.probe();
     await detector.close();
-    if (!probe.ok) throw new Error(`the face detector: ${probe.message}`);') || die "the staged release does not load"
+    if (!probe.ok) throw new Error(`the face detector: ${probe.message}`);' &&
+  node --input-type=module -e '
+    const { startExport } = await import(`${process.cwd()}/dist/worker/tracing-export.js`);
+    const quiet = { warn() {} };
+    for (const protocol of ["http/protobuf", "http/json"]) {
+      const exporting = startExport({ exporter: "otlp", protocol, url: "http://127.0.0.1:9/v1/traces", serviceName: undefined, sampler: "always_on", samplerRatio: 1, maxQueueSize: 8, scheduleDelayMs: 0 }, quiet);
+      exporting.tracer.startSpan("probe").end();
+      await exporting.shutdown(Date.now());
+    }') || die "the staged release does not load"
 
 cat >"$stage/RELEASE" <<EOF
 name=enrollment-worker
