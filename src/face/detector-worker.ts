@@ -32,8 +32,9 @@ export interface DetectResult {
   /** How many regions the proposing network ran on, and how many proposals were verified. */
   readonly regions: number;
   readonly proposals: number;
-  /** CPU-bound time in this thread, queue wait excluded. */
+  /** Time spent in this thread, queue wait excluded, and the CPU time this thread used for it. */
   readonly ms: number;
+  readonly cpuMs: number;
   /** Live tensors after the call: the models' weights only, or something leaks. */
   readonly tensors: number;
   readonly model: string;
@@ -57,11 +58,13 @@ export const MAX_PROPOSALS = 12;
 export const MAX_TILT = 70;
 /** The verifier's faces from this score are looked at (the combined score decides). */
 const VERIFY_FLOOR = 0.1;
+/** The levelled crop upside down scoring this much over upright is a face upside down (a three-quarter face behind a camera scores both ways alike). */
+const UPSIDE_DOWN_MARGIN = 0.1;
 /**
  * The combined score (geometric mean of the two models' scores) at which a candidate is as likely a
  * face as not, on the validation set's tuning part: it is reported as 0.5, FACE_MIN_SCORE's default.
  */
-export const EVEN_SCORE = 0.7;
+export const EVEN_SCORE = 0.675;
 
 /** The combined score as reported: piecewise linear, EVEN_SCORE at 0.5, 0 and 1 kept. */
 export function calibrated(combined: number): number {
@@ -84,6 +87,11 @@ interface Converter {
 }
 
 const require = createRequire(import.meta.url);
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.threadCpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
 
 async function loadModel(converter: Converter, file: string): Promise<GraphModel> {
   const json = JSON.parse(await readFile(file, 'utf8')) as { modelTopology: unknown; format: string; weightsManifest: Array<{ paths: string[]; weights: unknown[] }> };
@@ -154,7 +162,7 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     const second = central(level);
     if (second === undefined || Math.abs(eyeLineTilt(first) + eyeLineTilt(second)) > MAX_TILT) return undefined;
     const upsideDown = central(turnInput(level, VERIFY_INPUT, 180));
-    if (upsideDown !== undefined && upsideDown.score > second.score) return undefined;
+    if (upsideDown !== undefined && upsideDown.score >= second.score + UPSIDE_DOWN_MARGIN) return undefined;
     const box = toImage(first, crop, VERIFY_INPUT);
     return { x: box.x, y: box.y, width: box.width, height: box.height, score: calibrated(Math.sqrt(proposal.score * second.score)) };
   };
@@ -165,11 +173,12 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
 
   return async function detect(task: DetectTask): Promise<DetectResult> {
     const started = performance.now();
+    const cpu = process.threadCpuUsage();
     const rgb = toRgb(task);
     const { width, height } = task;
     const regions = planRegions(width, height, task.minFaceSize);
     // A proposal below this cannot reach the minimum score, however sure the verifier is.
-    const proposalFloor = Math.min(PROPOSAL_SCORE, uncalibrated(task.minScore) ** 2);
+    const proposalFloor = Math.max(PROPOSAL_SCORE, uncalibrated(task.minScore) ** 2);
     const proposed = mergeFaces(
       regions.flatMap((region) => infer(proposer, PROPOSAL_INPUT, squareInput(rgb, width, height, region, PROPOSAL_INPUT), proposalFloor).map((f) => toImage(f, region, PROPOSAL_INPUT))),
     ).slice(0, MAX_PROPOSALS);
@@ -179,6 +188,7 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
       regions: regions.length,
       proposals: proposed.length,
       ms: performance.now() - started,
+      cpuMs: cpuMsSince(cpu),
       tensors: tf.memory().numTensors,
       model,
       backend: tf.getBackend(),

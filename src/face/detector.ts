@@ -51,8 +51,9 @@ export interface Detection {
   /** Regions of the image the proposing network ran on (see plan.ts), and proposals verified. */
   readonly regions: number;
   readonly proposals: number;
-  /** Time spent detecting in the thread, queue wait excluded. */
+  /** Time spent detecting in the thread, queue wait excluded, and the thread's CPU time for it. */
   readonly ms: number;
+  readonly cpuMs: number;
 }
 
 export interface ProbeResult {
@@ -124,7 +125,7 @@ export function createFaceDetector(options: FaceDetectorOptions = {}): FaceDetec
     threads,
     async detect(pixels, detectOptions = {}) {
       const result = await run(pixels, detectOptions);
-      return { faces: result.faces, regions: result.regions, proposals: result.proposals, ms: result.ms };
+      return { faces: result.faces, regions: result.regions, proposals: result.proposals, ms: result.ms, cpuMs: result.cpuMs };
     },
     async probe() {
       const started = performance.now();

@@ -140,14 +140,16 @@ export function turnInput(input: Float32Array, size: number, degrees: number): F
       // The source of output (x, y): turned back by the angle.
       const sx = cos * (x - c) + sin * (y - c) + c;
       const sy = -sin * (x - c) + cos * (y - c) + c;
-      const x0 = Math.floor(sx);
-      const y0 = Math.floor(sy);
-      if (x0 < 0 || y0 < 0 || x0 + 1 >= size || y0 + 1 >= size) continue;
-      const fx = sx - x0;
-      const fy = sy - y0;
+      if (sx < -0.5 || sy < -0.5 || sx > size - 0.5 || sy > size - 0.5) continue;
+      const x0 = Math.min(size - 1, Math.max(0, Math.floor(sx)));
+      const y0 = Math.min(size - 1, Math.max(0, Math.floor(sy)));
+      const x1 = Math.min(size - 1, x0 + 1);
+      const y1 = Math.min(size - 1, y0 + 1);
+      const fx = Math.min(1, Math.max(0, sx - x0));
+      const fy = Math.min(1, Math.max(0, sy - y0));
       for (let ch = 0; ch < 3; ch++) {
         const at = (px: number, py: number) => input[(py * size + px) * 3 + ch] as number;
-        out[(y * size + x) * 3 + ch] = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
+        out[(y * size + x) * 3 + ch] = (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
       }
     }
   }

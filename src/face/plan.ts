@@ -18,7 +18,7 @@ import type { Face } from './verdict.ts';
 /** The proposing network's input size (BlazeFace full-range). */
 export const PROPOSAL_INPUT = 256;
 /** Network pixels from which the proposing network finds a face. */
-export const NET_MIN_FACE = 12;
+export const NET_MIN_FACE = 16;
 /** Tiles: no more than this many along a side (a 4000 px picture with 64 px faces needs 4). */
 export const MAX_TILES_PER_SIDE = 6;
 
