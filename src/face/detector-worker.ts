@@ -56,6 +56,8 @@ export const PROPOSAL_SCORE = 0.25;
 export const MAX_PROPOSALS = 12;
 /** A face whose eye line is turned more than this from level is not upright: not a face to store. */
 export const MAX_TILT = 70;
+/** An eye line within this of level needs no levelling (degrees). */
+const LEVEL_ENOUGH = 10;
 /** The verifier's faces from this score are looked at (the combined score decides). */
 const VERIFY_FLOOR = 0.1;
 /** The levelled crop upside down scoring this much over upright is a face upside down (a three-quarter face behind a camera scores both ways alike). */
@@ -158,8 +160,9 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     const input = squareInput(rgb, width, height, crop, VERIFY_INPUT);
     const first = central(input);
     if (first === undefined) return undefined;
-    const level = turnInput(input, VERIFY_INPUT, -eyeLineTilt(first));
-    const second = central(level);
+    // A face already level (most) is not looked at twice.
+    const level = Math.abs(eyeLineTilt(first)) <= LEVEL_ENOUGH ? input : turnInput(input, VERIFY_INPUT, -eyeLineTilt(first));
+    const second = level === input ? first : central(level);
     if (second === undefined || Math.abs(eyeLineTilt(first) + eyeLineTilt(second)) > MAX_TILT) return undefined;
     const upsideDown = central(turnInput(level, VERIFY_INPUT, 180));
     if (upsideDown !== undefined && upsideDown.score >= second.score + UPSIDE_DOWN_MARGIN) return undefined;
