@@ -8,8 +8,9 @@
  * and close() drains — the parts a 100-line pool gets wrong, in a widely used, maintained library
  * (0.5 MB, no dependencies but an optional prebuilt `nice` binding).
  *
- * Cost: each thread holds ~175 MB (measured RSS: tfjs-core, face-api and a WebAssembly heap grown
- * once to what a 512 input needs), from the start: create the detector only when FACE_CHECK=one.
+ * Cost: each thread holds ~65–75 MB (measured RSS: tfjs-core, tfjs-converter, the two BlazeFace
+ * models and a WebAssembly heap for their small inputs), from the start: create the detector only
+ * when FACE_CHECK=one.
  */
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';

@@ -8,6 +8,7 @@
 import sharp from 'sharp';
 import type { Pixels } from '../../src/face/pixels.ts';
 import type { Face, FaceVerdict } from '../../src/face/verdict.ts';
+import { randomFrom } from '../support/jpeg-corpus.ts';
 import { ASTRONAUT_FACE, pixelsOf, skimagePhoto } from './photos.ts';
 
 /** The cameraman's face in camera.png (512×512, grey): a three-quarter view behind his camera. */
@@ -55,18 +56,6 @@ const CAMERAMAN: Source = { photo: 'camera.png', face: CAMERA_FACE, grey: true }
 /** Photos without a person (and without a face of any kind that counts). */
 export const NO_PERSON_PHOTOS = ['chelsea.png', 'coffee.png', 'brick.png', 'rocket.jpg', 'horse.png', 'motorcycle_left.png', 'grass.png', 'gravel.png', 'coins.png', 'moon.png', 'hubble_deep_field.jpg', 'retina.jpg', 'ihc.png', 'page.png', 'color.png', 'logo.png'];
 const BACKGROUNDS = ['#808080', 'brick.png', 'grass.png', 'coffee.png', 'gravel.png', '#e8e0d0'];
-
-/** A small seeded generator (mulberry32): the same cases on every run and every machine. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function background(kind: string, width: number, height: number): Promise<sharp.Sharp> {
   if (kind.startsWith('#')) return sharp({ create: { width, height, channels: 3, background: kind } });
@@ -160,7 +149,7 @@ export function validationSet(options: { readonly minSize?: number; readonly sin
   const singles = options.singles ?? 24;
   const cases: ValidationCase[] = [];
   for (const [part, seed] of [['tuning', 21], ['held-out', 2100]] as const) {
-    const rand = random(seed);
+    const rand = randomFrom(seed);
     const add = (name: string, width: number, height: number, backdrop: string, placements: readonly Placement[], expect: Expectation) =>
       cases.push({ name: `${part} ${name} ${width}×${height}`, part, width, height, expect, pixels: () => compose(width, height, backdrop, placements) });
 
