@@ -20,6 +20,7 @@ import { workerData } from 'node:worker_threads';
 import { decodeFaces, eyeLineTilt, suppress, type RawFace } from './blazeface.ts';
 import { squareInput, toRgb, turnInput, type Pixels, type Square } from './pixels.ts';
 import { PROPOSAL_INPUT, clipToImage, mergeFaces, planRegions } from './plan.ts';
+import { calibrated, uncalibrated } from './score.ts';
 import type { Face } from './verdict.ts';
 
 export interface DetectTask extends Pixels {
@@ -62,21 +63,6 @@ const LEVEL_ENOUGH = 10;
 const VERIFY_FLOOR = 0.1;
 /** The levelled crop upside down scoring this much over upright is a face upside down (a three-quarter face behind a camera scores both ways alike). */
 const UPSIDE_DOWN_MARGIN = 0.1;
-/**
- * The combined score (geometric mean of the two models' scores) at which a candidate is as likely a
- * face as not, on the validation set's tuning part: it is reported as 0.5, FACE_MIN_SCORE's default.
- */
-export const EVEN_SCORE = 0.675;
-
-/** The combined score as reported: piecewise linear, EVEN_SCORE at 0.5, 0 and 1 kept. */
-export function calibrated(combined: number): number {
-  return combined < EVEN_SCORE ? (0.5 * combined) / EVEN_SCORE : 0.5 + (0.5 * (combined - EVEN_SCORE)) / (1 - EVEN_SCORE);
-}
-
-/** The combined score a reported score stands for (calibrated's inverse). */
-export function uncalibrated(score: number): number {
-  return score < 0.5 ? (score * EVEN_SCORE) / 0.5 : EVEN_SCORE + ((score - 0.5) * (1 - EVEN_SCORE)) / 0.5;
-}
 /** Boxes of one network run overlapping this much are one face. */
 const RUN_IOU = 0.3;
 
