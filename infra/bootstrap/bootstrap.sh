@@ -28,9 +28,17 @@ umask 022
 export LC_ALL=C
 
 exec > >(tee -a /var/log/enrollment-worker-bootstrap.log) 2>&1
+tee_pid=$!
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { say "FAILED: $*"; exit 1; }
-trap 'rc=$?; [ $rc -eq 0 ] || say "stopped (exit $rc) at line $LINENO"' EXIT
+# The last line reaches the log and the console before the script ends.
+finish() {
+  local rc=$?
+  [ $rc -eq 0 ] || say "stopped (exit $rc)"
+  exec >&- 2>&-
+  wait "$tee_pid" 2>/dev/null || true
+}
+trap finish EXIT
 
 : "${RELEASE_BUCKET:?}" "${RELEASE_VERSION:?}" "${AWS_REGION:?}"
 RELEASE_PREFIX=${RELEASE_PREFIX:-}
