@@ -121,7 +121,7 @@ settings=/etc/enrollment-worker/enrollment-worker.env
 (
   umask 077
   {
-    echo "# Written by infra/bootstrap/bootstrap.sh from the launch template; the secret holds JOB_SIGNING_KEY."
+    echo "# Written by infra/bootstrap/bootstrap.sh from the launch template. The signing key is in the secret."
     env | sed -n 's/^WORKER_\([A-Z][A-Z0-9_]*=\)/\1/p' | LC_ALL=C sort
   } >"$settings.new"
 )

@@ -20,8 +20,8 @@ import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
-import { freePort } from '../support/wait.ts';
-import { boot, buildRelease, ensureHostTools, ensureRootfs, REPO, resultsFolder, type Container, type Release } from './container.ts';
+import { freePort, until } from '../support/wait.ts';
+import { boot, buildRelease, prepareRun, REPO, type Container, type Release } from './container.ts';
 
 const exec = promisify(execFile);
 
@@ -130,15 +130,7 @@ async function releaseOfThisCommit(): Promise<Release> {
 }
 
 beforeAll(async () => {
-  setTimeout(() => {
-    process.stderr.write(`[systemd-test] the bootstrap run exceeded ${String(RUN_BOUND_SECONDS)} s; giving up\n`);
-    process.exit(1);
-  }, RUN_BOUND_SECONDS * 1000).unref();
-
-  await ensureHostTools();
-  const rootfs = await ensureRootfs();
-  const results = await resultsFolder();
-  process.stderr.write(`[systemd-test] results, commands and journal: ${results}\n`);
+  const { rootfs, results } = await prepareRun(RUN_BOUND_SECONDS);
   release = await releaseOfThisCommit();
 
   moto = await startMoto();
@@ -230,9 +222,17 @@ describe('infra/bootstrap/bootstrap.sh, the launch template\'s user data, under 
   });
 
   it("the journal reaches the file the CloudWatch agent reads, and the agent's configuration is rendered", async () => {
-    const journal = await box.ok('cat /var/log/enrollment-worker/journal.log');
+    // The forwarder follows the journal: the job's line arrives a moment after the job.
+    const journal = await until(
+      'the job\'s line in the forwarded journal',
+      async () => {
+        const text = await box.ok('cat /var/log/enrollment-worker/journal.log');
+        return text.includes('"jobId":"bootstrapped"') ? text : undefined;
+      },
+      30_000,
+      { everyMs: 500 },
+    );
     expect(journal).toContain('"msg":"ready: receiving jobs"');
-    expect(journal).toContain('"jobId":"bootstrapped"');
     const agent = JSON.parse(await box.ok('cat /opt/aws/amazon-cloudwatch-agent/etc/enrollment-worker.json')) as { logs: { logs_collected: { files: { collect_list: { log_group_name: string; file_path: string }[] } }; metrics_collected: { prometheus: { emf_processor: { metric_namespace: string } } } } };
     expect(agent.logs.logs_collected.files.collect_list).toEqual([expect.objectContaining({ file_path: '/var/log/enrollment-worker/journal.log', log_group_name: 'EnrollmentWorker-WorkerLogs' })]);
     expect(agent.logs.metrics_collected.prometheus.emf_processor.metric_namespace).toBe('EnrollmentWorker/EnrollmentWorker');
