@@ -107,7 +107,7 @@ export class EnrollmentWorkerStack extends Stack {
       description: 'The instance type (its architecture must match the AMI and the release)',
     });
     const minSize = new CfnParameter(this, 'MinSize', { type: 'Number', default: 1, minValue: 1, description: 'Instances at rest (at least one: the backlog per instance needs one to divide by)' });
-    const maxSize = new CfnParameter(this, 'MaxSize', { type: 'Number', default: 10, minValue: 1, description: 'Instances at most' });
+    const maxSize = new CfnParameter(this, 'MaxSize', { type: 'Number', default: 10, minValue: 2, description: 'Instances at most (at least 2: a rolling update keeps one in service while it adds the next)' });
     const backlogTarget = new CfnParameter(this, 'BacklogPerInstanceTarget', {
       type: 'Number',
       default: 1500,
