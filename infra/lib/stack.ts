@@ -320,7 +320,6 @@ export class EnrollmentWorkerStack extends Stack {
         blockDeviceMappings: [
           { deviceName: '/dev/xvda', ebs: { encrypted: true, volumeType: 'gp3', volumeSize: 16, deleteOnTermination: true } },
         ],
-        monitoring: { enabled: true },
         userData: Fn.base64(script),
         tagSpecifications: [{ resourceType: 'instance', tags: [{ key: 'Name', value: `${this.stackName}-worker` }] }],
       },
