@@ -44,7 +44,8 @@ npx --no-install tsc -p tsconfig.build.json --outDir "$stage/dist"
 
 cp package.json package-lock.json README.md binding.gyp "$stage/"
 mkdir -p "$stage/src" && cp -R src/native "$stage/src/"
-cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json "$stage/systemd/"
+cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json \
+  systemd/cloudwatch-agent.json systemd/cloudwatch-prometheus.yaml "$stage/systemd/"
 cp systemd/install.sh "$stage/install.sh"
 if [ -n "${RELEASE_VERSION:-}" ]; then
   node -e '
