@@ -18,7 +18,7 @@ import { checkImage, sniffImage, type ImageInfo } from './images.ts';
 import type { Grant, MemoryBudget } from './memory.ts';
 import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from './normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
-import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
+import { checkStagedSource, decodeInline, loadImage, type StagedObjectFacts, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
 export type EnrollmentRules = StagingRules & ImageLimits;
 
@@ -92,21 +92,39 @@ async function allOrNothing<T, R>(items: readonly T[], cancel: AbortController, 
   return results.map((r) => (r as PromiseFulfilledResult<R>).value);
 }
 
+/** What the job's one admission gave: the memory held, and what each staged image's HEAD said. */
+interface Admission {
+  readonly grants: Grant[];
+  /** By image index: the size and ETag its read is held to. */
+  readonly facts: ReadonlyMap<number, StagedObjectFacts>;
+}
+
 /**
  * Admits the job's staged images against the memory budget before any is read: sized by the HEADs S3
  * answers, asked for in one request (a job never holds part of what it needs while waiting for the
  * rest), capped per image at what a read may bring. Sources that are not allowed are refused first,
- * before any request is made for them.
+ * before any request is made for them; an object its HEAD says is too large, before any memory is
+ * asked for. Each read is then held to what its HEAD said (src/aws/s3.ts): the bytes admitted are
+ * the bytes read.
  */
-async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortController): Promise<Grant[]> {
+async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortController): Promise<Admission> {
   const { memory, sizeOfStaged } = deps;
   const staged = job.images.flatMap((source, index) => (source.kind === 's3' ? [{ source, index }] : []));
-  if (!memory || !sizeOfStaged || staged.length === 0) return [];
+  if (!memory || !sizeOfStaged || staged.length === 0) return { grants: [], facts: new Map() };
   for (const { source, index } of staged) checkStagedSource(source, label(index), deps.rules);
-  const sizes = await allOrNothing(staged, cancel, ({ source, index }) => sizeOfStaged(source.bucket, source.key, label(index), cancel.signal));
-  const total = sizes.reduce<number>((sum, size) => sum + Math.min(size ?? 0, deps.rules.maxImageBytes + 1), 0);
+  const { maxImageBytes } = deps.rules;
+  const facts = await allOrNothing(staged, cancel, async ({ source, index }) => {
+    const found = await sizeOfStaged(source.bucket, source.key, label(index), cancel.signal);
+    if (found.size !== undefined && found.size > maxImageBytes) {
+      throw new JobError('IMAGE_TOO_LARGE', `${label(index)} is ${found.size} bytes; the limit is ${maxImageBytes}`);
+    }
+    return found;
+  });
+  // Unknown size (S3 did not say): the most a read may bring.
+  const total = facts.reduce<number>((sum, f) => sum + (f.size ?? maxImageBytes + 1), 0);
   const wait = memory.acquire(total, { signal: cancel.signal });
-  return [await (deps.waitFor ? deps.waitFor(wait) : wait)];
+  const grant = await (deps.waitFor ? deps.waitFor(wait) : wait);
+  return { grants: [grant], facts: new Map(staged.map(({ index }, i) => [index, facts[i] as StagedObjectFacts])) };
 }
 
 /**
@@ -143,14 +161,15 @@ interface PlannedReference {
 /** Loads every image (inline first; staged ones after the job's one admission) and checks its bytes. */
 async function loadAndCheck(job: Job, deps: EnrollmentDeps, cancel: AbortController, grants: Grant[]): Promise<CheckedImage[]> {
   // Whichever image fails first cancels the rest — the HEADs and GETs under way included.
-  let admission: Promise<void> | undefined;
+  let admission: Promise<Admission> | undefined;
   const admitted = () =>
     (admission ??= admitStaged(job, deps, cancel).then((granted) => {
-      grants.push(...granted);
+      grants.push(...granted.grants);
+      return granted;
     }));
   const loaded = await allOrNothing(job.images, cancel, async (source, index) => {
-    if (source.kind === 's3') await admitted();
-    return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal);
+    const facts = source.kind === 's3' ? (await admitted()).facts.get(index) : undefined;
+    return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal, facts);
   });
   return loaded.map(({ bytes, sha256 }, index) => {
     const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);

@@ -483,25 +483,66 @@ describe('enroll: staged images and memory', () => {
     return { memory, events };
   }
 
-  it('admits the staged images in one request sized by their HEADs, each capped at the image limit, and releases it at the end', async () => {
+  it('admits the staged images in one request sized by their HEADs, and releases it at the end', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
     const { memory, events } = budget();
-    const sizes: Record<string, number | undefined> = { 'incoming/a': 500, 'incoming/b': 10 * RULES.maxImageBytes };
+    const sizes: Record<string, number> = { 'incoming/a': png.length, 'incoming/b': RULES.maxImageBytes };
 
     // Act
     await enroll(job([inline(otherJpeg), staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async (_bucket, key) => sizes[key],
+      sizeOfStaged: async (_bucket, key) => ({ size: sizes[key], etag: `"${key}"` }),
     });
 
     // Assess
-    const total = 500 + RULES.maxImageBytes + 1;
+    const total = png.length + RULES.maxImageBytes;
     expect(events).toEqual([`acquire ${total}`, `release ${total}`]);
   });
 
-  it('counts a staged image S3 gave no size for as nothing', async () => {
+  it('holds each read to what its HEAD said: its size and its ETag', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png } });
+    const { memory } = budget();
+    const admitted: unknown[] = [];
+
+    // Act
+    await enroll(job([inline(jpeg), staged('enrollment-staging', 'incoming/a', png)]), {
+      ...store.deps,
+      readStaged: (bucket, key, maxBytes, label, signal, facts) => {
+        admitted.push(facts);
+        return store.deps.readStaged(bucket, key, maxBytes, label, signal, facts);
+      },
+      memory,
+      sizeOfStaged: async () => ({ size: png.length, etag: '"v1"' }),
+    });
+
+    // Assess
+    expect(admitted).toEqual([{ size: png.length, etag: '"v1"' }]);
+  });
+
+  it('refuses a staged image its HEAD says is too large before any memory is asked for or any byte read', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
+    const { memory, events } = budget();
+
+    // Act
+    const error = await rejectionOf(() =>
+      enroll(job([staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
+        ...store.deps,
+        memory,
+        sizeOfStaged: async (_bucket, key) => ({ size: key === 'incoming/b' ? RULES.maxImageBytes + 1 : png.length, etag: undefined }),
+      }),
+    );
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: `images[1] is ${RULES.maxImageBytes + 1} bytes; the limit is ${RULES.maxImageBytes}` });
+    expect(events).toEqual([]);
+    expect(store.reads).toEqual([]);
+  });
+
+  it('counts a staged image S3 gave no size for as the most a read may bring', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
     const { memory, events } = budget();
@@ -510,11 +551,12 @@ describe('enroll: staged images and memory', () => {
     await enroll(job([staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async (_bucket, key) => (key === 'incoming/a' ? 300 : undefined),
+      sizeOfStaged: async (_bucket, key) => ({ size: key === 'incoming/a' ? 300 : undefined, etag: undefined }),
     });
 
     // Assess
-    expect(events).toEqual(['acquire 300', 'release 300']);
+    const total = 300 + RULES.maxImageBytes + 1;
+    expect(events).toEqual([`acquire ${total}`, `release ${total}`]);
   });
 
   it('asks nothing of the budget for a job of inline images only', async () => {
@@ -529,7 +571,7 @@ describe('enroll: staged images and memory', () => {
       memory,
       sizeOfStaged: async () => {
         headed = true;
-        return 1;
+        return { size: 1, etag: undefined };
       },
     });
 
@@ -551,7 +593,7 @@ describe('enroll: staged images and memory', () => {
         memory,
         sizeOfStaged: async () => {
           headed = true;
-          return 1;
+          return { size: 1, etag: undefined };
         },
       }),
     );
@@ -571,7 +613,7 @@ describe('enroll: staged images and memory', () => {
     await enroll(job([staged('enrollment-staging', 'incoming/a', png)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async () => 100,
+      sizeOfStaged: async () => ({ size: 100, etag: undefined }),
       waitFor: (wait) => {
         waited += 1;
         return wait;
