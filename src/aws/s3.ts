@@ -3,6 +3,7 @@
  * delete one, write a reference conditionally, and list a user's references — each taking the job's
  * AbortSignal, so a cancelled job's requests stop and release their sockets.
  */
+import { randomUUID } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ReferenceLister, ReferenceWriter } from '../enroll/references.ts';
 import type { StagedObjectReader, StagedObjectRemover, StagedObjectSizer } from '../enroll/sources.ts';
@@ -171,6 +172,25 @@ export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter
       throw e;
     }
   };
+}
+
+/**
+ * Whether the worker may write references to `bucket`, proven without leaving anything behind: a
+ * conditional put that can never match (If-Match on an ETag no object has). S3 checks the permission
+ * first and then answers 404/412 for the missing object — `writable`. An endpoint that ignores the
+ * condition writes the empty probe object at `key` — `written` (delete it). A missing bucket, a
+ * refused permission and every other answer are thrown as they came. The `_` segment is never a user id.
+ */
+export async function probeReferenceBucket(s3: S3Client, bucket: string, signal?: AbortSignal): Promise<{ readonly result: 'writable' | 'written'; readonly key: string }> {
+  const key = `users/_check/${randomUUID()}`;
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.alloc(0), ContentLength: 0, IfMatch: '"enrollment-worker-check"' }), { abortSignal: signal });
+    return { result: 'written', key };
+  } catch (e: unknown) {
+    // A 404 says the object is missing only when it does not say the bucket is.
+    if (isPreconditionFailed(e) || (isNotFound(e) && !isNoSuchBucket(e))) return { result: 'writable', key };
+    throw e;
+  }
 }
 
 /**

@@ -106,3 +106,12 @@ export function createMemoryBudget(limit: number): MemoryBudget {
     },
   };
 }
+
+/**
+ * The share of MAX_IN_FLIGHT_BYTES for image bytes held (received messages, staged objects): a third.
+ * The rest is for decoding. Two budgets, so a job holding its bytes never waits for memory that only
+ * decodes can free.
+ */
+export function heldShareOf(maxInFlightBytes: number): number {
+  return Math.floor(maxInFlightBytes / 3);
+}

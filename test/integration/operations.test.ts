@@ -184,4 +184,36 @@ describe('reload (SIGHUP)', () => {
     await worker.stop();
     secrets.destroy();
   });
+  it('refuses a reload whose RESULT_QUEUE_URL names no queue: the old settings stay and jobs are still processed', async () => {
+    const secrets = new SecretsManagerClient({
+      region: TEST_REGION,
+      endpoint: emulator.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
+    });
+    const name = uniqueName('reload-typo');
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '3' }) }));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
+
+    await secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '1', RESULT_QUEUE_URL: `${stack.resultQueueUrl}-typo` }) }));
+    worker.child.kill('SIGHUP');
+    const refused = await worker.waitForLog((l) => l.msg === 'reload failed: the worker keeps its current settings');
+    await sendJob(stack, inlineJob('rita', [await jpegImage(), await jpegImage()], 'after-refused-reload'));
+    const [after] = await outcomes(stack, 1);
+
+    expect(refused).toMatchObject({ level: 'error', problems: [expect.stringMatching(/^RESULT_QUEUE_URL: the result queue .*-typo cannot be used/)] });
+    // Neither setting of the refused secret applies: two images pass, and the outcome reaches the old queue.
+    expect(after).toMatchObject({ jobId: 'after-refused-reload', status: 'succeeded' });
+    expect(worker.logs.some((l) => l.msg === 'reload: secret re-read')).toBe(false);
+
+    // A later reload with the queue fixed applies; a per-job worst case above the held share is warned of.
+    await secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '100', MAX_IMAGE_BYTES: String(100 * 1024 * 1024) }) }));
+    worker.child.kill('SIGHUP');
+    const applied = await worker.waitForLog((l) => l.msg === 'reload: secret re-read');
+    const warning = await worker.waitForLog((l) => String(l.msg).startsWith('one job may need MAX_IMAGES_PER_JOB × MAX_IMAGE_BYTES'));
+    expect([...(applied.applied as string[])].sort()).toEqual(['maxImageBytes', 'maxImagesPerJob']);
+    expect(warning).toMatchObject({ level: 'warn', worstJobBytes: 100 * 100 * 1024 * 1024, heldShareBytes: Math.floor(402_653_184 / 3) });
+    expect(worker.child.exitCode).toBeNull();
+    await worker.stop();
+    secrets.destroy();
+  });
 });
