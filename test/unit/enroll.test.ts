@@ -477,8 +477,10 @@ describe('enroll: staged images and memory', () => {
       peak: 0,
       acquire: async (bytes: number) => {
         events.push(`acquire ${bytes}`);
-        return { bytes, release: () => void events.push(`release ${bytes}`) };
+        return { bytes, release: () => void events.push(`release ${bytes}`), take: () => expect.unreachable('enroll never splits a grant') };
       },
+      tryAcquire: () => expect.unreachable('enroll waits its turn'),
+      watch: () => () => {},
     };
     return { memory, events };
   }
