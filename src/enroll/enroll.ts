@@ -28,10 +28,16 @@ export type JobPhase = 'download' | 'decode' | 'detect' | 'write' | 'outcome';
 /** The longest side of the upright preview a face is looked for in (the detector sees at most 512). */
 export const FACE_PREVIEW_MAX_DIMENSION = 1024;
 
+/** Wraps a wait for shared capacity: the job's deadline stands still while it waits its turn. */
+export type WaitFor = <T>(wait: Promise<T>) => Promise<T>;
+
 /** FACE_CHECK=one: how to find faces, and what makes one usable. */
 export interface FaceCheck {
   /** Faces in upright RGB pixels, boxes in those pixels; waits its turn for a detector thread. */
-  readonly detect: (pixels: Preview, options: { readonly minScore: number; readonly minFaceSize: number; readonly signal: AbortSignal }) => Promise<{ readonly faces: readonly FaceBox[]; readonly ms: number }>;
+  readonly detect: (
+    pixels: Preview,
+    options: { readonly minScore: number; readonly minFaceSize: number; readonly signal: AbortSignal; readonly waitFor?: WaitFor },
+  ) => Promise<{ readonly faces: readonly FaceBox[]; readonly ms: number }>;
   readonly minScore: number;
   /** In stored pixels, the shorter side of the face box. */
   readonly minSize: number;
@@ -53,10 +59,11 @@ export interface EnrollmentDeps {
   /** Told of each reference as soon as it is stored, so a job that fails later can report it. */
   readonly onStored?: (reference: Reference) => void;
   /**
-   * Wraps a wait for shared capacity (memory, a decode slot): the job's deadline does not run while
-   * it waits its turn — that is the worker being busy, not the job being stuck.
+   * Wraps a wait for shared capacity (memory, a decode slot, a detector thread): the job's deadline
+   * does not run while the job only waits its turn — that is the worker being busy, not the job being
+   * stuck. It does run while any of the job's work runs (see `stageClock`).
    */
-  readonly waitFor?: <T>(wait: Promise<T>) => Promise<T>;
+  readonly waitFor?: WaitFor;
   /** FACE_CHECK=one: every image must show exactly one usable face. Undefined: no check. */
   readonly faceCheck?: FaceCheck;
 }
@@ -131,13 +138,49 @@ async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortControll
  * The one usable face of an image, in stored pixels, or the job's error: the detector looks at the
  * upright preview the decode made (never a second decode), and the rules are about the stored image.
  */
-async function findTheFace(preview: Preview | undefined, label: string, check: FaceCheck, signal: AbortSignal): Promise<{ face: FaceBox; ms: number }> {
+async function findTheFace(preview: Preview | undefined, label: string, check: FaceCheck, signal: AbortSignal, waitFor: WaitFor): Promise<{ face: FaceBox; ms: number }> {
   // The normaliser was asked for a preview: without one this is our bug, retried, not the job's fault.
   if (!preview) throw new Error(`${label}: the decode gave no preview for the face check`);
-  const found = await check.detect(preview, { minScore: check.minScore, minFaceSize: check.minSize * preview.scale, signal });
+  const found = await check.detect(preview, { minScore: check.minScore, minFaceSize: check.minSize * preview.scale, signal, waitFor });
   const verdict = faceVerdict(found.faces, { minScore: check.minScore, minSize: check.minSize, scaleToStored: 1 / preview.scale });
   if (!verdict.ok) throw new JobError(verdict.code, `${label} ${verdict.message}`);
   return { face: { ...verdict.face, score: Math.round(verdict.face.score * 1000) / 1000 }, ms: found.ms };
+}
+
+/**
+ * The job's deadline in a stage of parallel branches (one per image): it stands still only while every
+ * branch still running waits its turn for shared capacity (memory, a decode slot, a detector thread),
+ * from the moment the last of them starts waiting until one is let through — never while one image
+ * decodes and another waits, so no work of the job runs with the clock stopped.
+ */
+export function stageClock(waitFor: WaitFor | undefined, branches: number): { readonly waitFor: WaitFor; readonly ended: () => void } {
+  let live = branches;
+  let waiting = 0;
+  let resume: (() => void) | undefined;
+  const update = () => {
+    const allWait = live > 0 && waiting === live;
+    if (allWait && resume === undefined && waitFor) void waitFor(new Promise<void>((r) => (resume = r)));
+    else if (!allWait && resume) {
+      resume();
+      resume = undefined;
+    }
+  };
+  return {
+    async waitFor<T>(wait: Promise<T>): Promise<T> {
+      waiting += 1;
+      update();
+      try {
+        return await wait;
+      } finally {
+        waiting -= 1;
+        update();
+      }
+    },
+    ended() {
+      live -= 1;
+      update();
+    },
+  };
 }
 
 /** A job's image once loaded and checked: its bytes, their hash and what they are. */
@@ -179,16 +222,16 @@ async function loadAndCheck(job: Job, deps: EnrollmentDeps, cancel: AbortControl
 }
 
 /** Decodes one image into what is stored, and, with FACE_CHECK=one, finds its one face. */
-async function prepare(key: string, image: CheckedImage, deps: EnrollmentDeps, cancel: AbortController): Promise<PlannedReference> {
+async function prepare(key: string, image: CheckedImage, deps: EnrollmentDeps, cancel: AbortController, waitFor: WaitFor): Promise<PlannedReference> {
   const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
     signal: cancel.signal,
-    ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
+    waitFor,
     ...(deps.faceCheck ? { preview: { maxDimension: FACE_PREVIEW_MAX_DIMENSION } } : {}),
   });
   let found: { face: FaceBox; ms: number } | undefined;
   if (deps.faceCheck) {
     deps.onPhase?.('detect');
-    found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal);
+    found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal, waitFor);
   }
   const reference: Reference = {
     key,
@@ -225,7 +268,9 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
       if (!unique.has(key)) unique.set(key, image);
     }
     deps.onPhase?.('decode');
-    const plan = await allOrNothing([...unique], cancel, ([key, image]) => prepare(key, image, deps, cancel));
+    const images = [...unique];
+    const clock = stageClock(deps.waitFor, images.length);
+    const plan = await allOrNothing(images, cancel, ([key, image]) => prepare(key, image, deps, cancel, clock.waitFor).finally(clock.ended));
     deps.onPhase?.('write');
     const results = await allOrNothing(plan, cancel, (planned) => write(job, planned, deps, cancel.signal));
     return {

@@ -39,7 +39,10 @@ export interface RunningJob {
   readonly startedAt: number;
   phase: JobPhase;
   identity?: MessageIdentity;
-  /** Wraps a wait for shared capacity: the deadline does not run while the job waits its turn. */
+  /**
+   * Wraps a wait for shared capacity: the deadline stands still while a wait is under way. The job
+   * calls it only while nothing else of it runs (src/enroll/enroll.ts, `stageClock`).
+   */
   waitFor<T>(wait: Promise<T>): Promise<T>;
 }
 
@@ -135,6 +138,8 @@ interface Slot {
 interface State<V> {
   readonly options: ConsumerOptions<V>;
   readonly slots: Set<Slot>;
+  /** Slots whose verdict is being acted on (outcome, dead letter, delete): no longer in a slot's count, still under their deadline and heartbeat. */
+  readonly outcomes: Set<Slot>;
   // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
   // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
   readonly settling: Set<Promise<void>>;
@@ -158,6 +163,7 @@ function newState<V>(options: ConsumerOptions<V>): State<V> {
   return {
     options,
     slots: new Set(),
+    outcomes: new Set(),
     settling: new Set(),
     stopping: new AbortController(),
     queue: {
@@ -219,8 +225,8 @@ function settleOnce<V>(state: State<V>, slot: Slot, settlement: Settlement<V>): 
 }
 
 /**
- * A job's deadline clock: it runs while the job works and stands still while it waits its turn for
- * shared capacity. Past it, `expire` is called once.
+ * A job's deadline clock: it runs from receipt until the job's verdict has been acted on, and stands
+ * still while the job only waits its turn for shared capacity. Past it, `expire` is called once.
  */
 function deadlineClock(timeoutMs: number, expire: () => void) {
   let remainingMs = timeoutMs;
@@ -258,7 +264,9 @@ function run<V>(state: State<V>, message: Message, grant: Grant | undefined): vo
     // work is cancelled, and its slot is counted as stuck until it has actually stopped.
     slot.expired = true;
     state.lastTimeoutAt = Date.now();
-    controller.abort(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`));
+    // Named as a timeout, so a step cut short by it (an outcome being published) is retried as one.
+    const reason = Object.assign(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`), { name: 'TimeoutError' });
+    controller.abort(reason);
     void settleOnce(state, slot, { kind: 'timed-out', phase: job.phase, timeoutSeconds: options.jobTimeoutMs / 1000 });
   });
   const job: Job = {
@@ -273,19 +281,27 @@ function run<V>(state: State<V>, message: Message, grant: Grant | undefined): vo
   state.slots.add(slot);
   clock.start();
   void (async () => {
+    let actingOnVerdict = false;
     try {
       const verdict = await options.decide(message, job);
-      clock.stop();
       if (slot.settled) {
         options.log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
       } else {
+        // The slot frees now (the next job overlaps this one's queue work), but the deadline runs on
+        // while the verdict is acted on — publishing, dead-lettering — and the heartbeat keeps the
+        // message invisible until that is done.
         job.phase = 'outcome';
-        void settleOnce(state, slot, { kind: 'verdict', verdict });
+        actingOnVerdict = true;
+        state.outcomes.add(slot);
+        void settleOnce(state, slot, { kind: 'verdict', verdict }).finally(() => {
+          clock.stop();
+          state.outcomes.delete(slot);
+        });
       }
     } catch (e: unknown) {
       void settleOnce(state, slot, { kind: 'crashed', error: e });
     } finally {
-      clock.stop();
+      if (!actingOnVerdict) clock.stop();
       // The message's bytes are held until it is settled (a dead-letter entry carries its body).
       void Promise.resolve(slot.settling).finally(() => grant?.release());
       state.slots.delete(slot);
@@ -416,9 +432,11 @@ async function receiveBatch<V>(state: State<V>, max: number): Promise<Message[]>
 function beat<V>(state: State<V>): void {
   const { options } = state;
   const now = Date.now();
-  for (const slot of state.slots) {
-    // A job that was settled (timed out) is no longer ours to keep invisible.
-    if (slot.settled || now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
+  // A job settled without its verdict (timed out) is no longer ours to keep invisible; one whose
+  // verdict is being acted on is, until that is done or its deadline passes.
+  const ours = [...[...state.slots].filter((slot) => !slot.settled), ...[...state.outcomes].filter((slot) => !slot.expired)];
+  for (const slot of ours) {
+    if (now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
     state.queue.setVisibility(slot.message, options.visibilityTimeoutSeconds).catch((e: unknown) => warnMessageCall(state, e, 'a heartbeat', slot.message.MessageId));
   }
 }

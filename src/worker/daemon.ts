@@ -127,7 +127,7 @@ function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Pro
         rules,
         writeReference: referenceWriterFor(ctx, rules.bucket),
         ...context,
-        ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules, context.waitFor) } : {}),
+        ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules) } : {}),
       });
     const deps = { limits: { maxImagesPerJob: rules.maxImagesPerJob, maxJobAgeSeconds: rules.signedJobMaxAgeSeconds }, signingKeys: () => rules.signingKeys, enroll: enrollJob, log: ctx.log };
     return judgeMessage(message, deps, {

@@ -272,6 +272,38 @@ describe('the consumer', () => {
     expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
   });
 
+  it('runs the deadline on while a verdict is acted on, and keeps the message invisible meanwhile; the slot is free at once', async () => {
+    // Prepare: the verdict comes after 1 s; publishing it then hangs until the job's deadline (5 s).
+    const sqs = fakeSqs();
+    const work = jobs();
+    let cutShortAt: number | undefined;
+    const started = Date.now();
+    const settle = async (_m: Message, _s: Settlement<string>, job: RunningJob) => {
+      await new Promise<void>((resolve) => job.signal.addEventListener('abort', () => resolve(), { once: true }));
+      cutShortAt = Date.now() - started;
+    };
+    const { c } = consumer(sqs, work, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(10);
+    const slotFree = c.health.inFlight;
+    await vi.advanceTimersByTimeAsync(3_800);
+    const beforeDeadline = cutShortAt;
+    await vi.advanceTimersByTimeAsync(400);
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).filter((e) => e.ReceiptHandle === 'r-1');
+
+    // Assess
+    expect(slotFree).toBe(0);
+    expect(beforeDeadline).toBeUndefined();
+    expect(cutShortAt).toBeGreaterThanOrEqual(5_000);
+    expect(beats.length).toBeGreaterThanOrEqual(1);
+    expect(c.health.lastTimeoutAt).toEqual(expect.any(Number));
+  });
+
   it("holds room for a receive's messages through its long poll, then each message's own bytes until it is settled", async () => {
     // Prepare: room for three 1 MiB messages; two slots.
     const sqs = fakeSqs();

@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { enroll, FACE_PREVIEW_MAX_DIMENSION, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
+import { enroll, FACE_PREVIEW_MAX_DIMENSION, stageClock, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
 import type { MemoryBudget } from '../../src/enroll/memory.ts';
 import { imageNormaliser, type ImageNormaliser } from '../../src/enroll/normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
-import { inline, job, rejectionOf, staged, userId } from './helpers.ts';
+import { inline, job, rejectionOf, settle as settleMicrotasks, staged, userId } from './helpers.ts';
 
 const RULES: EnrollmentRules = {
   stagingBucket: 'enrollment-staging',
@@ -675,3 +675,47 @@ describe('enroll: cancellation by the job', () => {
     expect(error).toBe(reason);
   });
 });
+
+describe('stageClock: the deadline stands still only while every image of a stage waits', () => {
+  it('pauses the job\'s clock from when the last running branch waits until one is let through, and not while one works', async () => {
+    // Prepare: a stage of two images; the job's waitFor records when its clock is paused.
+    const paused: string[] = [];
+    const jobWaitFor = async <T>(wait: Promise<T>): Promise<T> => {
+      paused.push('pause');
+      try {
+        return await wait;
+      } finally {
+        paused.push('resume');
+      }
+    };
+    const clock = stageClock(jobWaitFor, 2);
+    let letFirstThrough!: () => void;
+    let letSecondThrough!: () => void;
+
+    // Act
+    const first = clock.waitFor(new Promise<void>((r) => (letFirstThrough = r)));
+    await settleMicrotasks();
+    const whileOneWorks = [...paused];
+    const second = clock.waitFor(new Promise<void>((r) => (letSecondThrough = r)));
+    await settleMicrotasks();
+    const whileBothWait = [...paused];
+    letFirstThrough();
+    await first;
+    await settleMicrotasks();
+    const onceOneWorks = [...paused];
+    clock.ended();
+    await settleMicrotasks();
+    const afterItEnded = [...paused];
+    letSecondThrough();
+    await second;
+    await settleMicrotasks();
+
+    // Assess
+    expect(whileOneWorks).toEqual([]);
+    expect(whileBothWait).toEqual(['pause']);
+    expect(onceOneWorks).toEqual(['pause', 'resume']);
+    expect(afterItEnded).toEqual(['pause', 'resume', 'pause']);
+    expect(paused).toEqual(['pause', 'resume', 'pause', 'resume']);
+  });
+});
+
