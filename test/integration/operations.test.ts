@@ -166,12 +166,15 @@ describe('metrics and health', () => {
 });
 
 describe('reload (SIGHUP)', () => {
-  it('re-reads the secret: a changed setting applies to the next job, without a restart', async () => {
-    const secrets = new SecretsManagerClient({
+  const emulatorSecrets = () =>
+    new SecretsManagerClient({
       region: TEST_REGION,
       endpoint: emulator.endpoint,
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
     });
+
+  it('re-reads the secret: a changed setting applies to the next job, without a restart', async () => {
+    const secrets = emulatorSecrets();
     const name = uniqueName('reload');
     await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '1' }) }));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
@@ -192,12 +195,9 @@ describe('reload (SIGHUP)', () => {
     await worker.stop();
     secrets.destroy();
   });
+
   it('refuses a reload whose RESULT_QUEUE_URL names no queue: the old settings stay and jobs are still processed', async () => {
-    const secrets = new SecretsManagerClient({
-      region: TEST_REGION,
-      endpoint: emulator.endpoint,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
-    });
+    const secrets = emulatorSecrets();
     const name = uniqueName('reload-typo');
     await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '3' }) }));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
