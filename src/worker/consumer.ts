@@ -138,7 +138,10 @@ interface Slot {
 interface State<V> {
   readonly options: ConsumerOptions<V>;
   readonly slots: Set<Slot>;
-  /** Slots whose verdict is being acted on (outcome, dead letter, delete): no longer in a slot's count, still under their deadline and heartbeat. */
+  /**
+   * Jobs whose verdict is being acted on (outcome, dead letter, delete): their slot is free, but they
+   * are still under their deadline and heartbeat.
+   */
   readonly outcomes: Set<Slot>;
   // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
   // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
@@ -339,9 +342,10 @@ const receiveSize = <V>(state: State<V>) => Math.min(SQS_MAX_BATCH_ENTRIES, stat
 /**
  * Memory for the next receive, taken before it is made: room for as many of SQS's largest messages as
  * there are free slots (fewer when only fewer fit), held from now — through the long poll — until each
- * message's share is carved out for its slot and the rest given back. Taken only when no job waits for memory and it fits (or nothing is held), and
- * never by waiting in the line: so a received message never waits for memory outside a slot, where
- * no heartbeat keeps it invisible. Without a budget: nothing to reserve.
+ * message's share is carved out for its slot and the rest given back. Taken only when no job waits
+ * for memory and it fits (or nothing is held), and never by waiting in the line: so a received
+ * message never waits for memory outside a slot, where no heartbeat keeps it invisible. Without a
+ * budget: nothing to reserve.
  */
 function reserveForReceive<V>(state: State<V>): Reservation | undefined {
   const memory = state.options.memory;
