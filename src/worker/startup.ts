@@ -150,7 +150,15 @@ export async function inspectJobsQueue(
   });
   if (attributes.redriveMalformed) log.warn('the jobs queue has a redrive policy that is not JSON; ignoring it');
   const maxReceiveCount = attributes.redrive?.maxReceiveCount;
-  if (deadLetterQueueUrl !== undefined) return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  if (deadLetterQueueUrl !== undefined) {
+    // Named outright: it must answer too, or every failed job would be retried instead of dead-lettered.
+    await untilReady('the dead-letter queue', () => queueAttributes(sqs, deadLetterQueueUrl), {
+      deadline,
+      log,
+      explain: queueError('DEAD_LETTER_QUEUE_URL', `the dead-letter queue ${deadLetterQueueUrl}`),
+    });
+    return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  }
   const target = attributes.redrive?.deadLetterQueue;
   if (!target) return { deadLetterQueueUrl: undefined, deadLetterSource: 'none', maxReceiveCount };
   const url = await untilReady(

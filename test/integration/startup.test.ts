@@ -69,6 +69,16 @@ describe('where results go, confirmed at start', () => {
     expect(worker.logs.some((l) => l.msg === 'ready: receiving jobs')).toBe(false);
   });
 
+  it('exits 78 when DEAD_LETTER_QUEUE_URL names no queue, naming it', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { DEAD_LETTER_QUEUE_URL: `${stack.deadLetterQueueUrl}-typo` });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/DEAD_LETTER_QUEUE_URL: the dead-letter queue .*-typo cannot be used/);
+  });
+
   it('exits 78 when the reference bucket does not exist, naming S3_BUCKET', async () => {
     const env = stackEnv(stack, emulator.imdsEndpoint, { S3_BUCKET: `${stack.bucket}-typo` });
     const worker = spawnCli(['run'], env);
