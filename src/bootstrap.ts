@@ -2,7 +2,8 @@
  * Start-up, from a checked environment to a worker ready to run: credentials and caller identity,
  * the configuration (with the secret), the SDK clients, and the jobs queue's facts. What is not ready
  * yet (credentials, network) is retried until STARTUP_TIMEOUT_SECONDS; what is wrong with the
- * configuration fails at once with a ConfigError (exit 78). Shared by `run`; `check` reports the same
+ * configuration — the queues and the reference bucket included — fails at once with a ConfigError
+ * (exit 78). Shared by `run`; `check` reports the same
  * steps one by one.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -12,7 +13,7 @@ import type { Logger } from 'pino';
 import { defaultCredentials, s3Client, secretsClient, sqsClient, stsClient, type AwsTarget, type Identity } from './aws/clients.ts';
 import { loadConfig, parseConfig, secretNameOf, type Bootstrap, type Config, type Env } from './config.ts';
 import type { Notifier } from './worker/notify.ts';
-import { identityOf, inspectJobsQueue, secretFetcher, untilReady, type QueueFacts } from './worker/startup.ts';
+import { identityOf, inspectJobsQueue, inspectOutputs, secretFetcher, untilReady, type QueueFacts } from './worker/startup.ts';
 
 /** Everything the daemon is built from. */
 export interface ReadyContext {
@@ -59,6 +60,7 @@ export async function bootstrap(env: Env, boot: Bootstrap, log: Logger, notifier
     const sqs = sqsClient(target, credentials, sockets);
     const s3 = s3Client(target, credentials, sockets);
     const queue = await inspectJobsQueue(sqs, config.queueUrl, config.deadLetterQueueUrl, deadline, log);
+    await inspectOutputs({ sqs, s3 }, config, deadline, log);
     return { env, config, target, credentials, identity, sqs, s3, queue };
   } finally {
     clearInterval(extension);

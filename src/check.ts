@@ -4,7 +4,7 @@
  * need a working earlier step are reported as not run rather than failing noisily.
  */
 import { randomUUID } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { STSClient } from '@aws-sdk/client-sts';
@@ -12,6 +12,7 @@ import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import { whoAmI } from './aws/clients.ts';
 import { awsErrorName } from './aws/errors.ts';
 import { queueAttributes, type QueueAttributes } from './aws/queues.ts';
+import { probeReferenceBucket } from './aws/s3.ts';
 import { checkEnvironment, ConfigError, loadConfig, secretNameOf, type Config, type Env } from './config.ts';
 import { describeError } from './job/errors.ts';
 import { createFaceDetector } from './face/detector.ts';
@@ -152,16 +153,12 @@ async function checkDeadLetterQueue(report: Report, config: Config, attributes: 
 }
 
 async function checkReferenceBucket(report: Report, config: Config, clients: CheckClients): Promise<void> {
-  // A conditional put that can never match: S3 checks the permission first, then answers 404/412
-  // for the missing object, so the right to write is proven and nothing is left behind. The "_"
-  // segment can never be a user id.
-  const probeKey = `users/_check/${randomUUID()}`;
   try {
-    await clients.s3.send(new PutObjectCommand({ Bucket: config.bucket, Key: probeKey, Body: Buffer.alloc(0), ContentLength: 0, IfMatch: '"enrollment-worker-check"' }));
-    report.fail('reference bucket', `s3://${config.bucket}/${probeKey} was written although it should not have been`, 'this S3 endpoint ignores If-Match; delete the probe object');
+    const probe = await probeReferenceBucket(clients.s3, config.bucket);
+    if (probe.result === 'writable') report.pass('reference bucket', `s3://${config.bucket}/users/ writable (probe left nothing behind)`);
+    else report.fail('reference bucket', `s3://${config.bucket}/${probe.key} was written although it should not have been`, 'this S3 endpoint ignores If-Match; delete the probe object');
   } catch (e: unknown) {
-    if (missingObject(e)) report.pass('reference bucket', `s3://${config.bucket}/users/ writable (probe left nothing behind)`);
-    else report.fail('reference bucket', errorText(e), `check that S3_BUCKET exists, and grant s3:PutObject on arn:aws:s3:::${config.bucket}/users/*`);
+    report.fail('reference bucket', errorText(e), `check that S3_BUCKET exists, and grant s3:PutObject on arn:aws:s3:::${config.bucket}/users/*`);
   }
 }
 

@@ -3,10 +3,11 @@
  * delete one, write a reference conditionally, and list a user's references — each taking the job's
  * AbortSignal, so a cancelled job's requests stop and release their sockets.
  */
+import { randomUUID } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ReferenceLister, ReferenceWriter } from '../enroll/references.ts';
 import type { StagedObjectReader, StagedObjectRemover, StagedObjectSizer } from '../enroll/sources.ts';
-import { JobError, WorkerMisconfigured } from '../job/errors.ts';
+import { JobError, SourceChanged, WorkerMisconfigured } from '../job/errors.ts';
 import { isInvalidRange, isNoSuchBucket, isNotFound, isPreconditionFailed } from './errors.ts';
 
 /** `bytes 0-99/12345` → 12345. */
@@ -29,29 +30,51 @@ function stagedReadError(e: unknown, bucket: string, key: string, label: string)
 }
 
 /**
- * A ranged GET of at most `maxBytes + 1` bytes, so S3 itself never sends more than the cap; the
- * object's full size (Content-Range) refuses an oversize object before its body is read, and the body
- * is read only while it stays under the cap. The object's name and content type are never looked at:
- * the bytes decide. A cancelled job destroys the body stream, whatever stage the read is at.
+ * A ranged GET, so S3 itself never sends more than the cap: of at most `maxBytes + 1` bytes, or — when
+ * a HEAD `admitted` the object — of exactly the bytes admitted, conditional on the HEAD's ETag
+ * (`If-Match`). The object's full size (Content-Range) refuses an oversize object, or one whose length
+ * is no longer the admitted one, before its body is read, and the body is read only while it stays
+ * within that. An object swapped since its HEAD (412, another length) is SourceChanged: retried, and
+ * judged anew by the next attempt. The object's name and content type are never looked at: the bytes
+ * decide. A cancelled job destroys the body stream, whatever stage the read is at.
  */
 export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
-  return async (bucket, key, maxBytes, label, signal) => {
+  return async (bucket, key, maxBytes, label, signal, admitted) => {
+    const expected = admitted?.size !== undefined && admitted.size <= maxBytes ? admitted.size : undefined;
+    const changed = (what: string) => new SourceChanged(`${label}: s3://${bucket}/${key} changed after it was admitted (${what}); the next attempt reads it anew`);
+    // An empty object has no byte range to ask for; what was admitted is nothing, and nothing is read.
+    if (expected === 0) return Buffer.alloc(0);
+    const cap = expected ?? maxBytes + 1;
     let response;
     try {
-      response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${maxBytes}` }), { abortSignal: signal });
+      response = await s3.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${cap - 1}`, ...(admitted?.etag !== undefined ? { IfMatch: admitted.etag } : {}) }),
+        { abortSignal: signal },
+      );
     } catch (e: unknown) {
+      if (isPreconditionFailed(e)) throw changed('another ETag');
       // A range cannot be satisfied by an empty object: it is empty.
-      if (isInvalidRange(e)) return Buffer.alloc(0);
+      if (isInvalidRange(e)) {
+        if (expected !== undefined) throw changed(`empty, not ${expected} bytes`);
+        return Buffer.alloc(0);
+      }
       throw stagedReadError(e, bucket, key, label);
     }
     const body = response.Body as Body | undefined;
     const tooLarge = (size: number) => new JobError('IMAGE_TOO_LARGE', `${label} is ${size} bytes; the limit is ${maxBytes}`);
     const size = totalOf(response.ContentRange) ?? response.ContentLength;
+    if (expected !== undefined && size !== undefined && size !== expected) {
+      body?.destroy?.();
+      throw changed(`${size} bytes, not ${expected}`);
+    }
     if (size !== undefined && size > maxBytes) {
       body?.destroy?.();
       throw tooLarge(size);
     }
-    if (!body) return Buffer.alloc(0);
+    if (!body) {
+      if (expected !== undefined) throw changed(`no body, not ${expected} bytes`);
+      return Buffer.alloc(0);
+    }
     const stop = () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
     signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -59,12 +82,13 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
       let read = 0;
       for await (const chunk of body) {
         read += chunk.length;
-        if (read > maxBytes) {
+        if (read > (expected ?? maxBytes)) {
           body.destroy?.();
-          throw tooLarge(read);
+          throw expected !== undefined ? changed(`more than ${expected} bytes`) : tooLarge(read);
         }
         chunks.push(chunk);
       }
+      if (expected !== undefined && read !== expected) throw changed(`${read} bytes, not ${expected}`);
       return Buffer.concat(chunks, read);
     } finally {
       signal?.removeEventListener('abort', stop);
@@ -73,26 +97,27 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
 }
 
 /**
- * The size of a staged object, from a HEAD, so its bytes can be admitted against the memory budget
- * before they are read. A HEAD that says 404 cannot tell a missing object from a missing bucket (it
- * has no body): a one-byte GET then says which, and fails the job at once (SOURCE_NOT_FOUND) or
- * reports the configuration — so a missing image cancels its siblings instead of waiting for them.
+ * What a HEAD says of a staged object — its size and ETag — so its bytes can be admitted against the
+ * memory budget before they are read, and the read held to them. A HEAD that says 404 cannot tell a
+ * missing object from a missing bucket (it has no body): a one-byte GET then says which, and fails
+ * the job at once (SOURCE_NOT_FOUND) or reports the configuration — so a missing image cancels its
+ * siblings instead of waiting for them.
  */
 export function s3StagedObjectSizer(s3: S3Client): StagedObjectSizer {
   return async (bucket, key, label, signal) => {
     try {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      return head.ContentLength;
+      return { size: head.ContentLength, etag: head.ETag };
     } catch (e: unknown) {
       if (!isNotFound(e)) throw e;
     }
     try {
       const probe = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: 'bytes=0-0' }), { abortSignal: signal });
       (probe.Body as Body | undefined)?.destroy?.();
-      // It appeared since the HEAD: its size, as S3 reports it now.
-      return totalOf(probe.ContentRange) ?? probe.ContentLength;
+      // It appeared since the HEAD: its size and version, as S3 reports them now.
+      return { size: totalOf(probe.ContentRange) ?? probe.ContentLength, etag: probe.ETag };
     } catch (e: unknown) {
-      if (isInvalidRange(e)) return 0;
+      if (isInvalidRange(e)) return { size: 0, etag: undefined };
       throw stagedReadError(e, bucket, key, label);
     }
   };
@@ -147,6 +172,25 @@ export function s3ReferenceWriter(s3: S3Client, bucket: string): ReferenceWriter
       throw e;
     }
   };
+}
+
+/**
+ * Whether the worker may write references to `bucket`, proven without leaving anything behind: a
+ * conditional put that can never match (If-Match on an ETag no object has). S3 checks the permission
+ * first and then answers 404/412 for the missing object — `writable`. An endpoint that ignores the
+ * condition writes the empty probe object at `key` — `written` (delete it). A missing bucket, a
+ * refused permission and every other answer are thrown as they came. The `_` segment is never a user id.
+ */
+export async function probeReferenceBucket(s3: S3Client, bucket: string, signal?: AbortSignal): Promise<{ readonly result: 'writable' | 'written'; readonly key: string }> {
+  const key = `users/_check/${randomUUID()}`;
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.alloc(0), ContentLength: 0, IfMatch: '"enrollment-worker-check"' }), { abortSignal: signal });
+    return { result: 'written', key };
+  } catch (e: unknown) {
+    // A 404 says the object is missing only when it does not say the bucket is.
+    if (isPreconditionFailed(e) || (isNotFound(e) && !isNoSuchBucket(e))) return { result: 'writable', key };
+    throw e;
+  }
 }
 
 /**

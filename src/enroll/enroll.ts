@@ -18,7 +18,7 @@ import { checkImage, sniffImage, type CheckedImageInfo } from '../image/images.t
 import type { Grant, MemoryBudget } from './memory.ts';
 import { checkDimensions, type ImageLimits, type ImageNormaliser, type Preview, type ReferencePath } from '../image/normalise.ts';
 import { referenceKey, sha256Of, userPrefix, type PutResult, type ReferenceLister, type ReferenceWriter } from './references.ts';
-import { checkStagedSource, decodeInline, loadImage, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
+import { checkStagedSource, decodeInline, loadImage, type StagedObjectFacts, type StagedObjectReader, type StagedObjectSizer, type StagingRules } from './sources.ts';
 
 export type EnrollmentRules = StagingRules & ImageLimits;
 
@@ -28,10 +28,16 @@ export type JobPhase = 'download' | 'decode' | 'detect' | 'write' | 'outcome';
 /** The longest side of the upright preview a face is looked for in (the detector sees at most 512). */
 export const FACE_PREVIEW_MAX_DIMENSION = 1024;
 
+/** Wraps a wait for shared capacity: the job's deadline stands still while it waits its turn. */
+export type WaitFor = <T>(wait: Promise<T>) => Promise<T>;
+
 /** FACE_CHECK=one: how to find faces, and what makes one usable. */
 export interface FaceCheck {
   /** Faces in upright RGB pixels, boxes in those pixels; waits its turn for a detector thread. */
-  readonly detect: (pixels: Preview, options: { readonly minScore: number; readonly minFaceSize: number; readonly signal: AbortSignal }) => Promise<{ readonly faces: readonly FaceBox[]; readonly ms: number }>;
+  readonly detect: (
+    pixels: Preview,
+    options: { readonly minScore: number; readonly minFaceSize: number; readonly signal: AbortSignal; readonly waitFor?: WaitFor },
+  ) => Promise<{ readonly faces: readonly FaceBox[]; readonly ms: number }>;
   readonly minScore: number;
   /** In stored pixels, the shorter side of the face box. */
   readonly minSize: number;
@@ -53,10 +59,11 @@ export interface EnrollmentDeps {
   /** Told of each reference as soon as it is stored, so a job that fails later can report it. */
   readonly onStored?: (reference: Reference) => void;
   /**
-   * Wraps a wait for shared capacity (memory, a decode slot): the job's deadline does not run while
-   * it waits its turn — that is the worker being busy, not the job being stuck.
+   * Wraps a wait for shared capacity (memory, a decode slot, a detector thread): the job's deadline
+   * does not run while the job only waits its turn — that is the worker being busy, not the job being
+   * stuck. It does run while any of the job's work runs (see `stageClock`).
    */
-  readonly waitFor?: <T>(wait: Promise<T>) => Promise<T>;
+  readonly waitFor?: WaitFor;
   /** FACE_CHECK=one: every image must show exactly one usable face. Undefined: no check. */
   readonly faceCheck?: FaceCheck;
 }
@@ -92,34 +99,88 @@ async function allOrNothing<T, R>(items: readonly T[], cancel: AbortController, 
   return results.map((r) => (r as PromiseFulfilledResult<R>).value);
 }
 
+/** What the job's one admission gave: the memory held, and what each staged image's HEAD said. */
+interface Admission {
+  readonly grants: Grant[];
+  /** By image index: the size and ETag its read is held to. */
+  readonly facts: ReadonlyMap<number, StagedObjectFacts>;
+}
+
 /**
  * Admits the job's staged images against the memory budget before any is read: sized by the HEADs S3
  * answers, asked for in one request (a job never holds part of what it needs while waiting for the
  * rest), capped per image at what a read may bring. Sources that are not allowed are refused first,
- * before any request is made for them.
+ * before any request is made for them; an object its HEAD says is too large, before any memory is
+ * asked for. Each read is then held to what its HEAD said (src/aws/s3.ts): the bytes admitted are
+ * the bytes read.
  */
-async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortController): Promise<Grant[]> {
+async function admitStaged(job: Job, deps: EnrollmentDeps, cancel: AbortController): Promise<Admission> {
   const { memory, sizeOfStaged } = deps;
   const staged = job.images.flatMap((source, index) => (source.kind === 's3' ? [{ source, index }] : []));
-  if (!memory || !sizeOfStaged || staged.length === 0) return [];
+  if (!memory || !sizeOfStaged || staged.length === 0) return { grants: [], facts: new Map() };
   for (const { source, index } of staged) checkStagedSource(source, label(index), deps.rules);
-  const sizes = await allOrNothing(staged, cancel, ({ source, index }) => sizeOfStaged(source.bucket, source.key, label(index), cancel.signal));
-  const total = sizes.reduce<number>((sum, size) => sum + Math.min(size ?? 0, deps.rules.maxImageBytes + 1), 0);
+  const { maxImageBytes } = deps.rules;
+  const facts = await allOrNothing(staged, cancel, async ({ source, index }) => {
+    const found = await sizeOfStaged(source.bucket, source.key, label(index), cancel.signal);
+    if (found.size !== undefined && found.size > maxImageBytes) {
+      throw new JobError('IMAGE_TOO_LARGE', `${label(index)} is ${found.size} bytes; the limit is ${maxImageBytes}`);
+    }
+    return found;
+  });
+  // Unknown size (S3 did not say): the most a read may bring.
+  const total = facts.reduce<number>((sum, f) => sum + (f.size ?? maxImageBytes + 1), 0);
   const wait = memory.acquire(total, { signal: cancel.signal });
-  return [await (deps.waitFor ? deps.waitFor(wait) : wait)];
+  const grant = await (deps.waitFor ? deps.waitFor(wait) : wait);
+  return { grants: [grant], facts: new Map(staged.map(({ index }, i) => [index, facts[i] as StagedObjectFacts])) };
 }
 
 /**
  * The one usable face of an image, in stored pixels, or the job's error: the detector looks at the
  * upright preview the decode made (never a second decode), and the rules are about the stored image.
  */
-async function findTheFace(preview: Preview | undefined, label: string, check: FaceCheck, signal: AbortSignal): Promise<{ face: FaceBox; ms: number }> {
+async function findTheFace(preview: Preview | undefined, label: string, check: FaceCheck, signal: AbortSignal, waitFor: WaitFor): Promise<{ face: FaceBox; ms: number }> {
   // The normaliser was asked for a preview: without one this is our bug, retried, not the job's fault.
   if (!preview) throw new Error(`${label}: the decode gave no preview for the face check`);
-  const found = await check.detect(preview, { minScore: check.minScore, minFaceSize: check.minSize * preview.scale, signal });
+  const found = await check.detect(preview, { minScore: check.minScore, minFaceSize: check.minSize * preview.scale, signal, waitFor });
   const verdict = faceVerdict(found.faces, { minScore: check.minScore, minSize: check.minSize, scaleToStored: 1 / preview.scale });
   if (!verdict.ok) throw new JobError(verdict.code, `${label} ${verdict.message}`);
   return { face: { ...verdict.face, score: Math.round(verdict.face.score * 1000) / 1000 }, ms: found.ms };
+}
+
+/**
+ * The job's deadline in a stage of parallel branches (one per image): it stands still only while every
+ * branch still running waits its turn for shared capacity (memory, a decode slot, a detector thread),
+ * from the moment the last of them starts waiting until one is let through — never while one image
+ * decodes and another waits, so no work of the job runs with the clock stopped.
+ */
+export function stageClock(waitFor: WaitFor | undefined, branches: number): { readonly waitFor: WaitFor; readonly ended: () => void } {
+  let live = branches;
+  let waiting = 0;
+  let resume: (() => void) | undefined;
+  const update = () => {
+    const allWait = live > 0 && waiting === live;
+    if (allWait && resume === undefined && waitFor) void waitFor(new Promise<void>((r) => (resume = r)));
+    else if (!allWait && resume) {
+      resume();
+      resume = undefined;
+    }
+  };
+  return {
+    async waitFor<T>(wait: Promise<T>): Promise<T> {
+      waiting += 1;
+      update();
+      try {
+        return await wait;
+      } finally {
+        waiting -= 1;
+        update();
+      }
+    },
+    ended() {
+      live -= 1;
+      update();
+    },
+  };
 }
 
 /** A job's image once loaded and checked: its bytes, their hash and what they are. */
@@ -143,14 +204,15 @@ interface PlannedReference {
 /** Loads every image (inline first; staged ones after the job's one admission) and checks its bytes. */
 async function loadAndCheck(job: Job, deps: EnrollmentDeps, cancel: AbortController, grants: Grant[]): Promise<CheckedImage[]> {
   // Whichever image fails first cancels the rest — the HEADs and GETs under way included.
-  let admission: Promise<void> | undefined;
+  let admission: Promise<Admission> | undefined;
   const admitted = () =>
     (admission ??= admitStaged(job, deps, cancel).then((granted) => {
-      grants.push(...granted);
+      grants.push(...granted.grants);
+      return granted;
     }));
   const loaded = await allOrNothing(job.images, cancel, async (source, index) => {
-    if (source.kind === 's3') await admitted();
-    return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal);
+    const facts = source.kind === 's3' ? (await admitted()).facts.get(index) : undefined;
+    return loadImage(source, label(index), deps.rules, deps.readStaged, cancel.signal, facts);
   });
   return loaded.map(({ bytes, sha256 }, index) => {
     const info = checkImage(bytes, label(index), deps.rules.maxImageBytes);
@@ -160,16 +222,16 @@ async function loadAndCheck(job: Job, deps: EnrollmentDeps, cancel: AbortControl
 }
 
 /** Decodes one image into what is stored, and, with FACE_CHECK=one, finds its one face. */
-async function prepare(key: string, image: CheckedImage, deps: EnrollmentDeps, cancel: AbortController): Promise<PlannedReference> {
+async function prepare(key: string, image: CheckedImage, deps: EnrollmentDeps, cancel: AbortController, waitFor: WaitFor): Promise<PlannedReference> {
   const stored = await deps.normalise(image.bytes, image.info, label(image.index), deps.rules, {
     signal: cancel.signal,
-    ...(deps.waitFor ? { waitFor: deps.waitFor } : {}),
+    waitFor,
     ...(deps.faceCheck ? { preview: { maxDimension: FACE_PREVIEW_MAX_DIMENSION } } : {}),
   });
   let found: { face: FaceBox; ms: number } | undefined;
   if (deps.faceCheck) {
     deps.onPhase?.('detect');
-    found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal);
+    found = await findTheFace(stored.preview, label(image.index), deps.faceCheck, cancel.signal, waitFor);
   }
   const reference: Reference = {
     key,
@@ -206,7 +268,9 @@ export async function enroll(job: Job, deps: EnrollmentDeps): Promise<Enrollment
       if (!unique.has(key)) unique.set(key, image);
     }
     deps.onPhase?.('decode');
-    const plan = await allOrNothing([...unique], cancel, ([key, image]) => prepare(key, image, deps, cancel));
+    const images = [...unique];
+    const clock = stageClock(deps.waitFor, images.length);
+    const plan = await allOrNothing(images, cancel, ([key, image]) => prepare(key, image, deps, cancel, clock.waitFor).finally(clock.ended));
     deps.onPhase?.('write');
     const results = await allOrNothing(plan, cancel, (planned) => write(job, planned, deps, cancel.signal));
     return {

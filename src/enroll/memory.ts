@@ -8,9 +8,16 @@
  */
 
 export interface Grant {
-  /** Gives the bytes back; idempotent. */
+  /** Gives the bytes back (what is left of them after `take`); idempotent. */
   release(): void;
+  /** Bytes this grant holds now. */
   readonly bytes: number;
+  /**
+   * Carves `bytes` out of this grant into a grant of their own, without waiting (a reservation made
+   * before a receive, split among the messages it brought). Asking more than is left holds the excess
+   * at once: it was already in the process.
+   */
+  take(bytes: number): Grant;
 }
 
 export interface AcquireOptions {
@@ -25,7 +32,17 @@ export interface AcquireOptions {
 export interface MemoryBudget {
   /** Waits until `bytes` fit (or nothing but background holdings is held), then holds them until released. */
   acquire(bytes: number, options?: AcquireOptions): Promise<Grant>;
+  /**
+   * Holds `bytes` at once if no one is waiting and they fit (or nothing at all is held); otherwise
+   * undefined, and nothing waits — so what asks this way never stands in the line ahead of a job.
+   */
+  tryAcquire(bytes: number, options?: Pick<AcquireOptions, 'background'>): Grant | undefined;
   readonly limit: number;
+  /**
+   * Calls `listener` whenever bytes are given back (and the line has moved on): for whoever waits
+   * without standing in the line (a receive). Returns the way to stop listening.
+   */
+  watch(listener: () => void): () => void;
   /** Bytes held now. */
   readonly held: number;
   /** Requests waiting now. */
@@ -44,6 +61,7 @@ export function createMemoryBudget(limit: number): MemoryBudget {
   let background = 0;
   let peak = 0;
   const line: Waiter[] = [];
+  const watchers = new Set<() => void>();
 
   const fits = (bytes: number) => held + bytes <= limit || held === background;
 
@@ -51,15 +69,25 @@ export function createMemoryBudget(limit: number): MemoryBudget {
     held += bytes;
     if (isBackground) background += bytes;
     peak = Math.max(peak, held);
-    let released = false;
+    let left = bytes;
+    const giveBack = (n: number) => {
+      left -= n;
+      held -= n;
+      if (isBackground) background -= n;
+    };
     return {
-      bytes,
+      get bytes() {
+        return left;
+      },
       release() {
-        if (released) return;
-        released = true;
-        held -= bytes;
-        if (isBackground) background -= bytes;
+        if (left === 0) return;
+        giveBack(left);
         admitWaiting();
+      },
+      take(n) {
+        const size = Math.max(0, Math.ceil(n));
+        giveBack(Math.min(size, left));
+        return grant(size, isBackground);
       },
     };
   };
@@ -67,6 +95,7 @@ export function createMemoryBudget(limit: number): MemoryBudget {
   // First come, first served: a large request at the head is not overtaken by small ones.
   const admitWaiting = () => {
     while (line.length > 0 && fits(line[0]?.bytes ?? 0)) line.shift()?.admit();
+    for (const watcher of watchers) watcher();
   };
 
   return {
@@ -79,6 +108,15 @@ export function createMemoryBudget(limit: number): MemoryBudget {
     },
     get peak() {
       return peak;
+    },
+    watch(listener) {
+      watchers.add(listener);
+      return () => void watchers.delete(listener);
+    },
+    tryAcquire(bytes, options = {}) {
+      const size = Math.max(0, Math.ceil(bytes));
+      if (line.length > 0 || (held + size > limit && held !== 0)) return undefined;
+      return grant(size, options.background === true);
     },
     acquire(bytes, options = {}) {
       const { signal } = options;
@@ -105,4 +143,13 @@ export function createMemoryBudget(limit: number): MemoryBudget {
       });
     },
   };
+}
+
+/**
+ * The share of MAX_IN_FLIGHT_BYTES for image bytes held (received messages, staged objects): a third.
+ * The rest is for decoding. Two budgets, so a job holding its bytes never waits for memory that only
+ * decodes can free.
+ */
+export function heldShareOf(maxInFlightBytes: number): number {
+  return Math.floor(maxInFlightBytes / 3);
 }

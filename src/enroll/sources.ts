@@ -15,16 +15,27 @@ export interface StagingRules {
 }
 
 /**
- * Reads at most `maxBytes` of a staged object (src/aws/s3.ts); throws JobError for missing or
- * oversize objects, and stops when the signal aborts.
+ * What S3 said of a staged object before it was read (a HEAD): its size and its version (ETag), each
+ * undefined when S3 does not say. The read is then held to them: the job's memory was admitted for
+ * that object and that size, never more.
  */
-export type StagedObjectReader = (bucket: string, key: string, maxBytes: number, label: string, signal?: AbortSignal) => Promise<Buffer>;
+export interface StagedObjectFacts {
+  readonly size: number | undefined;
+  readonly etag: string | undefined;
+}
 
 /**
- * The size S3 reports for a staged object, before it is read (undefined when it does not say);
- * throws SOURCE_NOT_FOUND for a missing object, so a job learns it before waiting for memory.
+ * Reads at most `maxBytes` of a staged object (src/aws/s3.ts); throws JobError for missing or
+ * oversize objects, and stops when the signal aborts. Given what its HEAD `admitted`, reads exactly
+ * that object (If-Match on its ETag) and exactly that many bytes, or throws SourceChanged.
  */
-export type StagedObjectSizer = (bucket: string, key: string, label: string, signal?: AbortSignal) => Promise<number | undefined>;
+export type StagedObjectReader = (bucket: string, key: string, maxBytes: number, label: string, signal?: AbortSignal, admitted?: StagedObjectFacts) => Promise<Buffer>;
+
+/**
+ * What S3 reports of a staged object before it is read; throws SOURCE_NOT_FOUND for a missing
+ * object, so a job learns it before waiting for memory.
+ */
+export type StagedObjectSizer = (bucket: string, key: string, label: string, signal?: AbortSignal) => Promise<StagedObjectFacts>;
 
 const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
 
@@ -88,13 +99,14 @@ export async function loadImage(
   rules: StagingRules,
   readStaged: StagedObjectReader,
   signal?: AbortSignal,
+  admitted?: StagedObjectFacts,
 ): Promise<LoadedImage> {
   if (source.kind === 'inline') {
     const bytes = decodeInline(source.data, label, rules.maxImageBytes);
     return { bytes, sha256: sha256Of(bytes) };
   }
   checkStagedSource(source, label, rules);
-  const bytes = await readStaged(source.bucket, source.key, rules.maxImageBytes, label, signal);
+  const bytes = await readStaged(source.bucket, source.key, rules.maxImageBytes, label, signal, admitted);
   const sha256 = sha256Of(bytes);
   const found = sha256.toString('hex');
   if (found !== source.sha256) {

@@ -63,6 +63,16 @@ export class WorkerMisconfigured extends Error {
   }
 }
 
+/**
+ * Not the job's fault and not the worker's: a staged object changed between the HEAD that admitted it
+ * and the GET that reads it (another ETag, another length). Nothing past what was admitted is read;
+ * the job is retried, and its next attempt judges the object as it is then (its size admitted anew,
+ * its SHA-256 compared with the job's).
+ */
+export class SourceChanged extends Error {
+  override readonly name = 'SourceChanged';
+}
+
 export type FailureKind = 'permanent' | 'transient';
 
 export function failureKind(e: unknown): FailureKind {
@@ -73,7 +83,7 @@ export function failureKind(e: unknown): FailureKind {
  * Why a transient failure happened, for logs and metrics: a table of the SDK's error names and
  * Node's network codes, not string matching on messages.
  */
-export type TransientReason = 'throttled' | 'server' | 'network' | 'credentials' | 'timeout' | 'configuration' | 'other';
+export type TransientReason = 'throttled' | 'server' | 'network' | 'credentials' | 'timeout' | 'configuration' | 'changed' | 'other';
 
 const THROTTLING_NAMES: ReadonlySet<string> = new Set([
   'Throttling',
@@ -120,6 +130,7 @@ interface ErrorShape {
 export function transientReason(e: unknown): TransientReason {
   if (typeof e !== 'object' || e === null) return 'other';
   if (e instanceof WorkerMisconfigured) return 'configuration';
+  if (e instanceof SourceChanged) return 'changed';
   const { name, code, $metadata } = e as ErrorShape;
   const status = typeof $metadata?.httpStatusCode === 'number' ? $metadata.httpStatusCode : undefined;
   if (typeof name === 'string') {

@@ -39,7 +39,10 @@ export interface RunningJob {
   readonly startedAt: number;
   phase: JobPhase;
   identity?: MessageIdentity;
-  /** Wraps a wait for shared capacity: the deadline does not run while the job waits its turn. */
+  /**
+   * Wraps a wait for shared capacity: the deadline stands still while a wait is under way. The job
+   * calls it only while nothing else of it runs (src/enroll/enroll.ts, `stageClock`).
+   */
   waitFor<T>(wait: Promise<T>): Promise<T>;
 }
 
@@ -135,6 +138,11 @@ interface Slot {
 interface State<V> {
   readonly options: ConsumerOptions<V>;
   readonly slots: Set<Slot>;
+  /**
+   * Jobs whose verdict is being acted on (outcome, dead letter, delete): their slot is free, but they
+   * are still under their deadline and heartbeat.
+   */
+  readonly outcomes: Set<Slot>;
   // Settles still under way (publishing, dead-lettering, deleting): a slot is free as soon as its
   // verdict is known, so the queue work of one job overlaps the next job's work; a drain waits for them.
   readonly settling: Set<Promise<void>>;
@@ -158,6 +166,7 @@ function newState<V>(options: ConsumerOptions<V>): State<V> {
   return {
     options,
     slots: new Set(),
+    outcomes: new Set(),
     settling: new Set(),
     stopping: new AbortController(),
     queue: {
@@ -219,8 +228,8 @@ function settleOnce<V>(state: State<V>, slot: Slot, settlement: Settlement<V>): 
 }
 
 /**
- * A job's deadline clock: it runs while the job works and stands still while it waits its turn for
- * shared capacity. Past it, `expire` is called once.
+ * A job's deadline clock: it runs from receipt until the job's verdict has been acted on, and stands
+ * still while the job only waits its turn for shared capacity. Past it, `expire` is called once.
  */
 function deadlineClock(timeoutMs: number, expire: () => void) {
   let remainingMs = timeoutMs;
@@ -258,7 +267,9 @@ function run<V>(state: State<V>, message: Message, grant: Grant | undefined): vo
     // work is cancelled, and its slot is counted as stuck until it has actually stopped.
     slot.expired = true;
     state.lastTimeoutAt = Date.now();
-    controller.abort(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`));
+    // Named as a timeout, so a step cut short by it (an outcome being published) is retried as one.
+    const reason = Object.assign(new Error(`the job outlived JOB_TIMEOUT_SECONDS (${options.jobTimeoutMs / 1000} s) in its ${job.phase} phase`), { name: 'TimeoutError' });
+    controller.abort(reason);
     void settleOnce(state, slot, { kind: 'timed-out', phase: job.phase, timeoutSeconds: options.jobTimeoutMs / 1000 });
   });
   const job: Job = {
@@ -273,19 +284,27 @@ function run<V>(state: State<V>, message: Message, grant: Grant | undefined): vo
   state.slots.add(slot);
   clock.start();
   void (async () => {
+    let actingOnVerdict = false;
     try {
       const verdict = await options.decide(message, job);
-      clock.stop();
       if (slot.settled) {
         options.log.debug({ messageId: message.MessageId }, 'a timed-out job stopped; its late verdict is dropped');
       } else {
+        // The slot frees now (the next job overlaps this one's queue work), but the deadline runs on
+        // while the verdict is acted on — publishing, dead-lettering — and the heartbeat keeps the
+        // message invisible until that is done.
         job.phase = 'outcome';
-        void settleOnce(state, slot, { kind: 'verdict', verdict });
+        actingOnVerdict = true;
+        state.outcomes.add(slot);
+        void settleOnce(state, slot, { kind: 'verdict', verdict }).finally(() => {
+          clock.stop();
+          state.outcomes.delete(slot);
+        });
       }
     } catch (e: unknown) {
       void settleOnce(state, slot, { kind: 'crashed', error: e });
     } finally {
-      clock.stop();
+      if (!actingOnVerdict) clock.stop();
       // The message's bytes are held until it is settled (a dead-letter entry carries its body).
       void Promise.resolve(slot.settling).finally(() => grant?.release());
       state.slots.delete(slot);
@@ -302,38 +321,83 @@ function releaseAtOnce<V>(state: State<V>, message: Message): Promise<void> {
   return settleOnce(state, { message, job, settled: false, expired: false, done: Promise.resolve() }, { kind: 'released' });
 }
 
-async function dispatch<V>(state: State<V>, message: Message): Promise<void> {
-  if (state.stopping.signal.aborted) return releaseAtOnce(state, message);
-  // Message bytes are held from now: the memory budget counts them until the job is settled.
-  const memory = state.options.memory;
-  const grant = memory ? await memory.acquire(Buffer.byteLength(message.Body ?? ''), { background: true }) : undefined;
-  run(state, message, grant);
-}
-
-/** Receiving: ready when enough slots are free (a batch's worth) and the memory budget has room. */
-function readyToReceive<V>(state: State<V>): boolean {
+/** Slots: ready when enough are free (a batch's worth), or when nothing runs at all. */
+function slotsReady<V>(state: State<V>): boolean {
   const { options, slots } = state;
   const free = options.concurrency - slots.size;
   // Receive in batches once a quarter of the slots (at most ten) are free; with nothing running, at once.
   const batch = Math.min(SQS_MAX_BATCH_ENTRIES, Math.ceil(options.concurrency / 4));
-  const memory = options.memory;
-  // Room for a full batch of the largest messages, so a receive never brings more than can be held.
-  const room = !memory || memory.held === 0 || memory.held + Math.min(SQS_MAX_BATCH_ENTRIES, free) * SQS_MAX_MESSAGE_BYTES <= memory.limit;
-  return free > 0 && (free >= batch || slots.size === 0) && room;
+  return free > 0 && (free >= batch || slots.size === 0);
+}
+
+/** The memory held for one receive, and how many messages it may ask for. */
+interface Reservation {
+  readonly grant: Grant | undefined;
+  readonly count: number;
+}
+
+/** How many messages the next receive asks for: as many as there are free slots, at most ten. */
+const receiveSize = <V>(state: State<V>) => Math.min(SQS_MAX_BATCH_ENTRIES, state.options.concurrency - state.slots.size);
+
+/**
+ * Memory for the next receive, taken before it is made: room for as many of SQS's largest messages as
+ * there are free slots (fewer when only fewer fit), held from now — through the long poll — until each
+ * message's share is carved out for its slot and the rest given back. Taken only when no job waits
+ * for memory and it fits (or nothing is held), and never by waiting in the line: so a received
+ * message never waits for memory outside a slot, where no heartbeat keeps it invisible. Without a
+ * budget: nothing to reserve.
+ */
+function reserveForReceive<V>(state: State<V>): Reservation | undefined {
+  const memory = state.options.memory;
+  const free = receiveSize(state);
+  if (!memory) return { grant: undefined, count: free };
+  if (memory.waiting > 0) return undefined;
+  // As many as fit beside what is held; with nothing held, a full receive (admitted alone).
+  const count = memory.held === 0 ? free : Math.min(free, Math.floor((memory.limit - memory.held) / SQS_MAX_MESSAGE_BYTES));
+  if (count < 1) return undefined;
+  const grant = memory.tryAcquire(count * SQS_MAX_MESSAGE_BYTES, { background: true });
+  return grant ? { grant, count } : undefined;
+}
+
+/** A received message goes straight into a slot, with its own bytes carved out of the receive's reservation. */
+function dispatch<V>(state: State<V>, message: Message, reservation: Grant | undefined): void {
+  if (state.stopping.signal.aborted) {
+    void releaseAtOnce(state, message);
+    return;
+  }
+  // Message bytes are held from now: the memory budget counts them until the job is settled.
+  run(state, message, reservation?.take(Buffer.byteLength(message.Body ?? '')));
 }
 
 async function receiveLoop<V>(state: State<V>): Promise<void> {
+  // Memory given back anywhere (a job's, a settled message's) may be what lets the next receive go.
+  const unwatch = state.options.memory?.watch(() => wake(state));
+  try {
+    await receiveUntilStopped(state);
+  } finally {
+    unwatch?.();
+  }
+}
+
+async function receiveUntilStopped<V>(state: State<V>): Promise<void> {
   const { options } = state;
   const { log } = options;
   let backoffMs = 0;
   let failing = false;
   while (!state.stopping.signal.aborted) {
-    await waitUntil(state, () => readyToReceive(state));
-    if (state.stopping.signal.aborted) break;
+    // The check and the reservation are one step (nothing can take the memory in between).
+    let reserved: Reservation | undefined;
+    await waitUntil(state, () => slotsReady(state) && (reserved = reserveForReceive(state)) !== undefined);
+    if (state.stopping.signal.aborted || reserved === undefined) {
+      reserved?.grant?.release();
+      break;
+    }
+    const reservation = reserved.grant;
     let messages: Message[];
     try {
-      messages = await receiveBatch(state, Math.min(SQS_MAX_BATCH_ENTRIES, options.concurrency - state.slots.size));
+      messages = await receiveBatch(state, reserved.count);
     } catch (e: unknown) {
+      reservation?.release();
       backoffMs = Math.min(RECEIVE_BACKOFF_MAX_MS, Math.max(RECEIVE_BACKOFF_MIN_MS, backoffMs * 2));
       backoffMs = Math.round(backoffMs * (0.75 + (options.random ?? Math.random)() * 0.5));
       const fields = { reason: transientReason(e), err: describeError(e), retryInMs: backoffMs };
@@ -348,7 +412,8 @@ async function receiveLoop<V>(state: State<V>): Promise<void> {
     state.lastReceiveAt = Date.now();
     if (failing) log.info('receiving from the jobs queue works again');
     failing = false;
-    for (const message of messages) await dispatch(state, message);
+    for (const message of messages) dispatch(state, message, reservation);
+    reservation?.release();
   }
 }
 
@@ -372,9 +437,11 @@ async function receiveBatch<V>(state: State<V>, max: number): Promise<Message[]>
 function beat<V>(state: State<V>): void {
   const { options } = state;
   const now = Date.now();
-  for (const slot of state.slots) {
-    // A job that was settled (timed out) is no longer ours to keep invisible.
-    if (slot.settled || now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
+  // A job settled without its verdict (timed out) is no longer ours to keep invisible; one whose
+  // verdict is being acted on is, until that is done or its deadline passes.
+  const ours = [...[...state.slots].filter((slot) => !slot.settled), ...[...state.outcomes].filter((slot) => !slot.expired)];
+  for (const slot of ours) {
+    if (now - slot.job.startedAt < options.heartbeatIntervalSeconds * 1000 - 50) continue;
     state.queue.setVisibility(slot.message, options.visibilityTimeoutSeconds).catch((e: unknown) => warnMessageCall(state, e, 'a heartbeat', slot.message.MessageId));
   }
 }

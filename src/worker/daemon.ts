@@ -16,7 +16,7 @@ import { s3ReferenceLister, s3ReferenceWriter, s3StagedObjectReader, s3StagedObj
 import { sendBatcher, type OutgoingMessage } from '../aws/sqs-batches.ts';
 import { ConfigError, loadConfig, secretNameOf, type Config } from '../config.ts';
 import { enroll, storedReferencesOf } from '../enroll/enroll.ts';
-import { createMemoryBudget, type MemoryBudget } from '../enroll/memory.ts';
+import { createMemoryBudget, heldShareOf, type MemoryBudget } from '../enroll/memory.ts';
 import { imageNormaliser, type ImageNormaliser } from '../image/normalise.ts';
 import { oneWritePerKey, type ReferenceWriter } from '../enroll/references.ts';
 import { discardStagedSources } from '../enroll/sources.ts';
@@ -30,12 +30,15 @@ import { describeStats, type Notifier } from './notify.ts';
 import { outcomeMessage, type OutcomePublisher } from './outcomes.ts';
 import { applyReload, reloadPlan, reloadRefusal } from './reload.ts';
 import { settle, type SettleDeps } from './settle.ts';
-import { secretFetcher, StartupError } from './startup.ts';
+import { inspectOutputs, secretFetcher, StartupError } from './startup.ts';
 import { traceAttributes } from '../job/trace-context.ts';
 import type { JobEnd, JobTrace, Tracing } from './tracing.ts';
 
 /** How long the first entry of a batched call waits for company: a few milliseconds. */
 export const BATCH_FLUSH_MS = 10;
+
+/** How long a reload retries probing a new result queue or bucket that does not answer yet. */
+const RELOAD_PROBE_MS = 10_000;
 
 export interface Daemon {
   start(): Promise<void>;
@@ -83,9 +86,7 @@ export interface DaemonOptions {
 function contextOf(ready: ReadyContext, options: DaemonOptions): Context {
   const built = ready.config;
   const registry = new Registry();
-  // A third of the budget for image bytes held (messages, staged objects), two thirds for decoding:
-  // two budgets, so a job holding its bytes never waits for memory that only decodes can free.
-  const held = Math.floor(built.maxInFlightBytes / 3);
+  const held = heldShareOf(built.maxInFlightBytes);
   const decodeMemory = createMemoryBudget(built.maxInFlightBytes - held);
   const deadLetterQueue = ready.queue.deadLetterQueueUrl;
   if (options.tracing.calls) traceCalls(ready, options.tracing.calls);
@@ -175,7 +176,7 @@ function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Pro
         rules,
         writeReference: referenceWriterFor(ctx, rules.bucket),
         ...context,
-        ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules, context.waitFor) } : {}),
+        ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules) } : {}),
       });
     const deps = {
       limits: { maxImagesPerJob: rules.maxImagesPerJob, maxJobAgeSeconds: rules.signedJobMaxAgeSeconds },
@@ -243,6 +244,20 @@ function consumerOf(ctx: Context): Consumer {
   });
 }
 
+/**
+ * One job's worst case against the share it is admitted from: a job whose staged images may need more
+ * than the whole held share runs alone (it cannot deadlock), holding up every other job meanwhile —
+ * allowed, but worth a warning at start and at every reload.
+ */
+function warnOfWorstJob(log: Logger, rules: Config, budget: MemoryBudget): void {
+  const worstJobBytes = rules.maxImagesPerJob * rules.maxImageBytes;
+  if (worstJobBytes <= budget.limit) return;
+  log.warn(
+    { worstJobBytes, maxImagesPerJob: rules.maxImagesPerJob, maxImageBytes: rules.maxImageBytes, heldShareBytes: budget.limit, maxInFlightBytes: rules.maxInFlightBytes },
+    `one job may need MAX_IMAGES_PER_JOB × MAX_IMAGE_BYTES = ${worstJobBytes} bytes, more than the share of MAX_IN_FLIGHT_BYTES it is admitted from (a third: ${budget.limit} bytes): such a job runs alone, and every other job waits for it (raise MAX_IN_FLIGHT_BYTES or lower the limits)`,
+  );
+}
+
 /** What is wrong but allowed, said once at start; a face model that cannot load stops the start. */
 async function startWarnings(ctx: Context): Promise<void> {
   const { log, built, faces } = ctx;
@@ -255,6 +270,7 @@ async function startWarnings(ctx: Context): Promise<void> {
   if (ctx.ready.queue.deadLetterQueueUrl === undefined) {
     log.warn('no dead-letter queue (DEAD_LETTER_QUEUE_URL unset, and the jobs queue has no redrive policy): failed jobs will only be logged');
   }
+  warnOfWorstJob(log, built, ctx.memory);
   if (built.signingKeys.current === undefined) {
     log.warn({ allowUnsignedJobs: true }, 'no JOB_SIGNING_KEY and ALLOW_UNSIGNED_JOBS=true: jobs are not authenticated (anyone who can send to the jobs queue can enroll a face)');
   }
@@ -320,10 +336,14 @@ async function reload(ctx: Context, status: () => string): Promise<void> {
     const { config: next } = await loadConfig(ready.env, secretFetcher(secrets, ready.env)).finally(() => secrets.destroy());
     const refusal = reloadRefusal(ctx.live, next);
     if (refusal !== undefined) throw new ConfigError([refusal]);
+    // A new result queue or reference bucket must answer before jobs depend on it (a typo is refused).
+    const changed = { resultQueue: next.resultQueueUrl !== ctx.live.resultQueueUrl, bucket: next.bucket !== ctx.live.bucket };
+    await inspectOutputs(ready, next, Date.now() + RELOAD_PROBE_MS, log, changed);
     const plan = reloadPlan(ctx.live, next);
     ctx.live = applyReload(ctx.live, next);
     log.info({ secret: secretName, applied: plan.live, needRestart: plan.restart, signingKeys: fingerprintsOf(ctx.live.signingKeys) }, 'reload: secret re-read');
     if (plan.restart.length > 0) log.warn({ settings: plan.restart }, 'reload: these settings take effect only at the next start');
+    warnOfWorstJob(log, ctx.live, ctx.memory);
   } catch (e: unknown) {
     const problems = e instanceof ConfigError ? e.problems : [describeError(e).message];
     log.error({ problems }, 'reload failed: the worker keeps its current settings');

@@ -1,7 +1,8 @@
 /**
  * FACE_CHECK=one, as the worker runs it: the detector's threads start with the worker (each loads the
  * models once, ~65–75 MB), are probed before the first job, and a job waits its turn for a thread — a
- * line of its own, outside the job's deadline — so no unbounded queue of pixels builds up in them.
+ * line of its own, through the job's `waitFor` (its deadline stands still while the job only waits)
+ * — so no unbounded queue of pixels builds up in them.
  */
 import type { Config } from '../config.ts';
 import type { FaceCheck } from '../enroll/enroll.ts';
@@ -10,8 +11,8 @@ import { createFaceDetector, type ProbeResult } from '../face/detector.ts';
 
 export interface FaceChecking {
   readonly threads: number;
-  /** The check for one job, with the rules in force and the job's way of waiting its turn. */
-  forJob(rules: Config, waitFor: <T>(wait: Promise<T>) => Promise<T>): FaceCheck;
+  /** The check for one job, with the rules in force (it waits its turn through the job's `waitFor`). */
+  forJob(rules: Config): FaceCheck;
   probe(): Promise<ProbeResult>;
   close(): Promise<void>;
 }
@@ -24,11 +25,12 @@ export function startFaceChecking(config: Config): FaceChecking | undefined {
   const turns = createMemoryBudget(detector.threads);
   return {
     threads: detector.threads,
-    forJob: (rules, waitFor) => ({
+    forJob: (rules) => ({
       minScore: rules.faceMinScore,
       minSize: rules.faceMinSize,
-      async detect(pixels, { signal, ...options }) {
-        const turn = await waitFor(turns.acquire(1, { signal }));
+      async detect(pixels, { signal, waitFor, ...options }) {
+        const wait = turns.acquire(1, { signal });
+        const turn = await (waitFor ? waitFor(wait) : wait);
         try {
           return await detector.detect(pixels, { ...options, signal });
         } finally {

@@ -81,6 +81,27 @@ interface Settling {
   readonly queue: JobsQueue;
   readonly deps: SettleDeps;
   readonly log: Logger;
+  /** Acting on a verdict: its job's deadline still runs (src/worker/consumer.ts), and ends each step. */
+  readonly deadline: AbortSignal | undefined;
+}
+
+/**
+ * A step of acting on a verdict (publishing, dead-lettering, listing, deleting sources) ends when the
+ * job's deadline passes: the step's error is then the deadline's (a TimeoutError), and the message is
+ * retried. A batched call already on its way may still land — outcomes and dead-letter entries are
+ * at least once.
+ */
+function withinDeadline<T>(s: Settling, step: () => Promise<T>): Promise<T> {
+  const signal = s.deadline;
+  if (!signal) return step();
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    step()
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 const secondsOf = (s: Settling) => (Date.now() - s.running.startedAt) / 1000;
@@ -104,7 +125,8 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
   const receiveCount = receiveCountOf(message);
   const judgement = judgementOf(settlement, running);
   const log = deps.log.child({ messageId, receiveCount, ...judgement.ids, signature: judgement.signature });
-  const s: Settling = { message, messageId, receiveCount, judgement, running, queue, deps, log };
+  const deadline = settlement.kind === 'verdict' ? running.signal : undefined;
+  const s: Settling = { message, messageId, receiveCount, judgement, running, queue, deps, log, deadline };
   switch (settlement.kind) {
     case 'released':
       return settleReleased(s);
@@ -132,9 +154,11 @@ export async function settle(message: Message, settlement: Settlement<Judgement>
 /** Every reference the job is known to have stored: this attempt's, and an earlier one's if it may have. */
 async function storedSoFar(s: Settling): Promise<readonly StoredReference[]> {
   const known = new Map<string, StoredReference>(s.judgement.stored.map((r) => [r.key, r]));
-  if (s.judgement.job && s.deps.findStored && s.receiveCount > 1) {
+  const { job } = s.judgement;
+  const { findStored } = s.deps;
+  if (job && findStored && s.receiveCount > 1) {
     try {
-      for (const r of await s.deps.findStored(s.judgement.job)) if (!known.has(r.key)) known.set(r.key, r);
+      for (const r of await withinDeadline(s, () => findStored(job))) if (!known.has(r.key)) known.set(r.key, r);
     } catch (e: unknown) {
       s.log.warn(errorFields(e), 'could not list what an earlier attempt of the job stored');
     }
@@ -201,12 +225,13 @@ async function settleFailed(s: Settling, error: JobError): Promise<void> {
   try {
     if (deps.deadLetter) {
       const entry = deadLetterEntry(s.message, error, deps.traceAttributes);
-      await deps.deadLetter(entry);
-      await deps.publish(outcome);
+      const { deadLetter } = deps;
+      await withinDeadline(s, () => deadLetter(entry));
+      await withinDeadline(s, () => deps.publish(outcome));
       const dropped = entry.droppedAttributes.length > 0 ? { droppedAttributes: entry.droppedAttributes } : {};
       s.log.warn({ ...fields, deadLetter: 'sent', ...dropped, ...(entry.errorOmitted ? { errorAttributesOmitted: true } : {}), durationMs: durationMsOf(s) }, 'job failed');
     } else {
-      await deps.publish(outcome);
+      await withinDeadline(s, () => deps.publish(outcome));
       // No dead-letter queue: this line is the only record of the job, so it carries all of it but the bytes.
       const record = { body: redactedBody(s.message.Body ?? ''), attributes: Object.keys(s.message.MessageAttributes ?? {}) };
       s.log.error({ ...fields, deadLetter: 'none', ...record, durationMs: durationMsOf(s) }, 'job failed');
@@ -223,15 +248,16 @@ async function settleFailed(s: Settling, error: JobError): Promise<void> {
 async function settleSucceeded(s: Settling, job: Job, { references, created, paths, faceCheckMs }: Enrollment): Promise<void> {
   const { deps } = s;
   try {
-    await deps.publish(succeeded(job, s.messageId, references));
+    await withinDeadline(s, () => deps.publish(succeeded(job, s.messageId, references)));
   } catch (e: unknown) {
     await retryLater(s, e, 'the job was stored but its outcome could not be published', { complete: true });
     return;
   }
   let discarded: number | undefined;
-  if (deps.discardSources) {
+  const { discardSources } = deps;
+  if (discardSources) {
     try {
-      discarded = await deps.discardSources(job);
+      discarded = await withinDeadline(s, () => discardSources(job));
     } catch (e: unknown) {
       // The job succeeded: say so and keep the sources (the staging bucket's lifecycle rule removes them).
       s.log.warn(errorFields(e), 'could not delete the staged sources of a succeeded job; they are kept');

@@ -1,10 +1,11 @@
 /**
  * The start-up checks: configuration (with the secret), credentials and caller identity, the jobs
- * queue and its dead-letter queue. What the world gets wrong for now (no credentials yet, network)
+ * queue and its dead-letter queue, the result queue and the reference bucket. What the world gets wrong for now (no credentials yet, network)
  * is retried with backoff until STARTUP_TIMEOUT_SECONDS; what the configuration gets wrong fails
  * at once with a ConfigError (exit 78), naming the variable to fix.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { whoAmI, type Identity } from '../aws/clients.ts';
 import { awsErrorName } from '../aws/errors.ts';
 import { queueAttributes } from '../aws/queues.ts';
+import { probeReferenceBucket } from '../aws/s3.ts';
 import { sameQueue } from '../aws/sqs-rules.ts';
 import { ConfigError, secretVariable, type Env, type SecretFetcher } from '../config.ts';
 import { describeError, transientReason } from '../job/errors.ts';
@@ -148,7 +150,15 @@ export async function inspectJobsQueue(
   });
   if (attributes.redriveMalformed) log.warn('the jobs queue has a redrive policy that is not JSON; ignoring it');
   const maxReceiveCount = attributes.redrive?.maxReceiveCount;
-  if (deadLetterQueueUrl !== undefined) return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  if (deadLetterQueueUrl !== undefined) {
+    // Named outright: it must answer too, or every failed job would be retried instead of dead-lettered.
+    await untilReady('the dead-letter queue', () => queueAttributes(sqs, deadLetterQueueUrl), {
+      deadline,
+      log,
+      explain: queueError('DEAD_LETTER_QUEUE_URL', `the dead-letter queue ${deadLetterQueueUrl}`),
+    });
+    return { deadLetterQueueUrl, deadLetterSource: 'DEAD_LETTER_QUEUE_URL', maxReceiveCount };
+  }
   const target = attributes.redrive?.deadLetterQueue;
   if (!target) return { deadLetterQueueUrl: undefined, deadLetterSource: 'none', maxReceiveCount };
   const url = await untilReady(
@@ -160,4 +170,47 @@ export async function inspectJobsQueue(
     throw new ConfigError([`SQS_QUEUE_URL: its redrive policy names the jobs queue itself as the dead-letter queue`]);
   }
   return { deadLetterQueueUrl: url, deadLetterSource: url ? 'redrive policy' : 'none', maxReceiveCount };
+}
+
+/** Where a job's results go, as far as the worker can be told wrong about them. */
+export interface OutputSettings {
+  readonly bucket: string;
+  readonly resultQueueUrl: string | undefined;
+}
+
+/**
+ * Confirms where results go before any job depends on it: the result queue answers (GetQueueAttributes,
+ * which the role has for sending) and the reference bucket takes writes under `users/` (a conditional
+ * put that leaves nothing behind). A typo in either would otherwise be found job by job — every good
+ * job stored and then retried until the redrive policy dead-letters it without an outcome — so it is
+ * a ConfigError naming the variable: exit 78 at start, a refused reload. `only` limits the probes to
+ * the settings a reload changes.
+ */
+export async function inspectOutputs(
+  clients: { readonly sqs: SQSClient; readonly s3: S3Client },
+  settings: OutputSettings,
+  deadline: number,
+  log: Logger,
+  only: { readonly bucket: boolean; readonly resultQueue: boolean } = { bucket: true, resultQueue: true },
+): Promise<void> {
+  const { resultQueueUrl, bucket } = settings;
+  if (only.resultQueue && resultQueueUrl !== undefined) {
+    await untilReady('the result queue', () => queueAttributes(clients.sqs, resultQueueUrl), {
+      deadline,
+      log,
+      explain: queueError('RESULT_QUEUE_URL', `the result queue ${resultQueueUrl}`),
+    });
+  }
+  if (only.bucket) {
+    const probe = await untilReady('the reference bucket', () => probeReferenceBucket(clients.s3, bucket), {
+      deadline,
+      log,
+      // A missing bucket, a refused write, a bucket in another region: nothing a retry mends.
+      explain: (e) =>
+        RETRYABLE.has(transientReason(e))
+          ? undefined
+          : new ConfigError([`S3_BUCKET: references cannot be written to s3://${bucket}/users/: ${awsErrorName(e) || describeError(e).name}: ${describeError(e).message}`]),
+    });
+    if (probe.result === 'written') log.warn({ bucket, key: probe.key }, 'the S3 endpoint ignored If-Match: the reference bucket probe left an empty object behind (delete it)');
+  }
 }

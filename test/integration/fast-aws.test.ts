@@ -170,6 +170,14 @@ describe('the fast endpoint speaks the protocol', () => {
     const part = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', Range: 'bytes=0-8' }));
     expect(part.ContentRange).toBe(`bytes 0-8/${body.length}`);
     expect(await part.Body?.transformToString()).toBe('reference');
+    // A read held to one version (If-Match on the ETag a HEAD gave), as S3 and moto do.
+    const { ETag } = await stack.s3.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg' }));
+    const held = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', IfMatch: ETag, Range: 'bytes=0-8' }));
+    expect(await held.Body?.transformToString()).toBe('reference');
+    await expect(stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'users/u/ref.jpg', IfMatch: '"0123456789abcdef0123456789abcdef"' }))).rejects.toMatchObject({
+      name: 'PreconditionFailed',
+      $metadata: { httpStatusCode: 412 },
+    });
 
     await stack.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: 'empty', Body: Buffer.alloc(0) }));
     await expect(stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: 'empty', Range: 'bytes=0-10' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 416 } });

@@ -146,10 +146,18 @@ describe('metrics and health', () => {
     expect(metrics).toMatch(/^enrollment_job_duration_seconds_count\{outcome="succeeded"\} 1$/m);
     expect(metrics).toMatch(/^enrollment_jobs_in_flight 0$/m);
     expect(metrics).toMatch(/^enrollment_references_stored_total\{path="(rebuilt|turned|reencoded)"\} 1$/m);
-    // The default MAX_IN_FLIGHT_BYTES (384 MiB): a third held, two thirds for decoding, nothing in use once idle.
+    // The default MAX_IN_FLIGHT_BYTES (384 MiB): a third held, two thirds for decoding. Once idle,
+    // nothing in use but the room the long poll in flight holds for what it may bring: CONCURRENCY
+    // (4) messages of SQS's largest size.
     expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="held"\} 134217728$/m);
     expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="decode"\} 268435456$/m);
-    expect(metrics).toMatch(/^enrollment_memory_in_use_bytes\{share="held"\} 0$/m);
+    const heldOnceIdle = await until('the held share to hold only the long poll\'s room', async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const held = Number(/^enrollment_memory_in_use_bytes\{share="held"\} (\d+)$/m.exec(text)?.[1]);
+      return held > 0 && held % 1_048_576 === 0 && held <= 4 * 1_048_576 ? held : undefined;
+    }, 10_000);
+    expect(heldOnceIdle).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^enrollment_memory_in_use_bytes\{share="decode"\} 0$/m);
     expect(metrics).toMatch(/^enrollment_memory_waiting\{share="decode"\} 0$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(health.status).toBe(200);
@@ -159,12 +167,15 @@ describe('metrics and health', () => {
 });
 
 describe('reload (SIGHUP)', () => {
-  it('re-reads the secret: a changed setting applies to the next job, without a restart', async () => {
-    const secrets = new SecretsManagerClient({
+  const emulatorSecrets = () =>
+    new SecretsManagerClient({
       region: TEST_REGION,
       endpoint: emulator.endpoint,
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator's dummies
     });
+
+  it('re-reads the secret: a changed setting applies to the next job, without a restart', async () => {
+    const secrets = emulatorSecrets();
     const name = uniqueName('reload');
     await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '1' }) }));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
@@ -181,6 +192,35 @@ describe('reload (SIGHUP)', () => {
     expect(before).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_IMAGES' } });
     expect(reloaded).toMatchObject({ applied: ['maxImagesPerJob'], needRestart: ['concurrency'] });
     expect(after).toMatchObject({ jobId: 'after-reload', status: 'succeeded' });
+    expect(worker.child.exitCode).toBeNull();
+    await worker.stop();
+    secrets.destroy();
+  });
+
+  it('refuses a reload whose RESULT_QUEUE_URL names no queue: the old settings stay and jobs are still processed', async () => {
+    const secrets = emulatorSecrets();
+    const name = uniqueName('reload-typo');
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '3' }) }));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { SECRETS_MANAGER_SECRET_NAME: name })));
+
+    await secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '1', RESULT_QUEUE_URL: `${stack.resultQueueUrl}-typo` }) }));
+    worker.child.kill('SIGHUP');
+    const refused = await worker.waitForLog((l) => l.msg === 'reload failed: the worker keeps its current settings');
+    await sendJob(stack, inlineJob('rita', [await jpegImage(), await jpegImage()], 'after-refused-reload'));
+    const [after] = await outcomes(stack, 1);
+
+    expect(refused).toMatchObject({ level: 'error', problems: [expect.stringMatching(/^RESULT_QUEUE_URL: the result queue .*-typo cannot be used/)] });
+    // Neither setting of the refused secret applies: two images pass, and the outcome reaches the old queue.
+    expect(after).toMatchObject({ jobId: 'after-refused-reload', status: 'succeeded' });
+    expect(worker.logs.some((l) => l.msg === 'reload: secret re-read')).toBe(false);
+
+    // A later reload with the queue fixed applies; a per-job worst case above the held share is warned of.
+    await secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify({ MAX_IMAGES_PER_JOB: '100', MAX_IMAGE_BYTES: String(100 * 1024 * 1024) }) }));
+    worker.child.kill('SIGHUP');
+    const applied = await worker.waitForLog((l) => l.msg === 'reload: secret re-read');
+    const warning = await worker.waitForLog((l) => String(l.msg).startsWith('one job may need MAX_IMAGES_PER_JOB × MAX_IMAGE_BYTES'));
+    expect([...(applied.applied as string[])].sort()).toEqual(['maxImageBytes', 'maxImagesPerJob']);
+    expect(warning).toMatchObject({ level: 'warn', worstJobBytes: 100 * 100 * 1024 * 1024, heldShareBytes: Math.floor(402_653_184 / 3) });
     expect(worker.child.exitCode).toBeNull();
     await worker.stop();
     secrets.destroy();

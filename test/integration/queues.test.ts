@@ -81,9 +81,10 @@ describe('RETRIES_EXHAUSTED from a live redrive policy', () => {
 
   it('publishes a failed outcome on the last attempt the policy allows, and the queue moves the message to its dead-letter queue', async () => {
     // Prepare: maxReceiveCount 2, and every write of a reference answered 503.
+    // (Once the worker is ready: its start-up probe of the reference bucket is a conditional PUT too.)
     const stack = await createStack(emulator.endpoint, uniqueName('exhausted'), { maxReceiveCount: 2 });
-    proxy.setRule((req) => (req.method === 'PUT' && req.path.startsWith(`/${stack.bucket}/`) ? { kind: 'status', status: 503 } : undefined));
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url })));
+    proxy.setRule((req) => (req.method === 'PUT' && req.path.startsWith(`/${stack.bucket}/`) ? { kind: 'status', status: 503 } : undefined));
     const job = inlineJob('quentin', [await jpegImage()], 'always-503');
 
     // Act

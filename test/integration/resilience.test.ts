@@ -109,6 +109,36 @@ describe('slow jobs', () => {
   });
 });
 
+describe('a staged object swapped between its HEAD and its GET', () => {
+  it('is not read past what its HEAD admitted: the GET is held to the ETag (412), the job retried, and the next attempt judges the new object', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('swap'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url })));
+    const job = await stagedJob(stack, 'olga', 'swap/one.jpg', 'swapped-mid-read');
+    // The first GET of the object is held at the proxy, after its HEAD admitted the photo's size.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    proxy.setRule((req) => (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/swap/`) ? { kind: 'hold', until: released } : undefined));
+
+    await sendJob(stack, job);
+    await until('the GET to be held at the proxy', () => proxy.open().some((r) => r.method === 'GET' && r.path.includes('/swap/')), 15_000);
+    // Swapped for something 40 times larger: without the condition, the read would bring it all.
+    const larger = Buffer.concat([await jpegImage({ width: 1200, height: 900, seed: 5 }), Buffer.alloc(2 * 1024 * 1024, 7)]);
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'swap/one.jpg', Body: larger }));
+    proxy.setRule(undefined);
+    release();
+    const [outcome] = await outcomes(stack, 1, 45_000);
+
+    const retry = worker.logs.find((l) => l.outcome === 'retry' && l.jobId === job.jobId);
+    expect(retry).toMatchObject({ receiveCount: 1, reason: 'changed', err: { name: 'SourceChanged' } });
+    expect(String((retry?.err as { message?: unknown } | undefined)?.message)).toContain('images[0]: s3://');
+    expect(String((retry?.err as { message?: unknown } | undefined)?.message)).toContain('changed after it was admitted (another ETag)');
+    // The next attempt HEADs the object as it is now, reads it whole and finds it is not the job's.
+    expect(outcome).toMatchObject({ jobId: job.jobId, status: 'failed', error: { code: 'SOURCE_MISMATCH' } });
+    expect(worker.logs.find((l) => l.msg === 'job failed' && l.jobId === job.jobId)).toMatchObject({ receiveCount: 2, code: 'SOURCE_MISMATCH' });
+    expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
+  });
+});
+
 describe('graceful stop', () => {
   it('SIGTERM lets the job in flight finish, then exits 0; nothing is lost', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('drain'));

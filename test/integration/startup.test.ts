@@ -80,6 +80,51 @@ describe('an installation without the JPEG codec', () => {
   });
 });
 
+describe('where results go, confirmed at start', () => {
+  it('exits 78 when the result queue does not exist, naming RESULT_QUEUE_URL', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { RESULT_QUEUE_URL: `${stack.resultQueueUrl}-typo` });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/RESULT_QUEUE_URL: the result queue .*-typo cannot be used/);
+    expect(worker.logs.some((l) => l.msg === 'ready: receiving jobs')).toBe(false);
+  });
+
+  it('exits 78 when DEAD_LETTER_QUEUE_URL names no queue, naming it', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { DEAD_LETTER_QUEUE_URL: `${stack.deadLetterQueueUrl}-typo` });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/DEAD_LETTER_QUEUE_URL: the dead-letter queue .*-typo cannot be used/);
+  });
+
+  it('exits 78 when the reference bucket does not exist, naming S3_BUCKET', async () => {
+    const env = stackEnv(stack, emulator.imdsEndpoint, { S3_BUCKET: `${stack.bucket}-typo` });
+    const worker = spawnCli(['run'], env);
+
+    const exit = await worker.exited;
+
+    expect(exit.code).toBe(78);
+    expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/S3_BUCKET: references cannot be written to s3:\/\/.*-typo\/users\/: NoSuchBucket/);
+  });
+
+  it("warns when one job's worst case is more than the share of the memory budget it is admitted from", async () => {
+    // 16 MiB budget: a held share of 5,592,405 bytes, against 2 images of 4 MiB.
+    const env = stackEnv(stack, emulator.imdsEndpoint, { MAX_IN_FLIGHT_BYTES: String(16 * 1024 * 1024), MAX_IMAGES_PER_JOB: '2', MAX_IMAGE_BYTES: String(4 * 1024 * 1024) });
+    const worker = workers.track(await startWorker(env));
+
+    const warning = worker.logs.find((l) => String(l.msg).startsWith('one job may need MAX_IMAGES_PER_JOB × MAX_IMAGE_BYTES'));
+    await worker.stop();
+
+    expect(warning).toMatchObject({ level: 'warn', worstJobBytes: 8 * 1024 * 1024, heldShareBytes: 5_592_405, maxImagesPerJob: 2, maxImageBytes: 4 * 1024 * 1024 });
+    expect(String(warning?.msg)).toContain('MAX_IN_FLIGHT_BYTES');
+  });
+});
+
 describe('credentials', () => {
   let imds: Imds;
   beforeAll(async () => {

@@ -16,6 +16,7 @@ import { startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { issuedNow, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
+import { until } from '../support/wait.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -188,6 +189,8 @@ describe('authentication fails closed', () => {
     expect(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.signingKeys).toEqual({ current: fingerprint(KEY), previous: null });
     expect(reloaded).toMatchObject({ applied: ['signingKeys'], signingKeys: { current: fingerprint(NEXT_KEY), previous: fingerprint(KEY) } });
     expect(results.map((o) => o.status)).toEqual(['succeeded', 'succeeded']);
+    // The outcome is sent before the job's last log line is written: wait for the lines, not the outcomes.
+    await until('both jobs to log their success', () => worker.logs.filter((l) => l.msg === 'job succeeded').length >= 2, 10_000);
     const matched = Object.fromEntries(worker.logs.filter((l) => l.msg === 'job succeeded').map((l) => [l.jobId, l.signature]));
     expect(matched).toEqual({ 'by-old': 'previous', 'by-new': 'current' });
     const everything = JSON.stringify(worker.logs);

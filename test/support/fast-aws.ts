@@ -964,6 +964,11 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
         count(head ? 's3:HeadObject' : 's3:GetObject');
         const object = bucket.get(key);
         if (!object) throw new AwsError(404, head ? 'NotFound' : 'NoSuchKey', 'The specified key does not exist.');
+        // A read held to one version of the object (the worker's staged GET after its HEAD), as S3 does.
+        const readIfMatch = req.headers['if-match'];
+        if (typeof readIfMatch === 'string' && readIfMatch !== '*' && readIfMatch !== object.etag) {
+          return s3Error(res, new AwsError(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'), head, '<Condition>If-Match</Condition>');
+        }
         const withChecksums = String(req.headers['x-amz-checksum-mode'] ?? '').toUpperCase() === 'ENABLED';
         const range = rangeOf(req.headers.range, object.body.length);
         if (range === 'unsatisfiable') {

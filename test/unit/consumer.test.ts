@@ -13,6 +13,8 @@ import { createMemoryBudget } from '../../src/enroll/memory.ts';
 import { createConsumer, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
 import { memoryLogger } from './helpers.ts';
 
+const MIB = 1_048_576;
+
 type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
 
 /** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
@@ -270,25 +272,90 @@ describe('the consumer', () => {
     expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
   });
 
-  it('receives only when the memory budget has room for a full batch, and holds each message\'s bytes until it is settled', async () => {
-    // Prepare: room for two 1 MiB messages' worth beyond what is held.
+  it('runs the deadline on while a verdict is acted on, and keeps the message invisible meanwhile; the slot is free at once', async () => {
+    // Prepare: the verdict comes after 1 s; publishing it then hangs until the job's deadline (5 s).
     const sqs = fakeSqs();
     const work = jobs();
-    const memory = createMemoryBudget(3 * 1_048_576);
+    let cutShortAt: number | undefined;
+    const started = Date.now();
+    const settle = async (_m: Message, _s: Settlement<string>, job: RunningJob) => {
+      await new Promise<void>((resolve) => job.signal.addEventListener('abort', () => resolve(), { once: true }));
+      cutShortAt = Date.now() - started;
+    };
+    const { c } = consumer(sqs, work, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(10);
+    const slotFree = c.health.inFlight;
+    await vi.advanceTimersByTimeAsync(3_800);
+    const beforeDeadline = cutShortAt;
+    await vi.advanceTimersByTimeAsync(400);
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).filter((e) => e.ReceiptHandle === 'r-1');
+
+    // Assess
+    expect(slotFree).toBe(0);
+    expect(beforeDeadline).toBeUndefined();
+    expect(cutShortAt).toBeGreaterThanOrEqual(5_000);
+    expect(beats.length).toBeGreaterThanOrEqual(1);
+    expect(c.health.lastTimeoutAt).toEqual(expect.any(Number));
+  });
+
+  it("holds room for a receive's messages through its long poll, then each message's own bytes until it is settled", async () => {
+    // Prepare: room for three 1 MiB messages; two slots.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const memory = createMemoryBudget(3 * MIB);
     const { c } = consumer(sqs, work, { concurrency: 2, memory });
-    sqs.add(2, 'x'.repeat(600_000));
 
     // Act
     c.start();
     await vi.advanceTimersByTimeAsync(0);
-    const held = memory.held;
+    const duringFirstPoll = memory.held;
+    sqs.add(2, 'x'.repeat(600_000));
+    await vi.advanceTimersByTimeAsync(0);
+    const whileRunning = memory.held;
     work.finish('m-1');
     work.finish('m-2');
     await vi.advanceTimersByTimeAsync(20);
 
-    // Assess
-    expect(held).toBe(1_200_000);
-    expect(memory.held).toBe(0);
+    // Assess: the next poll holds its room again, and nothing else is held.
+    expect(duringFirstPoll).toBe(2 * MIB);
+    expect(whileRunning).toBe(1_200_000);
+    const nextPoll = sqs.receives().at(-1)?.input.MaxNumberOfMessages ?? 0;
+    expect(sqs.receives()).toHaveLength(2);
+    expect(nextPoll).toBeGreaterThan(0);
+    expect(memory.held).toBe(nextPoll * MIB);
+  });
+
+  it('receives only what can be admitted: nothing while a job waits for memory, then only as many messages as fit', async () => {
+    // Prepare: a 3 MiB budget; a job holds 1.5 MiB and another waits for 2 MiB.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const memory = createMemoryBudget(3 * MIB);
+    const running = await memory.acquire(1.5 * MIB);
+    const waiting = memory.acquire(2 * MIB);
+    const { c } = consumer(sqs, work, { concurrency: 4, memory });
+    sqs.add(4);
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(100);
+    const receivesWhileAJobWaits = sqs.receives().length;
+    running.release();
+    const admitted = await waiting;
+    await vi.advanceTimersByTimeAsync(100);
+    const receivesBesideIt = sqs.receives().map((r) => r.input.MaxNumberOfMessages);
+    const dispatched = work.running.size;
+    admitted.release();
+
+    // Assess: 1 MiB of room left beside the admitted job: one message, straight into a slot.
+    expect(receivesWhileAJobWaits).toBe(0);
+    expect(receivesBesideIt).toEqual([1]);
+    expect(dispatched).toBe(1);
   });
 
   it('drains: no new receive, jobs in flight finish, the poll in flight is let finish and what it brings is handed back', async () => {

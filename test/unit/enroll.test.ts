@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { enroll, FACE_PREVIEW_MAX_DIMENSION, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
+import { enroll, FACE_PREVIEW_MAX_DIMENSION, stageClock, storedReferencesOf, type EnrollmentDeps, type EnrollmentRules, type FaceCheck } from '../../src/enroll/enroll.ts';
 import type { MemoryBudget } from '../../src/enroll/memory.ts';
 import { imageNormaliser, type ImageNormaliser } from '../../src/image/normalise.ts';
 import { referenceKey, sha256Of, type PutResult, type ReferenceObject } from '../../src/enroll/references.ts';
 import { JobError } from '../../src/job/errors.ts';
 import { jpegImage, pngImage } from '../support/images.ts';
-import { inline, job, rejectionOf, staged, userId } from './helpers.ts';
+import { inline, job, rejectionOf, settle as settleMicrotasks, staged, userId } from './helpers.ts';
 
 const RULES: EnrollmentRules = {
   stagingBucket: 'enrollment-staging',
@@ -477,31 +477,74 @@ describe('enroll: staged images and memory', () => {
       peak: 0,
       acquire: async (bytes: number) => {
         events.push(`acquire ${bytes}`);
-        return { bytes, release: () => void events.push(`release ${bytes}`) };
+        return { bytes, release: () => void events.push(`release ${bytes}`), take: () => expect.unreachable('enroll never splits a grant') };
       },
+      tryAcquire: () => expect.unreachable('enroll waits its turn'),
+      watch: () => () => {},
     };
     return { memory, events };
   }
 
-  it('admits the staged images in one request sized by their HEADs, each capped at the image limit, and releases it at the end', async () => {
+  it('admits the staged images in one request sized by their HEADs, and releases it at the end', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
     const { memory, events } = budget();
-    const sizes: Record<string, number | undefined> = { 'incoming/a': 500, 'incoming/b': 10 * RULES.maxImageBytes };
+    const sizes: Record<string, number> = { 'incoming/a': png.length, 'incoming/b': RULES.maxImageBytes };
 
     // Act
     await enroll(job([inline(otherJpeg), staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async (_bucket, key) => sizes[key],
+      sizeOfStaged: async (_bucket, key) => ({ size: sizes[key], etag: `"${key}"` }),
     });
 
     // Assess
-    const total = 500 + RULES.maxImageBytes + 1;
+    const total = png.length + RULES.maxImageBytes;
     expect(events).toEqual([`acquire ${total}`, `release ${total}`]);
   });
 
-  it('counts a staged image S3 gave no size for as nothing', async () => {
+  it('holds each read to what its HEAD said: its size and its ETag', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png } });
+    const { memory } = budget();
+    const admitted: unknown[] = [];
+
+    // Act
+    await enroll(job([inline(jpeg), staged('enrollment-staging', 'incoming/a', png)]), {
+      ...store.deps,
+      readStaged: (bucket, key, maxBytes, label, signal, facts) => {
+        admitted.push(facts);
+        return store.deps.readStaged(bucket, key, maxBytes, label, signal, facts);
+      },
+      memory,
+      sizeOfStaged: async () => ({ size: png.length, etag: '"v1"' }),
+    });
+
+    // Assess
+    expect(admitted).toEqual([{ size: png.length, etag: '"v1"' }]);
+  });
+
+  it('refuses a staged image its HEAD says is too large before any memory is asked for or any byte read', async () => {
+    // Prepare
+    const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
+    const { memory, events } = budget();
+
+    // Act
+    const error = await rejectionOf(() =>
+      enroll(job([staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
+        ...store.deps,
+        memory,
+        sizeOfStaged: async (_bucket, key) => ({ size: key === 'incoming/b' ? RULES.maxImageBytes + 1 : png.length, etag: undefined }),
+      }),
+    );
+
+    // Assess
+    expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', message: `images[1] is ${RULES.maxImageBytes + 1} bytes; the limit is ${RULES.maxImageBytes}` });
+    expect(events).toEqual([]);
+    expect(store.reads).toEqual([]);
+  });
+
+  it('counts a staged image S3 gave no size for as the most a read may bring', async () => {
     // Prepare
     const store = fakeStore({ staged: { 'incoming/a': png, 'incoming/b': jpeg } });
     const { memory, events } = budget();
@@ -510,11 +553,12 @@ describe('enroll: staged images and memory', () => {
     await enroll(job([staged('enrollment-staging', 'incoming/a', png), staged('enrollment-staging', 'incoming/b', jpeg)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async (_bucket, key) => (key === 'incoming/a' ? 300 : undefined),
+      sizeOfStaged: async (_bucket, key) => ({ size: key === 'incoming/a' ? 300 : undefined, etag: undefined }),
     });
 
     // Assess
-    expect(events).toEqual(['acquire 300', 'release 300']);
+    const total = 300 + RULES.maxImageBytes + 1;
+    expect(events).toEqual([`acquire ${total}`, `release ${total}`]);
   });
 
   it('asks nothing of the budget for a job of inline images only', async () => {
@@ -529,7 +573,7 @@ describe('enroll: staged images and memory', () => {
       memory,
       sizeOfStaged: async () => {
         headed = true;
-        return 1;
+        return { size: 1, etag: undefined };
       },
     });
 
@@ -551,7 +595,7 @@ describe('enroll: staged images and memory', () => {
         memory,
         sizeOfStaged: async () => {
           headed = true;
-          return 1;
+          return { size: 1, etag: undefined };
         },
       }),
     );
@@ -571,7 +615,7 @@ describe('enroll: staged images and memory', () => {
     await enroll(job([staged('enrollment-staging', 'incoming/a', png)]), {
       ...store.deps,
       memory,
-      sizeOfStaged: async () => 100,
+      sizeOfStaged: async () => ({ size: 100, etag: undefined }),
       waitFor: (wait) => {
         waited += 1;
         return wait;
@@ -631,3 +675,47 @@ describe('enroll: cancellation by the job', () => {
     expect(error).toBe(reason);
   });
 });
+
+describe('stageClock: the deadline stands still only while every image of a stage waits', () => {
+  it('pauses the job\'s clock from when the last running branch waits until one is let through, and not while one works', async () => {
+    // Prepare: a stage of two images; the job's waitFor records when its clock is paused.
+    const paused: string[] = [];
+    const jobWaitFor = async <T>(wait: Promise<T>): Promise<T> => {
+      paused.push('pause');
+      try {
+        return await wait;
+      } finally {
+        paused.push('resume');
+      }
+    };
+    const clock = stageClock(jobWaitFor, 2);
+    let letFirstThrough!: () => void;
+    let letSecondThrough!: () => void;
+
+    // Act
+    const first = clock.waitFor(new Promise<void>((r) => (letFirstThrough = r)));
+    await settleMicrotasks();
+    const whileOneWorks = [...paused];
+    const second = clock.waitFor(new Promise<void>((r) => (letSecondThrough = r)));
+    await settleMicrotasks();
+    const whileBothWait = [...paused];
+    letFirstThrough();
+    await first;
+    await settleMicrotasks();
+    const onceOneWorks = [...paused];
+    clock.ended();
+    await settleMicrotasks();
+    const afterItEnded = [...paused];
+    letSecondThrough();
+    await second;
+    await settleMicrotasks();
+
+    // Assess
+    expect(whileOneWorks).toEqual([]);
+    expect(whileBothWait).toEqual(['pause']);
+    expect(onceOneWorks).toEqual(['pause', 'resume']);
+    expect(afterItEnded).toEqual(['pause', 'resume', 'pause']);
+    expect(paused).toEqual(['pause', 'resume', 'pause', 'resume']);
+  });
+});
+

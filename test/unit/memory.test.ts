@@ -117,4 +117,46 @@ describe('createMemoryBudget', () => {
     // Assess
     expect(budget.held).toBe(0);
   });
+
+  it('takes a part of a grant into a grant of its own, without waiting, and gives back the rest', async () => {
+    // Prepare
+    const budget = createMemoryBudget(100);
+    const reservation = budget.tryAcquire(40, { background: true });
+
+    // Act
+    const first = reservation?.take(15);
+    const second = reservation?.take(10);
+    const heldWhileSplit = budget.held;
+    reservation?.release();
+    const heldAfterRest = budget.held;
+    first?.release();
+    second?.release();
+
+    // Assess
+    expect([heldWhileSplit, heldAfterRest, budget.held]).toEqual([40, 25, 0]);
+    expect([first?.bytes, second?.bytes, reservation?.bytes]).toEqual([0, 0, 0]);
+  });
+
+  it('tryAcquire holds at once what fits, or gives nothing and waits for nothing; never ahead of a waiter', async () => {
+    // Prepare
+    const budget = createMemoryBudget(100);
+    const held = await budget.acquire(70);
+
+    // Act
+    const tooMuch = budget.tryAcquire(40);
+    const fits = budget.tryAcquire(30);
+    fits?.release();
+    const waiter = budget.acquire(50);
+    const behindWaiter = budget.tryAcquire(10);
+    held.release();
+    (await waiter).release();
+    const aloneWhenNothingHeld = budget.tryAcquire(500);
+
+    // Assess
+    expect(tooMuch).toBeUndefined();
+    expect(fits?.bytes).toBe(0);
+    expect(behindWaiter).toBeUndefined();
+    expect(aloneWhenNothingHeld?.bytes).toBe(500);
+    expect(budget.waiting).toBe(0);
+  });
 });

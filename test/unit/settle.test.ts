@@ -82,7 +82,7 @@ function world(options: {
     log,
     random: () => 0,
   };
-  return { calls, published, deadLettered, lines, queue, deps };
+  return { calls, published, deadLettered, lines, queue, deps: deps as SettleDeps };
 }
 
 function running(overrides: Partial<RunningJob> = {}): RunningJob {
@@ -422,6 +422,38 @@ describe('settle: failed', () => {
 
     // Assess
     expect(w.lines()[0]).toMatchObject({ body: '<0 bytes, not JSON>', attributes: [] });
+  });
+});
+
+describe('settle: acting on a verdict runs under the job\'s deadline', () => {
+  it('a publish still hanging when the deadline passes is cut short: the job is retried as timed out, not deleted', async () => {
+    // Prepare
+    const w = world();
+    const deadline = new AbortController();
+    w.deps = { ...w.deps, publish: () => new Promise<void>(() => {}) };
+    const enrollment: Enrollment = { references: [reference(1)], created: 1, paths: ['rebuilt'] };
+
+    // Act
+    const settling = run(sqsMessage({ MessageId: 'm-8' }), succeededWith(enrollment), w, running({ signal: deadline.signal }));
+    deadline.abort(Object.assign(new Error('the job outlived JOB_TIMEOUT_SECONDS (25 s) in its outcome phase'), { name: 'TimeoutError' }));
+    await settling;
+
+    // Assess
+    expect(w.calls).toEqual([['visibility', 5], ['retried', 'timeout', 'number']]);
+    expect(w.lines()).toEqual([expect.objectContaining({ level: 'warn', outcome: 'retry', reason: 'timeout', err: expect.objectContaining({ name: 'TimeoutError' }) })]);
+  });
+
+  it('does not cut short what a timed-out settlement itself sends (its RETRIES_EXHAUSTED outcome)', async () => {
+    // Prepare
+    const w = world({ maxReceiveCount: 1 });
+    const deadline = new AbortController();
+    deadline.abort(new Error('past the deadline'));
+
+    // Act
+    await run(sqsMessage({ MessageId: 'm-9' }), { kind: 'timed-out', phase: 'decode', timeoutSeconds: 25 }, w, running({ signal: deadline.signal }));
+
+    // Assess
+    expect(w.published).toEqual([expect.objectContaining({ status: 'failed', error: expect.objectContaining({ code: 'RETRIES_EXHAUSTED' }) })]);
   });
 });
 

@@ -188,18 +188,19 @@ describe('loadImage', () => {
     expect(reader.calls).toEqual([]);
   });
 
-  it('reads an allowed staged source with the size cap and label', async () => {
+  it('reads an allowed staged source with the size cap and label, held to what its HEAD admitted', async () => {
     // Prepare
     const bytes = bytesOf(10);
     const reader = recordingReader(bytes);
+    const admitted = { size: 10, etag: '"e1"' };
 
     // Act
-    const loaded = await loadImage(staged('enrollment-staging', 'incoming/j/0', bytes), 'images[4]', RULES, reader.read);
+    const loaded = await loadImage(staged('enrollment-staging', 'incoming/j/0', bytes), 'images[4]', RULES, reader.read, undefined, admitted);
 
     // Assess
     expect(loaded.bytes).toBe(bytes);
     expect(loaded.sha256.toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
-    expect(reader.calls).toEqual([['enrollment-staging', 'incoming/j/0', 1000, 'images[4]', undefined]]);
+    expect(reader.calls).toEqual([['enrollment-staging', 'incoming/j/0', 1000, 'images[4]', undefined, admitted]]);
   });
 
   it('refuses a staged object whose bytes are not the ones the job names (SOURCE_MISMATCH)', async () => {

@@ -2,6 +2,7 @@ import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/c
 import { describe, expect, it } from 'vitest';
 import { s3StagedObjectReader } from '../../src/aws/s3.ts';
 import { discardStagedSources, stagedSourcesOf, type StagingRules } from '../../src/enroll/sources.ts';
+import { failureKind, SourceChanged, transientReason } from '../../src/job/errors.ts';
 import { inline, job, rejectionOf, sdkError, staged } from './helpers.ts';
 
 /** A fake S3 client that routes by command class, as the SDK would. */
@@ -101,6 +102,88 @@ describe('s3StagedObjectReader', () => {
     // Assess
     expect(notFound).toMatchObject({ code: 'SOURCE_NOT_FOUND', message: 'images[0]: s3://staging/in/x does not exist' });
     expect(transient).toBe(throttled);
+  });
+});
+
+describe('s3StagedObjectReader, held to what the HEAD admitted', () => {
+  const admitted = { size: 6, etag: '"v1"' };
+
+  it('asks for exactly the admitted bytes of the admitted version (If-Match)', async () => {
+    // Prepare
+    const b = body([Buffer.from('abcdef')]);
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 6, ContentRange: 'bytes 0-5/6' }));
+
+    // Act
+    const bytes = await s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', undefined, admitted);
+
+    // Assess
+    expect(bytes.toString()).toBe('abcdef');
+    expect(s3.sent[0]?.input).toEqual({ Bucket: 'staging', Key: 'in/1', Range: 'bytes=0-5', IfMatch: '"v1"' });
+  });
+
+  it('says SourceChanged (transient, reason "changed") when the version is no longer the one admitted', async () => {
+    // Prepare
+    const s3 = fakeS3(() => {
+      throw sdkError('PreconditionFailed', 412);
+    });
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[2]', undefined, admitted));
+
+    // Assess
+    expect(error).toBeInstanceOf(SourceChanged);
+    expect(failureKind(error)).toBe('transient');
+    expect(transientReason(error)).toBe('changed');
+    expect(error).toMatchObject({ message: 'images[2]: s3://staging/in/1 changed after it was admitted (another ETag); the next attempt reads it anew' });
+  });
+
+  it('refuses an object whose full size is not the admitted one, without reading its body', async () => {
+    // Prepare
+    const b = body([Buffer.alloc(6)]);
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 6, ContentRange: 'bytes 0-5/90' }));
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', undefined, { size: 6, etag: undefined }));
+
+    // Assess
+    expect(error).toBeInstanceOf(SourceChanged);
+    expect(String(error)).toContain('90 bytes, not 6');
+    expect(b.destroyed()).toBe(true);
+  });
+
+  it('stops reading as soon as the body passes the admitted size, when the server ignores the range', async () => {
+    // Prepare
+    let pulled = 0;
+    const stream = {
+      async *[Symbol.asyncIterator]() {
+        for (let i = 0; i < 100; i += 1) {
+          pulled += 1;
+          yield Buffer.alloc(4);
+        }
+      },
+      destroy: () => {},
+    };
+    const s3 = fakeS3(() => ({ Body: stream }));
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', undefined, admitted));
+
+    // Assess
+    expect(error).toBeInstanceOf(SourceChanged);
+    expect(pulled).toBe(2);
+  });
+
+  it('refuses a body shorter than admitted', async () => {
+    // Prepare
+    const b = body([Buffer.alloc(4)]);
+    const s3 = fakeS3(() => ({ Body: b.stream }));
+
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', undefined, admitted));
+
+    // Assess
+    expect(error).toBeInstanceOf(SourceChanged);
+    expect(String(error)).toContain('4 bytes, not 6');
   });
 });
 
