@@ -16,8 +16,12 @@ export function suppressions(stagingPrefix: string): Record<string, Suppression[
       {
         id: 'AwsSolutions-IAM4',
         reason:
-          "The CloudWatch agent and Session Manager need AWS's CloudWatchAgentServerPolicy and AmazonSSMManagedInstanceCore, attached by name (as their documentation says) and kept current by AWS; the worker's own grants are the customer managed WorkerPolicy (systemd/iam-policy.json)",
-        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/CloudWatchAgentServerPolicy', 'Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore'],
+          "The CloudWatch agent and Session Manager need AWS's CloudWatchAgentServerPolicy and AmazonSSMManagedInstanceCore, and with tracing=on the agent's X-Ray export AWSXRayDaemonWriteAccess, attached by name (as their documentation says) and kept current by AWS; the worker's own grants are the customer managed WorkerPolicy (systemd/iam-policy.json)",
+        appliesTo: [
+          'Policy::arn:<AWS::Partition>:iam::aws:policy/CloudWatchAgentServerPolicy',
+          'Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore',
+          'Policy::arn:<AWS::Partition>:iam::aws:policy/AWSXRayDaemonWriteAccess',
+        ],
       },
     ],
     'WorkerPolicy/Resource': [

@@ -14,6 +14,17 @@ export interface Settings {
   readonly oldestJobAlarmSeconds: number;
   /** Minutes without a successful job, while jobs are waiting, after which it alarms. */
   readonly noSuccessAlarmMinutes: number;
+  /**
+   * `on`: the workers export traces (OTEL_TRACES_EXPORTER=otlp) to the CloudWatch agent on the
+   * instance, which sends them to X-Ray with the role's AWSXRayDaemonWriteAccess. A context value,
+   * not a parameter: it decides what the role is granted, and the template then says it plainly.
+   */
+  readonly tracing: 'off' | 'on';
+  /**
+   * With tracing on, OTEL_TRACES_SAMPLER_ARG of `parentbased_traceidratio`: the share of jobs traced
+   * among those that come without a producer's trace (the others follow the producer's decision).
+   */
+  readonly tracingSampleRatio: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -22,6 +33,9 @@ export const DEFAULT_SETTINGS: Settings = {
   stagingExpiryDays: 7,
   oldestJobAlarmSeconds: 600,
   noSuccessAlarmMinutes: 15,
+  tracing: 'off',
+  // X-Ray's own default rule samples 5% (beyond one request a second): the same share here.
+  tracingSampleRatio: 0.05,
 };
 
 /** Reads the settings from context values (strings from `-c`, or JSON values from cdk.json). */
@@ -45,12 +59,23 @@ export function settingsFrom(context: (key: string) => unknown): Settings {
   if (!/^([A-Za-z0-9._-]+\/)+$/.test(stagingPrefix) || stagingPrefix.split('/').some((s) => s === '.' || s === '..')) {
     problems.push(`stagingPrefix must be path segments ending with / (e.g. uploads/), got ${stagingPrefix}`);
   }
+  const tracing = text('tracing') ?? DEFAULT_SETTINGS.tracing;
+  if (tracing !== 'off' && tracing !== 'on') problems.push(`tracing must be off or on (got ${tracing})`);
+  // The worker's own rule for OTEL_TRACES_SAMPLER_ARG (src/config.ts), so a bad ratio fails here,
+  // not as an exit 78 on every instance.
+  const ratioText = text('tracingSampleRatio');
+  const tracingSampleRatio = ratioText === undefined ? DEFAULT_SETTINGS.tracingSampleRatio : Number(ratioText);
+  if (ratioText !== undefined && (!/^(\d{1,6}(\.\d{1,6})?|\.\d{1,6})$/.test(ratioText) || tracingSampleRatio > 1)) {
+    problems.push(`tracingSampleRatio must be a number from 0 to 1 (got ${ratioText})`);
+  }
   const settings: Settings = {
     encryption: encryption as Settings['encryption'],
     stagingPrefix,
     stagingExpiryDays: whole('stagingExpiryDays', 1, 3650, DEFAULT_SETTINGS.stagingExpiryDays),
     oldestJobAlarmSeconds: whole('oldestJobAlarmSeconds', 60, 1209600, DEFAULT_SETTINGS.oldestJobAlarmSeconds),
     noSuccessAlarmMinutes: whole('noSuccessAlarmMinutes', 1, 1440, DEFAULT_SETTINGS.noSuccessAlarmMinutes),
+    tracing: tracing as Settings['tracing'],
+    tracingSampleRatio,
   };
   if (problems.length > 0) throw new Error(`bad context: ${problems.join('; ')}`);
   return settings;

@@ -2,7 +2,8 @@
 // the reference and staging buckets, the settings secret with a generated signing key, the instance
 // role (its worker policy is systemd/iam-policy.json), the producer policy, a launch template whose
 // user data is infra/bootstrap/bootstrap.sh, an Auto Scaling group that tracks the backlog per
-// instance, the alarms and a dashboard. README "Deploy on AWS" says how it is deployed and why.
+// instance, the alarms and a dashboard; with `-c tracing=on`, spans to X-Ray through the CloudWatch
+// agent. README "Deploy on AWS" says how it is deployed and why.
 import {
   Aws,
   CfnCondition,
@@ -44,6 +45,8 @@ export const WORKER = {
   metricsPort: 9464,
   /** The scrape job's name: the one dimension of the worker's metrics in CloudWatch. */
   scrapeJob: 'enrollment-worker',
+  /** Where the CloudWatch agent receives OTLP/HTTP traces (systemd/cloudwatch-agent.json). */
+  otlpEndpoint: 'http://127.0.0.1:4318',
 } as const;
 
 export const MAX_RECEIVE_COUNT = 5;
@@ -232,6 +235,9 @@ export class EnrollmentWorkerStack extends Stack {
     // managed policies, attached by name so what they grant stays AWS's to maintain.
     this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('CloudWatchAgentServerPolicy'));
     this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
+    // With tracing on, the agent (not the worker, which calls no X-Ray API) sends the spans to X-Ray.
+    const tracing = settings.tracing === 'on';
+    if (tracing) this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('AWSXRayDaemonWriteAccess'));
     const instanceProfile = new iam.CfnInstanceProfile(this, 'InstanceProfile', { roles: [this.role.roleName] });
 
     // --- The producer policy: what upstream services attach to their own roles -------------------
@@ -307,6 +313,16 @@ export class EnrollmentWorkerStack extends Stack {
       WORKER_DELETE_STAGED_SOURCES: 'true',
       WORKER_VISIBILITY_TIMEOUT_SECONDS: String(WORKER.visibilityTimeoutSeconds),
       WORKER_METRICS_PORT: String(WORKER.metricsPort),
+      // The CloudWatch agent receives OTLP/HTTP on this address (systemd/cloudwatch-agent.json);
+      // named by address, as the agent binds it, rather than as localhost.
+      ...(tracing
+        ? {
+            WORKER_OTEL_TRACES_EXPORTER: 'otlp',
+            WORKER_OTEL_EXPORTER_OTLP_ENDPOINT: WORKER.otlpEndpoint,
+            WORKER_OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+            WORKER_OTEL_TRACES_SAMPLER_ARG: String(settings.tracingSampleRatio),
+          }
+        : {}),
     });
 
     const launchTemplate = new ec2.CfnLaunchTemplate(this, 'LaunchTemplate', {

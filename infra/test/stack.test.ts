@@ -244,8 +244,9 @@ function launchTemplateData(): Json {
 }
 
 /** The user data as text, with CloudFormation's references shown as ${Name}. */
-function userDataText(): string {
-  const encoded = launchTemplateData().UserData as { 'Fn::Base64': unknown };
+function userDataText(t: Template = template): string {
+  const [lt] = Object.values(t.findResources('AWS::EC2::LaunchTemplate'));
+  const encoded = ((lt!.Properties as Json).LaunchTemplateData as Json).UserData as { 'Fn::Base64': unknown };
   const text = (v: unknown): string => {
     if (typeof v === 'string') return v;
     const o = v as Json;
@@ -379,6 +380,54 @@ describe('alarms', () => {
   });
 });
 
+describe('tracing', () => {
+  const xray = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AWSXRayDaemonWriteAccess']] };
+  const roleOf = (b: ReturnType<typeof synth>) =>
+    (b.template.toJSON().Resources as Record<string, Json>)[b.stack.getLogicalId(b.stack.role.node.defaultChild as Parameters<Stack['getLogicalId']>[0])]!.Properties as Json;
+  /** The worker's settings the user data sets: NAME=value for every exported WORKER_NAME, as bootstrap.sh writes them. */
+  const workerSettings = (t: Template): Record<string, string> =>
+    Object.fromEntries([...userDataText(t).matchAll(/^export WORKER_([A-Z0-9_]+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+  const on = synth({ tracing: 'on' });
+
+  it('off (the default): no X-Ray grant, and no OTEL_ setting, so the workers make no span', () => {
+    expect(DEFAULT_SETTINGS.tracing).toBe('off');
+    expect(roleOf(built).ManagedPolicyArns).not.toContainEqual(xray);
+    const documents = ['AWS::IAM::ManagedPolicy', 'AWS::IAM::Policy'].flatMap((type) => Object.values(template.findResources(type)).map((p) => (p.Properties as Json).PolicyDocument));
+    expect(JSON.stringify(documents)).not.toMatch(/xray:/i);
+    expect(Object.keys(workerSettings(template)).filter((k) => k.startsWith('OTEL_'))).toEqual([]);
+    expect(workerSettings(template).SQS_QUEUE_URL).toBe(`\${${jobsId}}`);
+  });
+
+  it("on: the role has AWSXRayDaemonWriteAccess, named separately, and the worker policy is still systemd/iam-policy.json's", () => {
+    expect(roleOf(on).ManagedPolicyArns).toEqual([...(props(logicalId(stack.role)).ManagedPolicyArns as unknown[]), xray]);
+    const policies = (b: ReturnType<typeof synth>) =>
+      Object.values(b.template.findResources('AWS::IAM::ManagedPolicy', { Properties: { Description: Match.stringLikeRegexp('iam-policy.json') } })).map((p) => (p.Properties as Json).PolicyDocument);
+    expect(policies(on)).toEqual(policies(built));
+    expect(JSON.stringify(policies(on))).not.toMatch(/xray/i);
+  });
+
+  it('on: the settings export to the CloudWatch agent on the loopback, parent-based, at the ratio given', () => {
+    expect(workerSettings(on.template)).toMatchObject({
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.05',
+    });
+    expect(workerSettings(synth({ tracing: 'on', tracingSampleRatio: 1 }).template).OTEL_TRACES_SAMPLER_ARG).toBe('1');
+    expect(userDataText(on.template).endsWith(readBootstrap().slice('#!/bin/bash\n'.length))).toBe(true);
+  });
+
+  it("the agent's configuration the release ships receives OTLP/HTTP where the settings send it", async () => {
+    const agent = JSON.parse(await readFile(resolve(import.meta.dirname, '..', '..', 'systemd', 'cloudwatch-agent.json'), 'utf8')) as {
+      traces?: { traces_collected?: { otlp?: { http_endpoint?: string; grpc_endpoint?: string } } };
+    };
+    const otlp = agent.traces?.traces_collected?.otlp;
+    expect(otlp?.http_endpoint).toBe(new URL(WORKER.otlpEndpoint).host);
+    // Loopback only: nothing off the instance can hand the agent spans to send with the role.
+    expect(otlp?.grpc_endpoint).toMatch(/^127\.0\.0\.1:/);
+  });
+});
+
 describe('cdk-nag AwsSolutions', () => {
   const findings = (s: Stack) => [
     ...Annotations.fromStack(s).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
@@ -388,6 +437,7 @@ describe('cdk-nag AwsSolutions', () => {
   it.each([
     ['S3-managed keys', {}],
     ['a KMS key and another staging prefix', { encryption: 'kms', stagingPrefix: 'in/' } as Partial<Settings>],
+    ['tracing on', { tracing: 'on' } as Partial<Settings>],
   ])('finds nothing unsuppressed, with %s', (_name, overrides) => {
     const s = synth(overrides).stack;
     expect(findings(s).map((f) => `${f.id}: ${String(f.entry.data)}`)).toEqual([]);
@@ -414,6 +464,10 @@ describe('settings', () => {
     expect(() => settingsFrom((k) => ({ stagingPrefix: 'uploads' })[k])).toThrow(/stagingPrefix/);
     expect(() => settingsFrom((k) => ({ stagingPrefix: '../x/' })[k])).toThrow(/stagingPrefix/);
     expect(() => settingsFrom((k) => ({ stagingExpiryDays: '0' })[k])).toThrow(/stagingExpiryDays/);
+    expect(settingsFrom((k) => ({ tracing: 'on', tracingSampleRatio: '0.25' })[k])).toMatchObject({ tracing: 'on', tracingSampleRatio: 0.25 });
+    expect(settingsFrom((k) => ({ tracing: 'on', tracingSampleRatio: 1 })[k])).toMatchObject({ tracingSampleRatio: 1 });
+    expect(() => settingsFrom((k) => ({ tracing: 'yes' })[k])).toThrow(/tracing must be off or on/);
+    for (const bad of ['1.5', '-0.1', 'half', '1e-3']) expect(() => settingsFrom((k) => ({ tracingSampleRatio: bad })[k])).toThrow(/tracingSampleRatio/);
   });
 });
 
