@@ -46,7 +46,7 @@ export interface JpegCodec {
   /** The header, read by libjpeg; throws a `JpegError` on an error or a warning. Microseconds. */
   inspect(jpeg: Buffer, maxScans: number): JpegFacts;
   /**
-   * A new JPEG from the coefficients alone (baseline, optimised Huffman tables), turned by the EXIF
+   * A new JPEG from the coefficients alone (baseline, standard Huffman tables), turned by the EXIF
    * `orientation` in the coefficient domain; off the event loop. Rejects with a `JpegError` on any
    * error or warning, past `maxScans`, or when the output would pass `maxBytes`.
    */

@@ -4,7 +4,7 @@
  *
  * - **rebuilt** (JPEG, upright): libjpeg-turbo reads the DCT coefficients and quantisation tables
  *   and writes a new baseline JPEG from them (jpeg.ts): SOI, the tables the frame uses, SOF,
- *   optimised Huffman tables, one scan, EOI. Its decoded pixels are the received file's, bit for
+ *   the standard Huffman tables, one scan, EOI. Its decoded pixels are the received file's, bit for
  *   bit. Reading the coefficients entropy-decodes every block, and any error or warning refuses the
  *   image: it validates as a full decode does, without the inverse DCT.
  * - **turned** (JPEG, EXIF orientation 2–8, whole MCUs along every edge the turn moves): the same,
