@@ -148,8 +148,10 @@ const formatDefault = (name: string, value: unknown): string => {
   return String(value);
 };
 
-function defaultOf(name: string, schema: z.ZodType): string {
-  const given = SETTING_DOCS[name]?.default;
+type SettingDocs = Readonly<Record<string, { readonly doc: string; readonly default?: string }>>;
+
+function defaultOf(name: string, schema: z.ZodType, docs: SettingDocs): string {
+  const given = docs[name]?.default;
   if (given !== undefined) return given;
   const parsed = schema.safeParse(undefined);
   if (!parsed.success) return 'required';
@@ -166,36 +168,36 @@ function rangeOf(name: string, facts: SchemaFacts): string {
   return `${facts.min}–${facts.max}`;
 }
 
-function docOf(name: string): string {
-  const doc = SETTING_DOCS[name]?.doc;
+function docOf(name: string, docs: SettingDocs): string {
+  const doc = docs[name]?.doc;
   if (doc === undefined || doc.trim() === '') {
     throw new MissingDoc(`setting ${name} has no description: add it to SETTING_DOCS in src/config.ts`);
   }
   return doc;
 }
 
-export function settingsTable(): string {
-  const stray = Object.keys(SETTING_DOCS).filter((n) => !SETTING_NAMES.includes(n) && n !== SECRET_NAME_SETTING);
+export function settingsTable(docs: SettingDocs = SETTING_DOCS): string {
+  const stray = Object.keys(docs).filter((n) => !SETTING_NAMES.includes(n) && n !== SECRET_NAME_SETTING);
   if (stray.length > 0) throw new MissingDoc(`SETTING_DOCS in src/config.ts describes settings that do not exist: ${stray.join(', ')}`);
   const rows = SETTING_NAMES.map((name) => {
     const schema = SETTING_SCHEMAS[name];
     if (schema === undefined) throw new Error(`no schema for ${name}`);
     const facts = factsOf(schema);
     const type = facts.type === 'one of' ? 'one of' : (facts.type ?? 'text');
-    return [`\`${name}\``, type, defaultOf(name, schema), rangeOf(name, facts), reloadEffect(name, schema), docOf(name)];
+    return [`\`${name}\``, type, defaultOf(name, schema, docs), rangeOf(name, facts), reloadEffect(name, schema), docOf(name, docs)];
   });
-  rows.push([`\`${SECRET_NAME_SETTING}\` (or \`SECRETS_NAME\`)`, 'text', 'unset', '', 'no: environment only, read at start', docOf(SECRET_NAME_SETTING)]);
+  rows.push([`\`${SECRET_NAME_SETTING}\` (or \`SECRETS_NAME\`)`, 'text', 'unset', '', 'no: environment only, read at start', docOf(SECRET_NAME_SETTING, docs)]);
   return table(['variable', 'type', 'default', 'range', 'SIGHUP applies it', 'what it does'], rows);
 }
 
 // ---- error codes ----------------------------------------------------------------------------
 
-export function errorCodesTable(): string {
+export function errorCodesTable(docs: Readonly<Record<string, { readonly when: string; readonly producer: string }>> = ERROR_CODE_DOCS): string {
   const codes: string[] = [...JOB_ERROR_CODES, RETRIES_EXHAUSTED];
-  const stray = Object.keys(ERROR_CODE_DOCS).filter((c) => !codes.includes(c));
+  const stray = Object.keys(docs).filter((c) => !codes.includes(c));
   if (stray.length > 0) throw new MissingDoc(`ERROR_CODE_DOCS in src/job/errors.ts describes codes that do not exist: ${stray.join(', ')}`);
   const rows = codes.map((code) => {
-    const doc = ERROR_CODE_DOCS[code];
+    const doc = docs[code];
     if (doc === undefined || doc.when.trim() === '' || doc.producer.trim() === '') {
       throw new MissingDoc(`error code ${code} has no description: add "when" and "producer" to ERROR_CODE_DOCS in src/job/errors.ts`);
     }
@@ -214,7 +216,14 @@ export function errorCodesTable(): string {
 // ---- metrics --------------------------------------------------------------------------------
 
 /** Every metric the worker defines, registered the way the daemon registers them. */
-export function workerMetrics(): { name: string; type: string; labels: readonly string[]; help: string }[] {
+export interface MetricFacts {
+  readonly name: string;
+  readonly type: string;
+  readonly labels: readonly string[];
+  readonly help: string;
+}
+
+export function workerMetrics(): MetricFacts[] {
   const registry = new Registry();
   createJobCounters(registry);
   registerConsumerGauges(registry, () => {
@@ -228,8 +237,8 @@ export function workerMetrics(): { name: string; type: string; labels: readonly 
   });
 }
 
-export function metricsTable(): string {
-  const rows = workerMetrics().map((m) => {
+export function metricsTable(metrics: readonly MetricFacts[] = workerMetrics()): string {
+  const rows = metrics.map((m) => {
     if (m.help.trim() === '') throw new MissingDoc(`metric ${m.name} has no help text: give it one in src/worker/metrics.ts`);
     return [`\`${m.name}\``, m.type, m.labels.map((l) => `\`${l}\``).join(', '), m.help];
   });
@@ -240,9 +249,9 @@ export function metricsTable(): string {
 
 /** Each generated table: the file it lives in and how it is made. */
 export const GENERATED: Readonly<Record<string, { file: string; make: () => string }>> = {
-  settings: { file: 'docs/operations.md', make: settingsTable },
-  'error-codes': { file: 'docs/producers.md', make: errorCodesTable },
-  metrics: { file: 'docs/operations.md', make: metricsTable },
+  settings: { file: 'docs/operations.md', make: () => settingsTable() },
+  'error-codes': { file: 'docs/producers.md', make: () => errorCodesTable() },
+  metrics: { file: 'docs/operations.md', make: () => metricsTable() },
 };
 
 /** The text between a table's markers, or an error naming what is missing. */
