@@ -32,7 +32,7 @@ const MiB = 1024 * 1024;
 /**
  * The memory budget with the default settings: a third for image bytes held (enough for every slot's
  * inline message and several 10 MiB staged images at once), two thirds for decoding (one 40-megapixel
- * image turned 90°, the most a single decode needs). See README "Memory".
+ * image turned 90°, the most a single decode needs). See docs/images.md "Memory".
  */
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 384 * MiB;
 
@@ -256,10 +256,10 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
     doc: 'The longest side of a stored reference; larger images are scaled down (never up), keeping their aspect ratio. Unset: stored at the size received. Not less than `MIN_IMAGE_DIMENSION`.',
   },
   DELETE_STAGED_SOURCES: {
-    doc: "Delete a job's staged objects once it has succeeded (see docs/images.md, What it writes). Needs `s3:DeleteObject` on the staging prefix.",
+    doc: "Delete a job's staged objects once it has succeeded (see [What it writes](images.md#what-it-writes)). Needs `s3:DeleteObject` on the staging prefix.",
   },
   JOB_SIGNING_KEY: {
-    doc: 'The key jobs must be signed with (see docs/producers.md, Signed jobs). **In the secret** when one is named (in the environment it is then refused); in the environment otherwise. Unset: the worker does not start (exit 78) unless `ALLOW_UNSIGNED_JOBS=true`. Its value is never logged or shown in an error; logs name it by fingerprint.',
+    doc: 'The key jobs must be signed with (see [Signed jobs](producers.md#signed-jobs)). **In the secret** when one is named (in the environment it is then refused); in the environment otherwise. Unset: the worker does not start (exit 78) unless `ALLOW_UNSIGNED_JOBS=true`. Its value is never logged or shown in an error; logs name it by fingerprint.',
     default: '**required**',
   },
   JOB_SIGNING_KEY_PREVIOUS: {
@@ -273,12 +273,12 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
   },
   CONCURRENCY: { doc: 'Jobs in flight.' },
   MAX_IN_FLIGHT_BYTES: {
-    doc: 'Image memory across all jobs in flight: a third for image bytes held, two thirds for decoding (see docs/images.md, Memory).',
+    doc: 'Image memory across all jobs in flight: a third for image bytes held, two thirds for decoding (see [Memory](images.md#memory)).',
   },
   JOB_TIMEOUT_SECONDS: {
     doc: "A job's deadline, in seconds of its own working time (waits for memory or a decode slot excluded); past it the job is cancelled and retried.",
   },
-  FACE_CHECK: { doc: '`one`: every image must show exactly one usable face (see docs/images.md, Face check).' },
+  FACE_CHECK: { doc: '`one`: every image must show exactly one usable face (see [Face check](images.md#face-check)).' },
   FACE_MIN_SCORE: { doc: 'A detection scoring below this is not a face.' },
   FACE_MIN_SIZE: { doc: 'The shorter side of the face box, in stored pixels, below which it is `FACE_TOO_SMALL`.' },
   FACE_THREADS: { doc: 'Detector threads (~175 MB each), with `FACE_CHECK=one`.', default: 'one per core' },
@@ -293,7 +293,7 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
   METRICS_HOST: { doc: 'The address the metrics endpoint binds to (loopback unless a scraper needs more).' },
   LOG_LEVEL: { doc: 'The lowest level logged.' },
   SECRETS_MANAGER_SECRET_NAME: {
-    doc: 'A Secrets Manager secret holding a JSON object of settings (below). `SECRETS_NAME` is read when this is unset. Read by the secret lookup before the settings are parsed.',
+    doc: 'A Secrets Manager secret holding a JSON object of settings (below the table). `SECRETS_NAME` is read when this is unset. Read by the secret lookup before the settings are parsed.',
   },
 };
 

@@ -110,7 +110,7 @@ export function registerConsumerGauges(registry: Registry, health: () => Consume
   });
 }
 
-/** The two shares of MAX_IN_FLIGHT_BYTES (README "Memory"), read when Prometheus scrapes. */
+/** The two shares of MAX_IN_FLIGHT_BYTES (docs/images.md "Memory"), read when Prometheus scrapes. */
 export function registerMemoryGauges(registry: Registry, shares: { readonly held: MemoryBudget; readonly decode: MemoryBudget }): void {
   const gauge = (name: string, help: string, read: (budget: MemoryBudget) => number) =>
     new Gauge({
