@@ -70,7 +70,7 @@ export const ERROR_CODE_DOCS: Readonly<Record<string, { readonly when: string; r
     producer: 'Upload the object before sending the job; keep it until the job has succeeded.',
   },
   SOURCE_MISMATCH: {
-    when: 'A staged object\'s SHA-256 is not the `sha256` the job names: it was overwritten or replaced after the job was built. Nothing of the job is stored.',
+    when: 'A staged object\'s SHA-256 is not the `sha256` the job names (`images[i]: the staged object\'s SHA-256 is …, the job says …`): it was overwritten or replaced after the job was built. Nothing of the job is stored.',
     producer: 'Stage one object per job and do not overwrite it; if the photo changed, build and sign a new job.',
   },
   JOB_EXPIRED: {
