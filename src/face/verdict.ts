@@ -54,13 +54,19 @@ export function toStoredPixels(face: Face, scaleToStored: number): Face {
   };
 }
 
+/**
+ * The rules, in order: no face scoring at least minScore is NO_FACE; among those that do, the ones
+ * of at least minSize (in stored pixels) are the faces that count — two or more is MULTIPLE_FACES,
+ * exactly one is the reference's face, whatever smaller faces are in the background; when every
+ * face scoring enough is smaller than minSize, it is FACE_TOO_SMALL (about the largest of them).
+ */
 export function faceVerdict(faces: readonly Face[], rules: FaceRules): FaceVerdict {
   if (!(rules.scaleToStored > 0) || !Number.isFinite(rules.scaleToStored)) {
     // A caller bug, not a property of the job: thrown, so the job is retried rather than refused.
     throw new RangeError(`scaleToStored must be a positive number, not ${rules.scaleToStored}`);
   }
-  const counted = faces.filter((f) => f.score >= rules.minScore);
-  if (counted.length === 0) {
+  const scored = faces.filter((f) => f.score >= rules.minScore).map((f) => toStoredPixels(f, rules.scaleToStored));
+  if (scored.length === 0) {
     return {
       ok: false,
       code: 'NO_FACE',
@@ -68,23 +74,23 @@ export function faceVerdict(faces: readonly Face[], rules: FaceRules): FaceVerdi
       faces: 0,
     };
   }
+  const side = (f: Face) => Math.min(f.width, f.height);
+  const counted = scored.filter((f) => side(f) >= rules.minSize);
   if (counted.length > 1) {
     return {
       ok: false,
       code: 'MULTIPLE_FACES',
-      message: `shows ${counted.length} faces with a score of at least ${rules.minScore} (FACE_MIN_SCORE); a reference must show exactly one`,
+      message: `shows ${counted.length} faces of at least ${rules.minSize} pixels (FACE_MIN_SIZE) with a score of at least ${rules.minScore} (FACE_MIN_SCORE); a reference must show exactly one`,
       faces: counted.length,
     };
   }
-  const face = toStoredPixels(counted[0] as Face, rules.scaleToStored);
-  const side = Math.min(face.width, face.height);
-  if (side < rules.minSize) {
-    return {
-      ok: false,
-      code: 'FACE_TOO_SMALL',
-      message: `shows a face of ${side} pixels on its shorter side; at least ${rules.minSize} are needed (FACE_MIN_SIZE)`,
-      faces: 1,
-    };
-  }
-  return { ok: true, face };
+  const [face] = counted;
+  if (face !== undefined) return { ok: true, face };
+  const largest = Math.max(...scored.map(side));
+  return {
+    ok: false,
+    code: 'FACE_TOO_SMALL',
+    message: `shows a face of ${largest} pixels on its shorter side; at least ${rules.minSize} are needed (FACE_MIN_SIZE)`,
+    faces: scored.length,
+  };
 }

@@ -82,11 +82,11 @@ export const ERROR_CODE_DOCS: Readonly<Record<string, { readonly when: string; r
     producer: 'Ask the user for a photo that shows their face.',
   },
   MULTIPLE_FACES: {
-    when: '`FACE_CHECK=one` and an image shows more than one such face; the message says how many.',
+    when: '`FACE_CHECK=one` and an image shows more than one such face of at least `FACE_MIN_SIZE` pixels; the message says how many.',
     producer: 'Ask the user for a photo of their face alone.',
   },
   FACE_TOO_SMALL: {
-    when: '`FACE_CHECK=one` and an image\'s one face is under `FACE_MIN_SIZE` pixels on the shorter side of its box, in the stored image.',
+    when: '`FACE_CHECK=one` and every such face in an image is under `FACE_MIN_SIZE` pixels on the shorter side of its box, in the stored image.',
     producer: 'Ask the user for a closer photo.',
   },
   [RETRIES_EXHAUSTED]: {

@@ -11,8 +11,10 @@ import {
   type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { context, propagation } from '@opentelemetry/api';
 import { CONTRACT_VERSION, type Outcome } from '../job/contract.ts';
 import { SIGNATURE_ATTRIBUTE, signJob } from '../job/signature.ts';
+import { parseTraceparent, traceAttributes } from '../job/trace-context.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../aws/sqs-rules.ts';
 
 export type JobImage = { data: string } | { s3: { bucket: string; key: string; sha256: string } };
@@ -38,6 +40,36 @@ export interface JobInput {
   images: ReadonlyArray<Buffer | StagedImage>;
   /** Default: now. */
   issuedAt?: number;
+  /**
+   * The trace the job continues (W3C `traceparent`, optional `tracestate`). Default: the caller's
+   * active OpenTelemetry context, through its global propagator (nothing when it has none).
+   */
+  trace?: { traceparent: string; tracestate?: string };
+}
+
+/** The caller's active trace context, as its OpenTelemetry SDK would send it (W3C fields only). */
+function activeTrace(): { traceparent: string; tracestate?: string } | undefined {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  const { traceparent, tracestate } = carrier;
+  return traceparent === undefined ? undefined : { traceparent, ...(tracestate ? { tracestate } : {}) };
+}
+
+/** The `traceparent`/`tracestate` attributes of a job; a malformed context is refused here, not sent. */
+function jobTraceAttributes(trace: JobInput['trace']): Record<string, MessageAttributeValue> {
+  const given = trace ?? activeTrace();
+  if (given === undefined) return {};
+  const parsed = parseTraceparent(given.traceparent, given.tracestate);
+  if (!parsed) throw new Error(`not a W3C traceparent: ${JSON.stringify(given.traceparent.slice(0, 80))}`);
+  return traceAttributes(parsed) as Record<string, MessageAttributeValue>;
+}
+
+/** SQS's rule for MessageGroupId: 1-128 letters, digits and ASCII punctuation. */
+const MESSAGE_GROUP_ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
+
+export function checkMessageGroupId(id: string): string {
+  if (!MESSAGE_GROUP_ID.test(id)) throw new Error('the message group id must be 1-128 letters, digits or ASCII punctuation');
+  return id;
 }
 
 const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest();
@@ -61,7 +93,7 @@ export interface SignedJob {
   readonly job: JobMessage;
   /** The message body: send exactly these bytes (the signature covers them). */
   readonly body: string;
-  /** `{ Signature: ... }` when a key was given, else empty. */
+  /** `Signature` when a key was given; `traceparent` (and `tracestate`) when there is a trace. */
   readonly messageAttributes: Record<string, MessageAttributeValue>;
 }
 
@@ -72,8 +104,10 @@ export interface SignedJob {
 export function buildSignedJob(input: JobInput, key: Buffer | string | undefined): SignedJob {
   const job = buildJob(input);
   const body = JSON.stringify(job);
-  const messageAttributes: Record<string, MessageAttributeValue> =
-    key === undefined ? {} : { [SIGNATURE_ATTRIBUTE]: { DataType: 'String', StringValue: signJob(body, key) } };
+  const messageAttributes: Record<string, MessageAttributeValue> = {
+    ...(key === undefined ? {} : { [SIGNATURE_ATTRIBUTE]: { DataType: 'String', StringValue: signJob(body, key) } }),
+    ...jobTraceAttributes(input.trace),
+  };
   return { job, body, messageAttributes };
 }
 
@@ -117,11 +151,21 @@ export interface Enqueued {
   readonly signed: boolean;
 }
 
-export async function enqueueJob(
-  input: { jobId?: string; userId: string; images: readonly Buffer[] },
-  deps: EnqueueDeps,
-): Promise<Enqueued> {
+export interface EnqueueInput {
+  jobId?: string;
+  userId: string;
+  images: readonly Buffer[];
+  /**
+   * The tenant, on a queue several upstream tenants share: SQS fair queues keep one tenant's burst
+   * from delaying the others' jobs (README "Tracing").
+   */
+  messageGroupId?: string;
+  trace?: JobInput['trace'];
+}
+
+export async function enqueueJob(input: EnqueueInput, deps: EnqueueDeps): Promise<Enqueued> {
   const jobId = input.jobId ?? randomUUID();
+  if (input.messageGroupId !== undefined) checkMessageGroupId(input.messageGroupId);
   const toStage = planStaging(input.images.map((b) => b.length));
   if (toStage.size > 0 && deps.stagingBucket === undefined) {
     throw new Error('the images are too large to send inline (1 MiB per message): set STAGING_BUCKET to stage them in S3');
@@ -140,11 +184,12 @@ export async function enqueueJob(
       return { bucket: deps.stagingBucket, key, sha256: sha256.toString('hex') };
     }),
   );
-  const { body, messageAttributes } = buildSignedJob({ jobId, userId: input.userId, images }, deps.signingKey);
+  const { body, messageAttributes } = buildSignedJob({ jobId, userId: input.userId, images, ...(input.trace ? { trace: input.trace } : {}) }, deps.signingKey);
   const sent = await deps.sqs.send(
     new SendMessageCommand({
       QueueUrl: deps.queueUrl,
       MessageBody: body,
+      ...(input.messageGroupId !== undefined ? { MessageGroupId: input.messageGroupId } : {}),
       ...(Object.keys(messageAttributes).length > 0 ? { MessageAttributes: messageAttributes } : {}),
     }),
   );

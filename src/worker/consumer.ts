@@ -361,7 +361,8 @@ async function receiveBatch<V>(state: State<V>, max: number): Promise<Message[]>
       WaitTimeSeconds: options.pollWaitSeconds,
       VisibilityTimeout: options.visibilityTimeoutSeconds,
       MessageAttributeNames: ['All'],
-      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+      // AWSTraceHeader: the producer's X-Ray trace; MessageGroupId: its tenant (README "Tracing").
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader', 'MessageGroupId'],
     }),
   );
   return out.Messages ?? [];

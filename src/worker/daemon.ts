@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { ReadyContext } from '../bootstrap.ts';
 import type { Batcher } from '../aws/batcher.ts';
+import { traceCalls } from '../aws/call-spans.ts';
 import { secretsClient } from '../aws/clients.ts';
 import { s3ReferenceLister, s3ReferenceWriter, s3StagedObjectReader, s3StagedObjectRemover, s3StagedObjectSizer } from '../aws/s3.ts';
 import { sendBatcher, type OutgoingMessage } from '../aws/sqs-batches.ts';
@@ -30,6 +31,8 @@ import { outcomeMessage, type OutcomePublisher } from './outcomes.ts';
 import { applyReload, reloadPlan, reloadRefusal } from './reload.ts';
 import { settle, type SettleDeps } from './settle.ts';
 import { secretFetcher, StartupError } from './startup.ts';
+import { traceAttributes } from '../job/trace-context.ts';
+import type { JobEnd, JobTrace, Tracing } from './tracing.ts';
 
 /** How long the first entry of a batched call waits for company: a few milliseconds. */
 export const BATCH_FLUSH_MS = 10;
@@ -63,11 +66,21 @@ interface Context {
   readonly outcomeBatchers: Map<string, Batcher<OutgoingMessage, string>>;
   /** One reference writer per bucket, shared by all jobs: one write per key at a time. */
   readonly referenceWriters: Map<string, ReferenceWriter>;
+  readonly tracing: Tracing;
+  /** Each message's part in its trace, from the moment it is decided until it is settled. */
+  readonly traces: WeakMap<Message, JobTrace>;
   metricsServer: Server | undefined;
   statusTimer: NodeJS.Timeout | undefined;
 }
 
-function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifier }): Context {
+export interface DaemonOptions {
+  readonly log: Logger;
+  readonly notifier: Notifier;
+  /** From createTracing (src/worker/tracing.ts), built before the daemon: it may load the SDK. */
+  readonly tracing: Tracing;
+}
+
+function contextOf(ready: ReadyContext, options: DaemonOptions): Context {
   const built = ready.config;
   const registry = new Registry();
   // A third of the budget for image bytes held (messages, staged objects), two thirds for decoding:
@@ -75,6 +88,7 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
   const held = Math.floor(built.maxInFlightBytes / 3);
   const decodeMemory = createMemoryBudget(built.maxInFlightBytes - held);
   const deadLetterQueue = ready.queue.deadLetterQueueUrl;
+  if (options.tracing.calls) traceCalls(ready, options.tracing.calls);
   return {
     ready,
     built,
@@ -89,19 +103,51 @@ function contextOf(ready: ReadyContext, options: { log: Logger; notifier: Notifi
     deadLetters: deadLetterQueue ? sendBatcher(ready.sqs, deadLetterQueue, { flushAfterMs: BATCH_FLUSH_MS }) : undefined,
     outcomeBatchers: new Map(),
     referenceWriters: new Map(),
+    traces: new WeakMap(),
     metricsServer: undefined,
     statusTimer: undefined,
   };
 }
 
-function publisherOf(ctx: Context): OutcomePublisher {
-  return async (outcome) => {
+/** Publishes outcomes; each carries its job's trace context on. */
+function publisherOf(ctx: Context): (jobTrace: JobTrace) => OutcomePublisher {
+  return (jobTrace) => async (outcome) => {
     const url = ctx.live.resultQueueUrl;
     if (url === undefined) return;
     let batcher = ctx.outcomeBatchers.get(url);
     if (!batcher) ctx.outcomeBatchers.set(url, (batcher = sendBatcher(ctx.ready.sqs, url, { flushAfterMs: BATCH_FLUSH_MS })));
-    await batcher.add(outcomeMessage(outcome));
+    await batcher.add(outcomeMessage(outcome, traceAttributes(jobTrace.outgoing)));
   };
+}
+
+/** What every log line of a job carries besides its ids: its trace, its tenant (message group). */
+function jobLog(ctx: Context, message: Message, jobTrace: JobTrace): Logger {
+  const group = message.Attributes?.MessageGroupId;
+  const fields = { ...jobTrace.logFields, ...(group !== undefined ? { messageGroupId: group } : {}) };
+  return Object.keys(fields).length > 0 ? ctx.log.child(fields) : ctx.log;
+}
+
+/** How a message ended, for its span. */
+function jobEnd(settlement: Settlement<Judgement>): JobEnd {
+  switch (settlement.kind) {
+    case 'released':
+      return { verdict: 'released' };
+    case 'timed-out':
+      return { verdict: 'retry', code: 'timeout', error: `timed out in its ${settlement.phase} phase` };
+    case 'crashed':
+      return { verdict: 'retry', error: describeError(settlement.error).message };
+    case 'verdict':
+      break;
+  }
+  const { ids, verdict } = settlement.verdict;
+  switch (verdict.kind) {
+    case 'succeeded':
+      return { verdict: 'succeeded', jobId: ids.jobId, references: verdict.enrollment.references.length };
+    case 'failed':
+      return { verdict: 'failed', jobId: ids.jobId, code: verdict.error.code, error: verdict.error.message };
+    case 'retry':
+      return { verdict: 'retry', jobId: ids.jobId, error: describeError(verdict.error).message };
+  }
 }
 
 function referenceWriterFor(ctx: Context, bucket: string): ReferenceWriter {
@@ -119,6 +165,9 @@ function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Pro
   const io = { readStaged: s3StagedObjectReader(s3), sizeOfStaged: s3StagedObjectSizer(s3), normalise: ctx.normalise, memory: ctx.memory };
   return (message, running) => {
     ctx.counters.received();
+    const jobTrace = ctx.tracing.forMessage(message);
+    ctx.traces.set(message, jobTrace);
+    jobTrace.phase(running.phase);
     const rules = ctx.live;
     const enrollJob: Parameters<typeof judgeMessage>[1]['enroll'] = (job, context) =>
       enroll(job, {
@@ -128,17 +177,25 @@ function deciderOf(ctx: Context): (message: Message, running: RunningJob) => Pro
         ...context,
         ...(ctx.faces ? { faceCheck: ctx.faces.forJob(rules, context.waitFor) } : {}),
       });
-    const deps = { limits: { maxImagesPerJob: rules.maxImagesPerJob, maxJobAgeSeconds: rules.signedJobMaxAgeSeconds }, signingKeys: () => rules.signingKeys, enroll: enrollJob, log: ctx.log };
-    return judgeMessage(message, deps, {
-      signal: running.signal,
-      onPhase: (phase) => {
-        running.phase = phase;
-      },
-      waitFor: (wait) => running.waitFor(wait),
-      onRead: (ids, signature) => {
-        running.identity = { ...ids, signature };
-      },
-    });
+    const deps = {
+      limits: { maxImagesPerJob: rules.maxImagesPerJob, maxJobAgeSeconds: rules.signedJobMaxAgeSeconds },
+      signingKeys: () => rules.signingKeys,
+      enroll: enrollJob,
+      log: jobLog(ctx, message, jobTrace),
+    };
+    return jobTrace.run(() =>
+      judgeMessage(message, deps, {
+        signal: running.signal,
+        onPhase: (phase) => {
+          running.phase = phase;
+          jobTrace.phase(phase);
+        },
+        waitFor: (wait) => running.waitFor(wait),
+        onRead: (ids, signature) => {
+          running.identity = { ...ids, signature };
+        },
+      }),
+    );
   };
 }
 
@@ -149,17 +206,22 @@ function settlerOf(ctx: Context): (message: Message, settlement: Settlement<Judg
   const deadLetters = ctx.deadLetters;
   return (message, settlement, running, queue) => {
     const live = ctx.live;
+    // A message handed back as the stop began was never decided: it has no trace of its own yet.
+    const jobTrace = ctx.traces.get(message) ?? ctx.tracing.forMessage(message);
+    ctx.traces.delete(message);
+    jobTrace.phase('outcome');
     const deps: SettleDeps = {
       deadLetter: deadLetters ? async (entry) => void (await deadLetters.add({ body: entry.body, attributes: entry.attributes })) : undefined,
-      publish,
+      traceAttributes: traceAttributes(jobTrace.outgoing),
+      publish: publish(jobTrace),
       ...(live.deleteStagedSources ? { discardSources: (job) => discardStagedSources(job, live, removeStaged) } : {}),
       findStored: (job) => storedReferencesOf(job, s3ReferenceLister(s3, live.bucket)),
       retryPolicy: () => ({ baseSeconds: live.retryBaseSeconds, maxSeconds: live.retryMaxSeconds }),
       maxReceiveCount: facts.maxReceiveCount,
       counters: ctx.counters,
-      log: ctx.log,
+      log: jobLog(ctx, message, jobTrace),
     };
-    return settle(message, settlement, running, queue, deps);
+    return jobTrace.run(() => settle(message, settlement, running, queue, deps)).finally(() => jobTrace.end(jobEnd(settlement)));
   };
 }
 
@@ -219,6 +281,7 @@ function readyLine(ctx: Context): Record<string, unknown> {
     endpoint: ready.target.endpoint ?? null,
     metrics: metricsServer ? `http://${built.metricsHost}:${boundPort(metricsServer)}` : null,
     notify: ctx.notifier.enabled,
+    tracing: ctx.tracing.exporting ? { exporter: built.tracing.protocol, url: built.tracing.url, sampler: built.tracing.sampler } : 'off',
   };
 }
 
@@ -274,7 +337,8 @@ async function drain(ctx: Context, consumer: Consumer, status: () => string): Pr
   notifier.stopping();
   clearInterval(ctx.statusTimer);
   let lastExtension = 0;
-  const { unfinished } = await consumer.drain(Date.now() + ctx.built.drainTimeoutSeconds * 1000, () => {
+  const deadline = Date.now() + ctx.built.drainTimeoutSeconds * 1000;
+  const { unfinished } = await consumer.drain(deadline, () => {
     // Still draining: ask systemd for a little more time, never more than the drain needs.
     if (Date.now() - lastExtension < 5_000) return;
     lastExtension = Date.now();
@@ -282,6 +346,8 @@ async function drain(ctx: Context, consumer: Consumer, status: () => string): Pr
     notifier.status(`stopping: ${status()}`);
   });
   await Promise.all([ctx.deadLetters?.flush(), ...[...ctx.outcomeBatchers.values()].map((b) => b.flush()), ctx.faces?.close()]);
+  // The last spans go out within what is left of the drain's time, or are dropped.
+  await ctx.tracing.shutdown(deadline);
   if (unfinished > 0) log.warn({ unfinished }, 'drain timeout: unfinished jobs were cancelled and handed back to the queue');
   log.info({ ...ctx.counters.stats, inFlight: consumer.health.inFlight }, 'stopped');
   ctx.metricsServer?.close();
@@ -291,7 +357,7 @@ async function drain(ctx: Context, consumer: Consumer, status: () => string): Pr
   return 0;
 }
 
-export function createDaemon(ready: ReadyContext, options: { log: Logger; notifier: Notifier }): Daemon {
+export function createDaemon(ready: ReadyContext, options: DaemonOptions): Daemon {
   const ctx = contextOf(ready, options);
   const consumer = consumerOf(ctx);
   registerConsumerGauges(ctx.registry, () => consumer.health);

@@ -1,6 +1,6 @@
 /**
  * Dead-lettering a permanently failed job: the original body and attributes, unchanged, plus
- * `ErrorCode` and `ErrorMessage`. SQS allows 10 attributes and 1 MiB per message, and the job may
+ * `ErrorCode` and `ErrorMessage` (and the job's own `traceparent` in place of the producer's). SQS allows 10 attributes and 1 MiB per message, and the job may
  * already use most of both, so the entry is fitted to those limits rather than failing to send.
  */
 import { SendMessageCommand, type Message, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
@@ -47,17 +47,29 @@ function truncateUtf8(text: string, maxBytes: number): string {
   return `${cut}…`;
 }
 
-export function deadLetterEntry(message: Message, error: { code: string; message: string }): DeadLetterEntry {
+/**
+ * `trace`: the job's trace context (`traceparent`, `tracestate`); it replaces the producer's own and
+ * takes a slot only when one is free — an original attribute is never dropped for it, and it is left
+ * out before the error code when the entry is at its size limit.
+ */
+export function deadLetterEntry(
+  message: Message,
+  error: { code: string; message: string },
+  trace: Record<string, MessageAttributeValue> = {},
+): DeadLetterEntry {
   const body = message.Body ?? '';
+  const replaced = new Set<string>([...ERROR_ATTRIBUTES, ...Object.keys(trace)]);
   const original = Object.entries(message.MessageAttributes ?? {})
-    .filter(([name]) => !(ERROR_ATTRIBUTES as readonly string[]).includes(name))
+    .filter(([name]) => !replaced.has(name))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const room = SQS_MAX_ATTRIBUTES - ERROR_ATTRIBUTES.length;
   const kept = Object.fromEntries(original.slice(0, room).map(([n, v]) => [n, copyAttribute(v)]));
   const droppedAttributes = original.slice(room).map(([n]) => n);
+  const traceKept = Object.fromEntries(Object.entries(trace).slice(0, Math.max(0, room - Object.keys(kept).length)));
 
   const code: MessageAttributeValue = { DataType: 'String', StringValue: sqsText(error.code) };
-  const withCode = { ...kept, ErrorCode: code };
+  let withCode = { ...kept, ...traceKept, ErrorCode: code };
+  if (totalSize(body, withCode) > SQS_MAX_MESSAGE_BYTES) withCode = { ...kept, ErrorCode: code };
   if (totalSize(body, withCode) > SQS_MAX_MESSAGE_BYTES) return { body, attributes: kept, droppedAttributes, errorOmitted: true };
   const spare = SQS_MAX_MESSAGE_BYTES - totalSize(body, withCode) - Buffer.byteLength('ErrorMessage') - Buffer.byteLength('String');
   // Less room than "x…" leaves the message out: SQS refuses an empty attribute value.

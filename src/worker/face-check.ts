@@ -1,6 +1,6 @@
 /**
  * FACE_CHECK=one, as the worker runs it: the detector's threads start with the worker (each loads the
- * model once, ~175 MB), are probed before the first job, and a job waits its turn for a thread — a
+ * models once, ~65–75 MB), are probed before the first job, and a job waits its turn for a thread — a
  * line of its own, outside the job's deadline — so no unbounded queue of pixels builds up in them.
  */
 import type { Config } from '../config.ts';

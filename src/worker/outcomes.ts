@@ -10,13 +10,20 @@ export type OutcomePublisher = (outcome: Outcome) => Promise<void>;
 
 export const noOutcomePublisher: OutcomePublisher = async () => {};
 
-/** The SQS message of an outcome: a body SQS accepts whatever job text the error quotes. */
-export function outcomeMessage(outcome: Outcome): { body: string; attributes: Record<string, MessageAttributeValue> } {
+/**
+ * The SQS message of an outcome: a body SQS accepts whatever job text the error quotes; `trace` is
+ * the job's trace context (`traceparent`, `tracestate`), so the producer's consumer continues it.
+ */
+export function outcomeMessage(
+  outcome: Outcome,
+  trace: Record<string, MessageAttributeValue> = {},
+): { body: string; attributes: Record<string, MessageAttributeValue> } {
   return {
     body: sqsJson(outcome),
     attributes: {
       status: { DataType: 'String', StringValue: outcome.status },
       ...(outcome.jobId !== null ? { jobId: { DataType: 'String', StringValue: outcome.jobId } } : {}),
+      ...trace,
     },
   };
 }

@@ -24,6 +24,8 @@ const NEEDS_RESTART: ReadonlyArray<keyof Config> = [
   'faceThreads',
   // The stop's forced-exit guard is set from it when the signal handlers are installed.
   'drainTimeoutSeconds',
+  // The tracer and its exporter are built at start (and come from the environment only).
+  'tracing',
 ];
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

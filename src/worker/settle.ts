@@ -10,7 +10,7 @@
  * - released (shutdown) → visible again at once.
  * A step that fails turns the message into a retry; nothing is lost and nothing is counted twice.
  */
-import type { Message } from '@aws-sdk/client-sqs';
+import type { Message, MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Enrollment } from '../enroll/enroll.ts';
 import { FACE_CODES } from '../face/verdict.ts';
@@ -27,6 +27,8 @@ export interface SettleDeps {
   /** Undefined when no dead-letter queue is known: the failure is then logged in full instead. */
   readonly deadLetter: DeadLetterSender | undefined;
   readonly publish: OutcomePublisher;
+  /** The job's trace context (`traceparent`, `tracestate`), carried on by its dead-letter entry. */
+  readonly traceAttributes?: Record<string, MessageAttributeValue>;
   /** DELETE_STAGED_SOURCES: deletes a succeeded job's staged sources. Undefined: they are kept. */
   readonly discardSources?: (job: Job) => Promise<number>;
   /** References an earlier attempt of a job left stored (for the outcome of a job that ends failed). */
@@ -198,7 +200,7 @@ async function settleFailed(s: Settling, error: JobError): Promise<void> {
   const fields = { outcome: 'failed', code: error.code, error: error.message, ...(stored.length > 0 ? { storedReferences: stored.length } : {}) };
   try {
     if (deps.deadLetter) {
-      const entry = deadLetterEntry(s.message, error);
+      const entry = deadLetterEntry(s.message, error, deps.traceAttributes);
       await deps.deadLetter(entry);
       await deps.publish(outcome);
       const dropped = entry.droppedAttributes.length > 0 ? { droppedAttributes: entry.droppedAttributes } : {};

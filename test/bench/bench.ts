@@ -5,7 +5,8 @@
 //   - the plain loop (test/bench/baseline.ts): the SDK loop storing bytes as received — the floor,
 //     so the worker's ratio to it is what the framework itself costs.
 // With `--processes=…,face`, F — the worker with FACE_CHECK=one — runs beside them, and every table
-// gives its ratio to the worker (what the face check costs).
+// gives its ratio to the worker (what the face check costs); with `--processes=…,traced`, T — the
+// worker tracing every job to an OTLP/HTTP sink in this process — gives what tracing costs.
 // Workloads (photo-like JPEGs of 30-700 KB, small inline selfies of at most 100 KB — neither shows a
 // face — and, when asked, phone-like portraits with one real face each) on two endpoints:
 //   - fast: the in-process loopback endpoint (test/support/fast-aws.ts) with a modelled delay per
@@ -22,6 +23,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startFastAws } from '../support/fast-aws.ts';
 import { startMoto } from '../support/moto.ts';
+import { startOtlpReceiver } from '../support/otlp-receiver.ts';
 import { SKIMAGE_APT, SKIMAGE_DATA } from '../face/photos.ts';
 import { imageFloor, imageFloorLine } from './image-floor.ts';
 import { photoPool, portraitPool, selfiePool } from './photos.ts';
@@ -145,6 +147,8 @@ async function main(): Promise<void> {
     for (const impl of settings.processes) say(`${w.name}: every ${LETTER[impl]} job must end as ${expectedOutcome(impl, w, settings.workerEnv)}`);
   }
 
+  // T exports to a sink here that answers and keeps nothing: its cost is the worker's side only.
+  const sink = settings.processes.includes('traced') ? await startOtlpReceiver({ keep: false }) : undefined;
   const runs: RunResult[] = [];
   const latency: LatencyResult[] = [];
   const record = (r: RunResult) => {
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
   // Rotate which process runs first, so drift on a shared machine does not favour one.
   const level = async (target: Target, workload: Workload, c: number, jobs: number, repeat: number, cpus: number | undefined) => {
     const order: Impl[] = settings.processes.map((_, i, all) => all[(i + repeat) % all.length] as Impl);
-    const options: RunOptions = { cpus, workerEnv: settings.workerEnv };
+    const options: RunOptions = { cpus, workerEnv: settings.workerEnv, ...(sink ? { otlpSink: sink.endpoint } : {}) };
     for (const impl of order) record(await throughputRun(target, impl, c, jobs, workload, options));
   };
   const levelsOf = (name: WorkloadName) => ({ photos: settings.concurrency, selfies: settings.selfieConcurrency, portraits: settings.portraitConcurrency })[name];
@@ -182,7 +186,7 @@ async function main(): Promise<void> {
         const capacity = capacities.length > 0 ? Math.min(...capacities) : 50;
         const rate = Math.max(1, Math.round(capacity * 0.5));
         for (const impl of timed) {
-          const l = await latencyRun(target, impl, settings.latencyConcurrency, rate, settings.latencySeconds, photos, { workerEnv: settings.workerEnv });
+          const l = await latencyRun(target, impl, settings.latencyConcurrency, rate, settings.latencySeconds, photos, { workerEnv: settings.workerEnv, ...(sink ? { otlpSink: sink.endpoint } : {}) });
           latency.push(l);
           say(`latency c=${l.concurrency} ${LETTER[impl]} at ${l.ratePerSecond}/s: enqueue→done p50/p95/p99 ${fmt(l.enqueueToDoneMs.p50, 0)}/${fmt(l.enqueueToDoneMs.p95, 0)}/${fmt(l.enqueueToDoneMs.p99, 0)} ms${l.warnings.length ? ` warnings: ${l.warnings.join(' | ')}` : ''}`);
         }
@@ -204,6 +208,7 @@ async function main(): Promise<void> {
     }
   }
 
+  await sink?.close();
   // The per-image floor, in this process, once the runs are over (so it does not load them).
   const floors = [...workloads.values()].filter((w) => w.faces === 'none').map((w) => ({ name: w.name, images: w.images }));
   const floorLines: string[] = [];
@@ -220,8 +225,8 @@ async function main(): Promise<void> {
     ...[...workloads.values()].map((w) => `workload ${describe(w)}; one image per job, every job a new user`),
     `fast endpoint: ${settings.delayMs} ms per request${workerEnv.length > 0 ? `; worker environment: ${workerEnv.join(' ')}` : ''}`,
     ...skipped.map((line) => `*** ${line} ***`),
-    'W = worker (node dist/cli.js run), S = same-work baseline (SDK loop + sharp decode/rotate/strip/re-encode), P = plain SDK loop, F = the worker with FACE_CHECK=one; medians over repeats',
-    'W/S = worker ÷ same-work baseline (the goal), W/P = worker ÷ plain loop (the framework’s cost), F/W = face-checking worker ÷ worker (the face check’s cost); tput = jobs/s ratio, CPU = CPU-per-job ratio',
+    'W = worker (node dist/cli.js run), S = same-work baseline (SDK loop + sharp decode/rotate/strip/re-encode), P = plain SDK loop, F = the worker with FACE_CHECK=one, T = the worker tracing every job (OTLP/HTTP protobuf to a sink, always_on); medians over repeats',
+    'W/S = worker ÷ same-work baseline (the goal), W/P = worker ÷ plain loop (the framework’s cost), F/W = face-checking worker ÷ worker (the face check’s cost), T/W = tracing worker ÷ worker (tracing’s cost); tput = jobs/s ratio, CPU = CPU-per-job ratio',
     '',
     headlineTable(summaries),
     '',
@@ -257,6 +262,12 @@ async function main(): Promise<void> {
       (l) =>
         `latency (fast, ${l.workload}, c=${l.concurrency}, open loop at ${l.ratePerSecond} jobs/s ≈ half of the lowest capacity): ${LETTER[l.impl]} enqueue→done p50 ${fmt(l.enqueueToDoneMs.p50, 0)} ms, p95 ${fmt(l.enqueueToDoneMs.p95, 0)} ms, p99 ${fmt(l.enqueueToDoneMs.p99, 0)} ms (in queue p50/p95 ${fmt(l.inQueueMs.p50, 0)}/${fmt(l.inQueueMs.p95, 0)} ms, receive→delete p50/p95 ${fmt(l.serviceMs.p50, 0)}/${fmt(l.serviceMs.p95, 0)} ms), CPU ${fmt(l.cpuMsPerJob, 2)} ms/job`,
     ),
+    ...summaries
+      .filter((s) => s.sides.traced && s.sides.worker)
+      .map((s) => {
+        const [t, w] = [s.sides.traced?.cpuMsPerJob ?? Number.NaN, s.sides.worker?.cpuMsPerJob ?? Number.NaN];
+        return `tracing (${s.endpoint} ${s.workload} cpus=${s.cpus ?? 'all'} c=${s.concurrency}): T ${fmt(t, 2)} vs W ${fmt(w, 2)} ms CPU/job — ${fmt(t - w, 2)} ms (${fmt((t / w - 1) * 100, 1)} %) more per job with every job traced`;
+      }),
     ...scaling(summaries),
     recommended !== undefined ? `recommended CONCURRENCY (smallest within 10% of the best worker throughput, fast endpoint, photos): ${recommended}` : '',
     ...goals(summaries, settings.headlineConcurrency),

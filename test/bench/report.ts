@@ -6,7 +6,7 @@ import { meanRequests, PRICES, type RequestsPerJob } from './costs.ts';
 import { median } from './stats.ts';
 import { describeOutcomes, IMPLS, type Impl, type Outcome, type RunResult } from './run.ts';
 
-export const LETTER: Record<Impl, string> = { worker: 'W', 'same-work': 'S', plain: 'P', face: 'F' };
+export const LETTER: Record<Impl, string> = { worker: 'W', 'same-work': 'S', plain: 'P', face: 'F', traced: 'T' };
 
 export interface Side {
   jobsPerSecond: number;
@@ -55,6 +55,8 @@ export interface Summary {
   vsPlain: Ratio | null;
   /** F against W: what the face check costs. */
   faceVsWorker: Ratio | null;
+  /** T against W: what tracing every job costs. */
+  tracedVsWorker: Ratio | null;
   endpointUtilisation: number;
   producer: RequestsPerJob | null;
 }
@@ -121,6 +123,7 @@ export function summarise(runs: RunResult[]): Summary[] {
       vsSameWork: ratio(sides.worker, sides['same-work']),
       vsPlain: ratio(sides.worker, sides.plain),
       faceVsWorker: ratio(sides.face, sides.worker),
+      tracedVsWorker: ratio(sides.traced, sides.worker),
       endpointUtilisation: median(group.map((r) => ((r.endpointCpuMsPerJob ?? Number.NaN) * r.jobsPerSecond) / 1000)),
       producer: meanRequests(group.flatMap((r) => (r.producerRequests ? [r.producerRequests] : []))),
     };
@@ -144,7 +147,7 @@ function markdown(allHead: string[], allRows: string[][]): string {
 
 const levelCells = (s: Summary) => [s.endpoint, s.workload, s.cpus === null ? 'all' : String(s.cpus), String(s.concurrency)];
 const LEVEL_HEAD = ['endpoint', 'workload', 'cpus', 'conc'];
-const RATIO_HEAD = ['W/S tput', 'W/S CPU', 'W/P tput', 'W/P CPU', 'F/W tput', 'F/W CPU'];
+const RATIO_HEAD = ['W/S tput', 'W/S CPU', 'W/P tput', 'W/P CPU', 'F/W tput', 'F/W CPU', 'T/W tput', 'T/W CPU'];
 const ratioCells = (s: Summary) => [
   fmt(s.vsSameWork?.throughput, 2),
   fmt(s.vsSameWork?.cpuPerJob, 2),
@@ -152,12 +155,15 @@ const ratioCells = (s: Summary) => [
   fmt(s.vsPlain?.cpuPerJob, 2),
   fmt(s.faceVsWorker?.throughput, 2),
   fmt(s.faceVsWorker?.cpuPerJob, 2),
+  fmt(s.tracedVsWorker?.throughput, 2),
+  fmt(s.tracedVsWorker?.cpuPerJob, 2),
 ];
 /** On a process's row, the ratios that are its own: W's to S and P on W's row, F's to W on F's. */
 const ownRatioCells = (s: Summary, impl: Impl) => {
   const all = ratioCells(s);
-  if (impl === 'worker') return [...all.slice(0, 4), '', ''];
-  if (impl === 'face') return ['', '', '', '', ...all.slice(4)];
+  if (impl === 'worker') return [...all.slice(0, 4), '', '', '', ''];
+  if (impl === 'face') return ['', '', '', '', ...all.slice(4, 6), '', ''];
+  if (impl === 'traced') return ['', '', '', '', '', '', ...all.slice(6)];
   return all.map(() => '');
 };
 const present = (s: Summary): Impl[] => IMPLS.filter((impl) => s.sides[impl] !== undefined);

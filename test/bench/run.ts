@@ -14,15 +14,16 @@ import { percentile } from './stats.ts';
 import { sleep } from '../support/wait.ts';
 
 /**
- * The worker, the same-work baseline (SDK loop + sharp), the plain SDK loop, and the worker with
- * FACE_CHECK=one (everything else as the worker's).
+ * The worker, the same-work baseline (SDK loop + sharp), the plain SDK loop, the worker with
+ * FACE_CHECK=one, and the worker tracing every job (OTEL_TRACES_EXPORTER=otlp, always_on, to a sink
+ * in the benchmark process) — everything else as the worker's.
  */
-export type Impl = 'worker' | 'same-work' | 'plain' | 'face';
-export const IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain', 'face'];
+export type Impl = 'worker' | 'same-work' | 'plain' | 'face' | 'traced';
+export const IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain', 'face', 'traced'];
 /** What runs unless --processes says otherwise: the face check is opt-in, as in production. */
 export const DEFAULT_IMPLS: readonly Impl[] = ['worker', 'same-work', 'plain'];
-/** The worker's own binary runs (W and F): it publishes outcomes and logs a line per job. */
-export const runsWorker = (impl: Impl) => impl === 'worker' || impl === 'face';
+/** The worker's own binary runs (W, F and T): it publishes outcomes and logs a line per job. */
+export const runsWorker = (impl: Impl) => impl === 'worker' || impl === 'face' || impl === 'traced';
 
 /** How a process under test is run. */
 export interface RunOptions {
@@ -30,6 +31,8 @@ export interface RunOptions {
   cpus?: number;
   /** Extra environment for the worker only (e.g. FACE_CHECK=one). */
   workerEnv: Readonly<Record<string, string>>;
+  /** The OTLP/HTTP receiver T exports to (a sink that keeps nothing). */
+  otlpSink?: string;
 }
 
 export interface Target {
@@ -124,7 +127,7 @@ export interface RunResult {
   warnings: string[];
 }
 
-const ENTRY: Record<Exclude<Impl, 'worker' | 'face'>, string> = {
+const ENTRY: Record<Exclude<Impl, 'worker' | 'face' | 'traced'>, string> = {
   'same-work': resolve(import.meta.dirname, 'same-work-baseline.ts'),
   plain: resolve(import.meta.dirname, 'baseline.ts'),
 };
@@ -243,6 +246,8 @@ export function processEnv(impl: Impl, target: Target, stack: Stack, concurrency
     ...(worker ? options.workerEnv : {}),
     // F: the worker with the face check, its threads at their default (one per CPU it may use).
     ...(impl === 'face' ? { FACE_CHECK: 'one' } : {}),
+    // T: every job traced (sampling 1.0) and exported over OTLP/HTTP (protobuf, the default).
+    ...(impl === 'traced' ? { OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER: 'always_on', OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpSink ?? '' } : {}),
   };
 }
 
@@ -268,7 +273,7 @@ export interface Child {
 export function startProcess(impl: Impl, env: NodeJS.ProcessEnv, cpus?: number): Child {
   // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile every process.
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const args = [...extra, '--import', PROBE, ...(impl === 'worker' || impl === 'face' ? [CLI, 'run'] : [ENTRY[impl]])];
+  const args = [...extra, '--import', PROBE, ...(impl === 'worker' || impl === 'face' || impl === 'traced' ? [CLI, 'run'] : [ENTRY[impl]])];
   // taskset execs node in place: the pid is node's, and threads and children inherit the CPU set.
   const child =
     cpus === undefined

@@ -59,7 +59,7 @@ describe('a worker with FACE_CHECK=one', () => {
   it.each([
     ['cat', 'NO_FACE', /^images\[0\] shows no face with a score of at least 0\.5 \(FACE_MIN_SCORE\)$/],
     ['coffee', 'NO_FACE', /^images\[0\] shows no face/],
-    ['two', 'MULTIPLE_FACES', /^images\[0\] shows 2 faces with a score of at least 0\.5 \(FACE_MIN_SCORE\); a reference must show exactly one$/],
+    ['two', 'MULTIPLE_FACES', /^images\[0\] shows 2 faces of at least 64 pixels \(FACE_MIN_SIZE\) with a score of at least 0\.5 \(FACE_MIN_SCORE\); a reference must show exactly one$/],
     ['small', 'FACE_TOO_SMALL', /^images\[0\] shows a face of \d+ pixels on its shorter side; at least 64 are needed \(FACE_MIN_SIZE\)$/],
     ['mixed', 'NO_FACE', /^images\[1\] shows no face/],
   ])('refuses %s with %s, dead-lettered, nothing stored', async (name, code, message) => {

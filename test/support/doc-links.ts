@@ -98,11 +98,15 @@ export function unknownScripts(files: ReadonlyMap<string, string>, scripts: Read
   return unknown;
 }
 
-/** The commands of the CLI and the flags of each, from its usage text. */
+/** The commands of the CLI and the flags of each, from its usage text (a command's flags may wrap onto indented lines). */
 export function commandsOf(usage: string): Map<string, Set<string>> {
   const commands = new Map<string, Set<string>>();
-  for (const m of usage.matchAll(/^ {2}([a-z]+)\b(.*)$/gm)) {
-    commands.set(m[1] ?? '', new Set([...(m[2] ?? '').matchAll(/--[a-z][a-z-]*/g)].map((f) => f[0])));
+  let flags: Set<string> | undefined;
+  for (const line of usage.split('\n')) {
+    const command = /^ {2}([a-z]+)\b/.exec(line);
+    if (command !== null) commands.set(command[1] ?? '', (flags = new Set()));
+    else if (!/^ {3}/.test(line)) flags = undefined;
+    for (const f of line.matchAll(/--[a-z][a-z-]*/g)) flags?.add(f[0]);
   }
   return commands;
 }

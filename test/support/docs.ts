@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import {
-  BOOTSTRAP_NAMES,
+  ENVIRONMENT_ONLY_NAMES,
   ConfigError,
   parseConfig,
   SECRET_NAME_SETTING,
@@ -127,7 +127,7 @@ function tryConfig(env: Record<string, string>): Config | undefined {
 
 /** What SIGHUP does with a changed value of the setting, found by asking src/worker/reload.ts. */
 function reloadEffect(name: string, schema: z.ZodType): string {
-  if (BOOTSTRAP_NAMES.has(name)) return 'no: environment only, read at start';
+  if (ENVIRONMENT_ONLY_NAMES.has(name)) return 'no: environment only, read at start';
   const base = tryConfig({ ...BASE_ENV });
   if (base === undefined) throw new Error('test/support/docs.ts: BASE_ENV is not a valid configuration any more');
   for (const sample of samplesOf(schema)) {

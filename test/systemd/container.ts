@@ -290,6 +290,22 @@ export async function resultsFolder(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'enrollment-worker-systemd-'));
 }
 
+/**
+ * What a suite booting a container needs first: a hard bound on the whole run (whatever hangs, the
+ * process exits after it), the host tools, the cached root and a results folder (named on stderr).
+ */
+export async function prepareRun(boundSeconds: number): Promise<{ rootfs: string; results: string }> {
+  setTimeout(() => {
+    say(`the run exceeded ${String(boundSeconds)} s; giving up`);
+    process.exit(1);
+  }, boundSeconds * 1000).unref();
+  await ensureHostTools();
+  const rootfs = await ensureRootfs();
+  const results = await resultsFolder();
+  say(`results, commands and journal: ${results}`);
+  return { rootfs, results };
+}
+
 export interface RootRun {
   /** stdout and stderr so far, as one text. */
   output(): string;

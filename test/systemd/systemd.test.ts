@@ -19,7 +19,7 @@ import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { freePort, sleep, until } from '../support/wait.ts';
-import { boot, buildRelease, ensureHostTools, ensureRootfs, REPO, resultsFolder, type Container, type Release } from './container.ts';
+import { boot, buildRelease, prepareRun, REPO, type Container, type Release } from './container.ts';
 
 const exec = promisify(execFile);
 
@@ -222,16 +222,7 @@ async function peakRss(pid: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  // A hard bound for the whole run, whatever hangs.
-  setTimeout(() => {
-    process.stderr.write(`[systemd-test] the run exceeded ${String(RUN_BOUND_SECONDS)} s; giving up\n`);
-    process.exit(1);
-  }, RUN_BOUND_SECONDS * 1000).unref();
-
-  await ensureHostTools();
-  const rootfs = await ensureRootfs();
-  const results = await resultsFolder();
-  process.stderr.write(`[systemd-test] results, commands and journal: ${results}\n`);
+  const { rootfs, results } = await prepareRun(RUN_BOUND_SECONDS);
 
   first = await buildRelease();
   const [major, minor, patch] = first.version.split(/[.+-]/).map(Number);

@@ -61,6 +61,16 @@ describe('parseConfig: defaults', () => {
       metricsPort: undefined,
       metricsHost: '127.0.0.1',
       logLevel: 'info',
+      tracing: {
+        exporter: 'none',
+        protocol: 'http/protobuf',
+        url: 'http://localhost:4318/v1/traces',
+        serviceName: undefined,
+        sampler: 'parentbased_always_on',
+        samplerRatio: 1,
+        maxQueueSize: 2048,
+        scheduleDelayMs: 5000,
+      },
       secretName: undefined,
       fromSecret: [],
     } satisfies Config);
@@ -763,5 +773,33 @@ describe('loadConfig', () => {
     expect((error as ConfigError).problems).toEqual([
       'STAGING_BUCKET (from the secret) must differ from S3_BUCKET (references are never read back as sources)',
     ]);
+  });
+});
+
+describe('parseConfig: tracing (OTEL_*)', () => {
+  it('reads the OpenTelemetry settings; the signal-specific ones win, the general endpoint gets /v1/traces', () => {
+    // Act
+    const general = parseConfig(env({ OTEL_TRACES_EXPORTER: 'OTLP', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/', OTEL_SERVICE_NAME: 'enroll-eu', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' })).tracing;
+    const specific = parseConfig(env({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom' })).tracing;
+
+    // Assess
+    expect(general).toMatchObject({ exporter: 'otlp', protocol: 'http/json', url: 'http://127.0.0.1:4318/v1/traces', serviceName: 'enroll-eu', sampler: 'parentbased_traceidratio', samplerRatio: 0.25 });
+    expect(specific).toMatchObject({ exporter: 'none', protocol: 'http/protobuf', url: 'http://b:4318/custom' });
+  });
+
+  it.each([
+    ['OTEL_TRACES_EXPORTER', 'jaeger', 'OTEL_TRACES_EXPORTER must be one of none, otlp'],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', 'OTEL_EXPORTER_OTLP_PROTOCOL must be one of http/protobuf, http/json'],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318', 'OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL of an OTLP/HTTP receiver (e.g. http://127.0.0.1:4318)'],
+    ['OTEL_TRACES_SAMPLER', 'sometimes', expect.stringMatching(/^OTEL_TRACES_SAMPLER must be one of always_on, /)],
+    ['OTEL_TRACES_SAMPLER_ARG', '1.5', 'OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1'],
+    ['OTEL_BSP_MAX_QUEUE_SIZE', '0', 'OTEL_BSP_MAX_QUEUE_SIZE must be a whole number from 1 to 65536'],
+  ])('refuses %s=%s, naming the variable', (name, value, problem) => {
+    expect(problemsOf({ [name]: value })).toEqual([problem]);
+  });
+
+  it('comes from the environment only: the secret cannot switch tracing on or point it elsewhere', () => {
+    const result = settingsFromSecret(JSON.stringify({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://elsewhere:4318' }), 'shared');
+    expect(result).toEqual({ settings: {}, ignored: ['OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT'] });
   });
 });

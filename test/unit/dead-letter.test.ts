@@ -345,3 +345,57 @@ describe('deadLetterEntry: where the message is cut', () => {
     expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
   });
 });
+
+describe("deadLetterEntry: the job's trace", () => {
+  const TRACE = { traceparent: stringAttribute('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01') };
+
+  it("replaces the producer's traceparent with the job's", () => {
+    // Prepare
+    const message = sqsMessage({ MessageAttributes: { traceparent: stringAttribute('00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01'), Custom: stringAttribute('x') } });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR, TRACE);
+
+    // Assess
+    expect(Object.keys(entry.attributes).sort()).toEqual(['Custom', 'ErrorCode', 'ErrorMessage', 'traceparent']);
+    expect(entry.attributes.traceparent).toEqual(TRACE.traceparent);
+    expect(entry.droppedAttributes).toEqual([]);
+  });
+
+  it('takes a slot only when one is free: an original attribute is never dropped for it', () => {
+    // Prepare: eight attributes of the producer's own, none of them a trace.
+    const own = Object.fromEntries(Array.from({ length: SQS_MAX_ATTRIBUTES - 2 }, (_, i) => [`a${i}`, stringAttribute('v')]));
+    const seven = Object.fromEntries(Object.entries(own).slice(1));
+
+    // Act
+    const full = deadLetterEntry(sqsMessage({ MessageAttributes: own }), ERROR, TRACE);
+    const room = deadLetterEntry(sqsMessage({ MessageAttributes: seven }), ERROR, TRACE);
+
+    // Assess
+    expect(Object.keys(full.attributes)).not.toContain('traceparent');
+    expect(full.droppedAttributes).toEqual([]);
+    expect(Object.keys(full.attributes)).toHaveLength(SQS_MAX_ATTRIBUTES);
+    expect(room.attributes.traceparent).toEqual(TRACE.traceparent);
+    expect(Object.keys(room.attributes)).toHaveLength(SQS_MAX_ATTRIBUTES);
+  });
+
+  it('is left out before ErrorCode when the body leaves no room for both', () => {
+    // Prepare: room for the code, not for the code and the traceparent.
+    const traceBytes = 'traceparent'.length + 'String'.length + (TRACE.traceparent.StringValue ?? '').length;
+    const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - traceBytes + 1) });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR, TRACE);
+
+    // Assess: the code stays (and what is left goes to a shortened ErrorMessage).
+    expect(entry.attributes).not.toHaveProperty('traceparent');
+    expect(entry.attributes.ErrorCode).toEqual(stringAttribute(ERROR.code));
+    expect(entry.errorOmitted).toBe(false);
+  });
+
+  it('keeps the original trace attributes when the job has no trace of its own', () => {
+    const message = sqsMessage({ MessageAttributes: { traceparent: stringAttribute('not-even-malformed-enough') } });
+    expect(deadLetterEntry(message, ERROR).attributes.traceparent).toEqual(stringAttribute('not-even-malformed-enough'));
+  });
+});

@@ -106,7 +106,7 @@ describe('commands the docs name', () => {
 
   it('reads the CLI usage text', () => {
     expect([...commands.keys()].sort()).toEqual(['check', 'enqueue', 'run', 'schema']);
-    expect([...(commands.get('enqueue') ?? [])].sort()).toEqual(['--job-id', '--no-wait', '--timeout', '--user']);
+    expect([...(commands.get('enqueue') ?? [])].sort()).toEqual(['--job-id', '--message-group-id', '--no-wait', '--timeout', '--traceparent', '--user']);
   });
 
   it('every npm run <script> exists in package.json', () => {

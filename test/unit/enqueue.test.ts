@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/job/contract.ts';
-import { buildJob, planStaging } from '../../src/producer/enqueue.ts';
+import { buildJob, buildSignedJob, checkMessageGroupId, planStaging } from '../../src/producer/enqueue.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../../src/aws/sqs-rules.ts';
 
 // planStaging leaves 4 KiB of the 1 MiB message for the JSON around the images.
@@ -178,5 +178,36 @@ describe('planStaging', () => {
     // Assess
     expect([...plan]).toEqual([]);
     expect(Buffer.byteLength(body)).toBeLessThanOrEqual(SQS_MAX_MESSAGE_BYTES);
+  });
+});
+
+describe('buildSignedJob: the trace a job continues', () => {
+  const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  it('puts the given traceparent and tracestate beside the Signature', () => {
+    // Act
+    const { messageAttributes } = buildSignedJob({ userId: 'ann', images: [Buffer.from('x')], trace: { traceparent: TRACEPARENT, tracestate: 'a=b' } }, 'k'.repeat(32));
+
+    // Assess
+    expect(Object.keys(messageAttributes).sort()).toEqual(['Signature', 'traceparent', 'tracestate']);
+    expect(messageAttributes.traceparent).toEqual({ DataType: 'String', StringValue: TRACEPARENT });
+  });
+
+  it('adds nothing when the caller has no trace (no OpenTelemetry SDK registered)', () => {
+    expect(buildSignedJob({ userId: 'ann', images: [Buffer.from('x')] }, undefined).messageAttributes).toEqual({});
+  });
+
+  it('refuses a malformed traceparent instead of sending it', () => {
+    expect(() => buildSignedJob({ userId: 'ann', images: [Buffer.from('x')], trace: { traceparent: '00-abc' } }, undefined)).toThrow(/not a W3C traceparent/);
+  });
+});
+
+describe('checkMessageGroupId', () => {
+  it.each(['tenant-a', 'a', 'x'.repeat(128), 'acme/eu:1!~'])('accepts %s', (id) => {
+    expect(checkMessageGroupId(id)).toBe(id);
+  });
+
+  it.each(['', 'x'.repeat(129), 'has space', 'ünï'])('refuses %j', (id) => {
+    expect(() => checkMessageGroupId(id)).toThrow(/1-128 letters, digits or ASCII punctuation/);
   });
 });

@@ -1,111 +1,78 @@
-// How the detector's network input sizes are chosen from the image, how the runs' boxes are merged,
-// and how pixels are turned into the network's RGB.
+// Where the detector looks (the regions of the image the proposing network runs on), how the
+// regions' boxes are merged, and how pixels are turned into the networks' inputs.
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_INPUT_SIZE,
-  NET_MAX_FACE,
-  NET_RELIABLE_MIN_FACE,
-  clipToImage,
-  mergeFaces,
-  MIN_INPUT_SIZE,
-  planDetection,
-  smallestSeenFace,
-  unsureScore,
-} from '../../src/face/plan.ts';
-import { shrinkRgb, toRgb } from '../../src/face/pixels.ts';
+import { NET_MIN_FACE, PROPOSAL_INPUT, clipToImage, mergeFaces, planRegions, type Region } from '../../src/face/plan.ts';
+import { squareInput, toRgb, turnInput } from '../../src/face/pixels.ts';
 import type { Face } from '../../src/face/verdict.ts';
 import { thrownBy } from './helpers.ts';
 
 const box = (x: number, y: number, side: number, score = 0.9): Face => ({ x, y, width: side, height: side, score });
 
-describe('planDetection', () => {
-  it('in a 512×512 picture with 64-pixel faces: one run at 448 (a 64-pixel face is 56 network pixels), a second look at 384', () => {
-    // Act
-    const plan = planDetection(512, 512, 64);
+/** Whether a face (square, `side` pixels at x, y) lies whole inside a region. */
+const inside = (r: Region, x: number, y: number, side: number) => x >= r.x && y >= r.y && x + side <= r.x + r.side && y + side <= r.y + r.side;
+
+describe('planRegions', () => {
+  it('looks at the whole picture alone when its smallest face is large enough there', () => {
+    // Act: a 64-pixel face in a 512×512 picture is 32 network pixels at 256
+    const regions = planRegions(512, 512, 64);
 
     // Assess
-    expect(plan).toEqual({ sizes: [448], secondLook: 384 });
-    expect((64 * 448) / 512).toBe(56);
+    expect(regions).toEqual([{ x: 0, y: 0, side: 512 }]);
   });
 
-  it('plans one size for large faces and one for small ones when no single size sees both', () => {
-    // Prepare: a square picture of 600 pixels with 64-pixel faces
-    const plan = planDetection(600, 600, 64);
+  it('adds tiles when the smallest face would be under NET_MIN_FACE network pixels in the whole picture', () => {
+    // Act: a 64-pixel face in 4000×3000 is ~4 network pixels in the whole picture
+    const [whole, ...tiles] = planRegions(4000, 3000, 64);
 
-    // Assess: a 64-pixel face would need 544 (56 network pixels): capped; a face of 0.7 of the side
-    // stays within the network's band only up to 448. Both run, largest first; no second look.
-    expect(plan).toEqual({ sizes: [MAX_INPUT_SIZE, 448], secondLook: undefined });
-    expect((0.7 * 600 * 448) / 600).toBeLessThanOrEqual(NET_MAX_FACE);
+    // Assess: each tile shows a 64-pixel face at NET_MIN_FACE or more, and together they cover the picture
+    expect(whole).toEqual({ x: 0, y: 0, side: 4000 });
+    expect(tiles.length).toBeGreaterThan(1);
+    for (const tile of tiles) expect((64 * PROPOSAL_INPUT) / tile.side).toBeGreaterThanOrEqual(NET_MIN_FACE * 0.99);
+    expect(Math.max(...tiles.map((t) => t.x + t.side))).toBeGreaterThanOrEqual(4000);
+    expect(Math.max(...tiles.map((t) => t.y + t.side))).toBeGreaterThanOrEqual(3000);
   });
 
-  it('sizes by the longer side (the square padding), bounds large faces by the shorter side', () => {
-    // Act: 64-pixel faces in a 600×600 picture and in a 600×338 (16:9) one
-    const square = planDetection(600, 600, 64);
-    const wide = planDetection(600, 338, 64);
-
-    // Assess: both need the cap for small faces; only the square can hold a face too large for it
-    // (0.7 × 600 = 420 pixels), so only the square needs a second, smaller run for large faces
-    expect(square.sizes).toEqual([MAX_INPUT_SIZE, 448]);
-    expect(wide).toEqual({ sizes: [MAX_INPUT_SIZE], secondLook: MAX_INPUT_SIZE - 64 });
-  });
-
-  it('caps the input size: faces under 9.4% of the longer side are not reliably seen', () => {
-    // Act
-    const plan = planDetection(4000, 3000, 64);
-
-    // Assess
-    expect(plan.sizes[0]).toBe(MAX_INPUT_SIZE);
-    expect(smallestSeenFace(4000, 3000, plan)).toBe((NET_RELIABLE_MIN_FACE * 4000) / MAX_INPUT_SIZE);
-    expect(smallestSeenFace(4000, 3000, plan)).toBe(375);
-  });
-
-  it('is the same for the same picture at any resolution, given the same face share', () => {
-    // Act / Assess: FACE_MIN_SIZE 64 in a 1024-pixel stored image seen as a 512-pixel copy is 32 pixels there
-    expect(planDetection(512, 384, 32)).toEqual(planDetection(1024, 768, 64));
-    expect(planDetection(200, 150, 40)).toEqual(planDetection(400, 300, 80));
-  });
-
-  it('keeps tiny pictures at the smallest useful input, the second look above it', () => {
-    // Act
-    const plan = planDetection(64, 64, 64);
-
-    // Assess
-    expect(plan).toEqual({ sizes: [MIN_INPUT_SIZE], secondLook: MIN_INPUT_SIZE + 64 });
-  });
-
-  it('always gives multiples of 32, largest first, the second look different from the first', () => {
+  it('puts every face the whole-picture run may miss whole inside some tile, wherever it is', () => {
     for (const [w, h, f] of [
-      [512, 512, 64],
-      [451, 300, 64],
-      [1024, 512, 64],
-      [3000, 200, 10],
-      [640, 640, 1],
-      [100, 5000, 500],
-      [240, 240, 64],
+      [4000, 3000, 64],
+      [1600, 1200, 64],
+      [1080, 1920, 40],
+      [3024, 4032, 64],
+      [1024, 768, 20],
     ] as const) {
-      const { sizes, secondLook } = planDetection(w, h, f);
-      for (const size of [...sizes, secondLook ?? 32]) expect(size % 32, `${w}×${h}`).toBe(0);
-      expect([...sizes].sort((a, b) => b - a), `${w}×${h}`).toEqual(sizes);
-      expect(sizes, `${w}×${h}`).not.toContain(secondLook);
+      // Prepare: faces under what the whole picture shows at NET_MIN_FACE
+      const [, ...tiles] = planRegions(w, h, f);
+      const missable = Math.ceil((NET_MIN_FACE * Math.max(w, h)) / PROPOSAL_INPUT);
+
+      // Assess: a grid of positions
+      for (let x = 0; x + missable <= w; x += Math.max(1, Math.floor(w / 37))) {
+        for (let y = 0; y + missable <= h; y += Math.max(1, Math.floor(h / 41))) {
+          expect(tiles.some((t) => inside(t, x, y, missable)), `${w}×${h} face of ${missable} at ${x},${y}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('is the same for the same picture at any resolution, given the same face share, up to rounding', () => {
+    // Act: FACE_MIN_SIZE 64 in a 2048-pixel stored image seen as a 1024-pixel preview is 32 pixels there
+    const half = planRegions(1024, 768, 32);
+    const full = planRegions(2048, 1536, 64);
+
+    // Assess
+    expect(half.length).toBe(full.length);
+    for (const [i, region] of half.entries()) {
+      const other = full[i] as Region;
+      expect(Math.abs(region.side * 2 - other.side)).toBeLessThanOrEqual(2);
+      expect(Math.abs(region.x * 2 - other.x)).toBeLessThanOrEqual(2);
     }
   });
 
   it('refuses nonsense: an empty image, a non-positive face size', () => {
     // Act
-    const errors = [
-      thrownBy(() => planDetection(0, 10, 64)),
-      thrownBy(() => planDetection(10, 10, 0)),
-      thrownBy(() => planDetection(10, 10, Number.NaN)),
-    ];
+    const errors = [thrownBy(() => planRegions(0, 10, 64)), thrownBy(() => planRegions(10, 10, 0)), thrownBy(() => planRegions(10, 10, Number.NaN))];
 
     // Assess
     for (const error of errors) expect(error).toBeInstanceOf(RangeError);
-  });
-
-  it('counts a box within 0.2 under the minimum score as a near miss', () => {
-    // Act / Assess
-    expect(unsureScore(0.5)).toBeCloseTo(0.3);
-    expect(unsureScore(0.1)).toBe(0.05);
   });
 });
 
@@ -171,44 +138,47 @@ describe('toRgb', () => {
   });
 });
 
-describe('shrinkRgb', () => {
-  it('leaves pixels that fit alone', () => {
-    // Prepare
-    const rgb = new Uint8Array(4 * 2 * 3).fill(9);
+describe('squareInput', () => {
+  it('shrinks a region by averaging, to -1..1, black past the image', () => {
+    // Prepare: 4×2, left half black, right half (200, 100, 50)
+    const rgb = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => (Math.floor(i / 3) % 4 < 2 ? 0 : ([200, 100, 50][i % 3] as number)));
 
-    // Act
-    const shrunk = shrinkRgb(rgb, 4, 2, 4);
+    // Act: the square of side 4 at the top-left (its lower half lies past the image), as 2×2
+    const input = squareInput(rgb, 4, 2, { x: 0, y: 0, side: 4 }, 2);
 
     // Assess
-    expect(shrunk).toEqual({ rgb, width: 4, height: 2 });
+    const value = (v: number) => v / 127.5 - 1;
+    expect([...input].map((v) => Math.round(v * 1000) / 1000)).toEqual(
+      [value(0), value(0), value(0), value(200), value(100), value(50), -1, -1, -1, -1, -1, -1].map((v) => Math.round(v * 1000) / 1000),
+    );
   });
 
-  it('averages the pixels each output pixel covers, keeping the aspect ratio', () => {
-    // Prepare: 4×2, left half black, right half white-ish (per channel 0 / 200 / 100)
-    const rgb = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => {
-      const x = Math.floor(i / 3) % 4;
-      return x < 2 ? 0 : [200, 100, 50][i % 3] as number;
-    });
+  it('enlarges a small region bilinearly, keeping a flat colour flat', () => {
+    // Prepare: 2×2 of one colour
+    const rgb = new Uint8Array(2 * 2 * 3).fill(255);
 
     // Act
-    const shrunk = shrinkRgb(rgb, 4, 2, 2);
+    const input = squareInput(rgb, 2, 2, { x: 0.5, y: 0.5, side: 1 }, 8);
 
     // Assess
-    expect(shrunk.width).toBe(2);
-    expect(shrunk.height).toBe(1);
-    expect([...shrunk.rgb]).toEqual([0, 0, 0, 200, 100, 50]);
+    expect(input.length).toBe(8 * 8 * 3);
+    for (const v of input) expect(v).toBeCloseTo(1);
   });
+});
 
-  it('shrinks by a factor that is not whole, every output pixel covering at least one input pixel', () => {
-    // Prepare: a 1000×10 ramp
-    const rgb = Uint8Array.from({ length: 1000 * 10 * 3 }, (_, i) => Math.floor((Math.floor(i / 3) % 1000) / 4));
+describe('turnInput', () => {
+  it('turns an input about its centre: 90° clockwise takes the top-left corner to the top-right', () => {
+    // Prepare: a 4×4 input, black (-1) but its top-left pixel white (1)
+    const input = new Float32Array(4 * 4 * 3).fill(-1);
+    input.fill(1, 0, 3);
 
     // Act
-    const shrunk = shrinkRgb(rgb, 1000, 10, 640);
+    const turned = turnInput(input, 4, 90);
+    const back = turnInput(turned, 4, -90);
 
     // Assess
-    expect([shrunk.width, shrunk.height]).toEqual([640, 6]);
-    expect(shrunk.rgb[0]).toBe(0);
-    expect(shrunk.rgb[639 * 3]).toBe(249);
+    expect(turned[3 * 3]).toBeCloseTo(1);
+    expect(turned[0]).toBeCloseTo(-1);
+    expect(back[0]).toBeCloseTo(1);
   });
 });

@@ -1,5 +1,5 @@
-// The face check's rules (issue 10): exactly one face, at or above FACE_MIN_SCORE, whose box's
-// shorter side is at least FACE_MIN_SIZE pixels of the stored image.
+// The face check's rules (issues 10 and 21): exactly one face at or above FACE_MIN_SCORE whose box's
+// shorter side is at least FACE_MIN_SIZE pixels of the stored image; smaller faces do not count.
 import { describe, expect, it } from 'vitest';
 import { faceVerdict, toStoredPixels, type Face, type FaceRules } from '../../src/face/verdict.ts';
 import { thrownBy } from './helpers.ts';
@@ -47,7 +47,7 @@ describe('faceVerdict', () => {
     expect(verdict).toEqual({
       ok: false,
       code: 'MULTIPLE_FACES',
-      message: 'shows 3 faces with a score of at least 0.5 (FACE_MIN_SCORE); a reference must show exactly one',
+      message: 'shows 3 faces of at least 64 pixels (FACE_MIN_SIZE) with a score of at least 0.5 (FACE_MIN_SCORE); a reference must show exactly one',
       faces: 3,
     });
   });
@@ -60,12 +60,33 @@ describe('faceVerdict', () => {
     expect(verdict).toMatchObject({ ok: true, face: { x: 100 } });
   });
 
-  it('is MULTIPLE_FACES even when the second face is small: size is judged only for a single face', () => {
+  it('does not count a face under FACE_MIN_SIZE beside one at or above it: a small face in the background does not block', () => {
     // Act
-    const verdict = faceVerdict([face(), face({ x: 400, width: 30, height: 30, score: 0.7 })], RULES);
+    const verdict = faceVerdict([face({ x: 400, width: 30, height: 30, score: 0.95 }), face()], RULES);
+
+    // Assess
+    expect(verdict).toEqual({ ok: true, face: face() });
+  });
+
+  it('is MULTIPLE_FACES when two faces are at or above FACE_MIN_SIZE, however small a third', () => {
+    // Act
+    const verdict = faceVerdict([face(), face({ x: 400, width: 64, height: 70, score: 0.6 }), face({ x: 700, width: 20, height: 20 })], RULES);
 
     // Assess
     expect(verdict).toMatchObject({ ok: false, code: 'MULTIPLE_FACES', faces: 2 });
+  });
+
+  it('is FACE_TOO_SMALL, about the largest, when several faces score enough and none reaches FACE_MIN_SIZE', () => {
+    // Act
+    const verdict = faceVerdict([face({ width: 40, height: 50 }), face({ x: 400, width: 60, height: 61, score: 0.6 }), face({ x: 700, width: 90, height: 90, score: 0.2 })], RULES);
+
+    // Assess
+    expect(verdict).toEqual({
+      ok: false,
+      code: 'FACE_TOO_SMALL',
+      message: 'shows a face of 60 pixels on its shorter side; at least 64 are needed (FACE_MIN_SIZE)',
+      faces: 2,
+    });
   });
 
   it('is FACE_TOO_SMALL when the shorter side of the one face is under FACE_MIN_SIZE', () => {

@@ -62,10 +62,10 @@ describe('layers', () => {
     expect(outside).toEqual([]);
   });
 
-  it('the library face (index.ts) reaches neither the daemon, the image stack, the face model nor the secrets client', () => {
+  it('the library face (index.ts) reaches neither the daemon, the image stack, the face model, the secrets client nor the tracing SDK (only its API)', () => {
     const reached = [...closure(join(src, 'index.ts'))];
     const heavy = reached.filter((name) =>
-      /^(worker\/|face\/|image\/(?!images\.ts)|bootstrap\.ts|commands\.ts|sharp|pino|piscina|@tensorflow\/|@vladmandic\/|@aws-sdk\/client-secrets-manager|@aws-sdk\/client-sts)/.test(name),
+      /^(worker\/|face\/|image\/(?!images\.ts)|bootstrap\.ts|commands\.ts|sharp|pino|piscina|@tensorflow\/|@vladmandic\/|@aws-sdk\/client-secrets-manager|@aws-sdk\/client-sts|@opentelemetry\/(?!api$))/.test(name),
     );
     expect(heavy).toEqual([]);
   });
