@@ -182,9 +182,10 @@ export function settingsTable(docs: SettingDocs = SETTING_DOCS): string {
   const rows = SETTING_NAMES.map((name) => {
     const schema = SETTING_SCHEMAS[name];
     if (schema === undefined) throw new Error(`no schema for ${name}`);
+    const doc = docOf(name, docs); // first: a missing description is the likeliest news
     const facts = factsOf(schema);
     const type = facts.type === 'one of' ? 'one of' : (facts.type ?? 'text');
-    return [`\`${name}\``, type, defaultOf(name, schema, docs), rangeOf(name, facts), reloadEffect(name, schema), docOf(name, docs)];
+    return [`\`${name}\``, type, defaultOf(name, schema, docs), rangeOf(name, facts), reloadEffect(name, schema), doc];
   });
   rows.push([`\`${SECRET_NAME_SETTING}\` (or \`SECRETS_NAME\`)`, 'text', 'unset', '', 'no: environment only, read at start', docOf(SECRET_NAME_SETTING, docs)]);
   return table(['variable', 'type', 'default', 'range', 'SIGHUP applies it', 'what it does'], rows);
