@@ -186,7 +186,7 @@ const settingsShape = z.object({
       unsetIfBlank,
       z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     ),
-    // Tracing (README "Tracing"): OpenTelemetry's own variables, from the environment only.
+    // Tracing (docs/operations.md "Tracing"): OpenTelemetry's own variables, from the environment only.
     OTEL_TRACES_EXPORTER: choice(TRACE_EXPORTERS, 'none'),
     OTEL_EXPORTER_OTLP_PROTOCOL: choice(OTLP_PROTOCOLS, 'http/protobuf'),
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalChoice(OTLP_PROTOCOLS),
