@@ -32,7 +32,7 @@ const MiB = 1024 * 1024;
 /**
  * The memory budget with the default settings: a third for image bytes held (enough for every slot's
  * inline message and several 10 MiB staged images at once), two thirds for decoding (one 40-megapixel
- * image turned 90°, the most a single decode needs). See README "Memory".
+ * image turned 90°, the most a single decode needs). See docs/images.md "Memory".
  */
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 384 * MiB;
 
@@ -51,7 +51,8 @@ const wholeNumber = (min: number, max: number) => {
     .trim()
     .regex(/^\d{1,15}$/, { error: message })
     .transform(Number)
-    .pipe(z.number().int().min(min, { error: message }).max(max, { error: message }));
+    .pipe(z.number().int().min(min, { error: message }).max(max, { error: message }))
+    .meta({ type: 'whole number', min, max });
 };
 
 const withDefault = (min: number, max: number, fallback: number) =>
@@ -69,23 +70,25 @@ const httpUrl = (what: string) =>
   requiredText.refine((v) => ['https:', 'http:'].includes(parseUrl(v)?.protocol ?? ''), {
     error: `must be an http(s) URL of ${what}`,
     abort: true,
-  });
+  }).meta({ type: 'http(s) URL' });
 
-const queueUrl = httpUrl('an SQS queue (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)').refine(
-  (v) => (parseUrl(v)?.pathname.split('/').filter(Boolean).length ?? 0) >= 2,
-  { error: 'must be an SQS queue URL ending in /ACCOUNT/NAME' },
-);
+const queueUrl = httpUrl('an SQS queue (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)')
+  .refine((v) => (parseUrl(v)?.pathname.split('/').filter(Boolean).length ?? 0) >= 2, {
+    error: 'must be an SQS queue URL ending in /ACCOUNT/NAME',
+  })
+  .meta({ type: 'SQS queue URL' });
 
 // S3's bucket naming rules, minus the legacy ones: 3-63 of a-z 0-9 . -, alphanumeric at both ends.
-const bucketName = requiredText.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
-  error: 'must be an S3 bucket name (3-63 characters of a-z 0-9 . -)',
-});
+const bucketName = requiredText
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name (3-63 characters of a-z 0-9 . -)' })
+  .meta({ type: 'S3 bucket name' });
 
 // A signing key: its messages never include the value (a ConfigError is logged).
 const signingKey = z
   .string({ error: 'must be text' })
   .trim()
-  .min(SIGNING_KEY_MIN_LENGTH, { error: `must be at least ${SIGNING_KEY_MIN_LENGTH} characters (e.g. openssl rand -hex 32)` });
+  .min(SIGNING_KEY_MIN_LENGTH, { error: `must be at least ${SIGNING_KEY_MIN_LENGTH} characters (e.g. openssl rand -hex 32)` })
+  .meta({ type: `text, at least ${SIGNING_KEY_MIN_LENGTH} characters` });
 
 const flag = (fallback: boolean) =>
   z
@@ -93,9 +96,12 @@ const flag = (fallback: boolean) =>
       (v) => (typeof v === 'string' ? unsetIfBlank(v.trim().toLowerCase()) : v),
       z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).optional(),
     )
+    .meta({ type: 'true/false (or 1/0)' })
     .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'));
 
-const region = requiredText.regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as us-east-1' });
+const region = requiredText
+  .regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: 'must be an AWS region such as us-east-1' })
+  .meta({ type: 'AWS region' });
 
 /** A decimal number from `min` to `max` (e.g. a score), written plainly: `0.5`, `1`, `.75`. */
 const decimal = (min: number, max: number, fallback: number) => {
@@ -108,6 +114,7 @@ const decimal = (min: number, max: number, fallback: number) => {
       .regex(/^(\d{1,6}(\.\d{1,6})?|\.\d{1,6})$/, { error: message })
       .transform(Number)
       .pipe(z.number().min(min, { error: message }).max(max, { error: message }))
+      .meta({ type: 'number', min, max })
       .optional()
       .transform((v) => v ?? fallback),
   );
@@ -179,7 +186,7 @@ const settingsShape = z.object({
       unsetIfBlank,
       z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     ),
-    // Tracing (README "Tracing"): OpenTelemetry's own variables, from the environment only.
+    // Tracing (docs/operations.md "Tracing"): OpenTelemetry's own variables, from the environment only.
     OTEL_TRACES_EXPORTER: choice(TRACE_EXPORTERS, 'none'),
     OTEL_EXPORTER_OTLP_PROTOCOL: choice(OTLP_PROTOCOLS, 'http/protobuf'),
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalChoice(OTLP_PROTOCOLS),
@@ -246,11 +253,103 @@ const settingsSchema = settingsShape.superRefine((s, ctx) => {
 /** Every setting the worker reads, by its environment name. */
 export const SETTING_NAMES = Object.keys(settingsShape.shape) as readonly string[];
 
+/** Each setting's schema, for the settings table `npm run docs` writes (type, default and range come from it). */
+export const SETTING_SCHEMAS: Readonly<Record<string, z.ZodType>> = settingsShape.shape;
+
+/**
+ * What each setting does, for the settings table of docs/operations.md (`npm run docs` fails naming
+ * a setting without one). `default` only where the schema's own default does not say it.
+ */
+export const SETTING_DOCS: Readonly<Record<string, { readonly doc: string; readonly default?: string }>> = {
+  SQS_QUEUE_URL: { doc: 'The jobs queue.' },
+  S3_BUCKET: { doc: 'The reference bucket. Must exist and take the worker\'s writes under `users/`: probed at start (exit 78) and at a reload that changes it (refused).' },
+  AWS_REGION: { doc: 'The region of the clients (not read from IMDS).' },
+  AWS_ENDPOINT_URL: {
+    doc: "The SDK's standard variable: every client talks to this endpoint (an emulator); S3 then uses path-style addressing and SQS calls go to it whatever host a queue URL names.",
+  },
+  STAGING_BUCKET: {
+    doc: 'The only bucket staged images may come from; unset: staged images are refused. Must differ from `S3_BUCKET`.',
+  },
+  STAGING_PREFIX: {
+    doc: 'Staged keys must start with this; it must end with `/`. Needs `STAGING_BUCKET`. Keys with an empty, `.` or `..` segment are refused too.',
+    default: 'empty',
+  },
+  RESULT_QUEUE_URL: { doc: 'Where outcomes are published; unset: none are. Must not be the jobs queue, and must answer: a queue that does not exist is exit 78 at start and a refused reload.' },
+  DEAD_LETTER_QUEUE_URL: { doc: 'Where permanently failed jobs go. Must not be the jobs queue, and must answer at start (exit 78).', default: 'from the redrive policy' },
+  MAX_IMAGES_PER_JOB: { doc: 'The most images one job may carry (`TOO_MANY_IMAGES` above it).' },
+  MAX_IMAGE_BYTES: { doc: 'The largest image file, in bytes (`IMAGE_TOO_LARGE` above it); a staged object is refused from its size before its body is read.' },
+  MAX_IMAGE_PIXELS: {
+    doc: 'Width × height above which an image is refused (`IMAGE_TOO_LARGE`) before it is decoded. It bounds memory: a decode holds about 4 bytes per pixel (a 90° turn, twice that).',
+  },
+  MIN_IMAGE_DIMENSION: { doc: 'The shorter side, in pixels, below which an image is refused (`IMAGE_TOO_SMALL`).' },
+  MAX_REFERENCE_DIMENSION: {
+    doc: 'The longest side of a stored reference; larger images are scaled down (never up), keeping their aspect ratio. Unset: stored at the size received. Not less than `MIN_IMAGE_DIMENSION`.',
+  },
+  DELETE_STAGED_SOURCES: {
+    doc: "Delete a job's staged objects once it has succeeded (see [What it writes](images.md#what-it-writes)). Needs `s3:DeleteObject` on the staging prefix.",
+  },
+  JOB_SIGNING_KEY: {
+    doc: 'The key jobs must be signed with (see [Signed jobs](producers.md#signed-jobs)). **In the secret** when one is named (in the environment it is then refused); in the environment otherwise. Unset: the worker does not start (exit 78) unless `ALLOW_UNSIGNED_JOBS=true`. Its value is never logged or shown in an error; logs name it by fingerprint.',
+    default: '**required**',
+  },
+  JOB_SIGNING_KEY_PREVIOUS: {
+    doc: 'A second accepted key, during a rotation. Needs `JOB_SIGNING_KEY`; in the secret when one is named, like it.',
+  },
+  ALLOW_UNSIGNED_JOBS: {
+    doc: '`true` runs the worker without a signing key: jobs are **not authenticated** (warned at start). For local runs and tests; never in production.',
+  },
+  SIGNED_JOB_MAX_AGE_SECONDS: {
+    doc: "A job whose `issuedAt` is older is `JOB_EXPIRED`. The maximum, 14 days, is SQS's longest retention.",
+  },
+  CONCURRENCY: { doc: 'Jobs in flight.' },
+  MAX_IN_FLIGHT_BYTES: {
+    doc: 'Image memory across all jobs in flight: a third for image bytes held, two thirds for decoding (see [Memory](images.md#memory)).',
+  },
+  JOB_TIMEOUT_SECONDS: {
+    doc: "A job's deadline, in seconds of its own working time (from receipt to its outcome sent; time in which it only waits its turn for memory, a decode slot or a detector thread excluded, see [Queue semantics](architecture.md#queue-semantics)); past it the job is cancelled and retried.",
+  },
+  FACE_CHECK: { doc: '`one`: every image must show exactly one usable face (see [Face check](images.md#face-check)).' },
+  FACE_MIN_SCORE: { doc: 'A detection scoring below this is not a face.' },
+  FACE_MIN_SIZE: { doc: 'The shorter side of the face box, in stored pixels, below which it is `FACE_TOO_SMALL`.' },
+  FACE_THREADS: { doc: 'Detector threads (~75 MB each), with `FACE_CHECK=one`.', default: 'one per core' },
+  DRAIN_TIMEOUT_SECONDS: { doc: 'How long a stop waits for jobs in flight.' },
+  VISIBILITY_TIMEOUT_SECONDS: { doc: 'Visibility of a received message, renewed by the heartbeat.' },
+  HEARTBEAT_INTERVAL_SECONDS: { doc: 'How often the visibility of messages in flight is extended. Must be less than the visibility timeout.', default: 'visibility / 3' },
+  POLL_WAIT_SECONDS: { doc: 'Long-poll wait. Shorter makes an idle stop quicker and costs more empty receives.' },
+  RETRY_BASE_SECONDS: { doc: 'First retry delay of a transient failure. Not more than `RETRY_MAX_SECONDS`.' },
+  RETRY_MAX_SECONDS: { doc: 'Cap of the retry delay.' },
+  STARTUP_TIMEOUT_SECONDS: { doc: 'How long start-up retries what is not ready yet (credentials, network).' },
+  METRICS_PORT: { doc: 'Serve `/metrics` (Prometheus) and `/healthz` on this port; unset: no endpoint.' },
+  METRICS_HOST: { doc: 'The address the metrics endpoint binds to (loopback unless a scraper needs more).' },
+  LOG_LEVEL: { doc: 'The lowest level logged.' },
+  OTEL_TRACES_EXPORTER: {
+    doc: "`otlp` exports a span per job over OTLP/HTTP (see [Tracing](#tracing)); `none`: no spans (the producer's trace id still goes on the job's log lines and on to its outcome). Environment only, like every `OTEL_` setting.",
+  },
+  OTEL_EXPORTER_OTLP_PROTOCOL: { doc: '`http/protobuf` or `http/json` (gRPC is not built in).' },
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: { doc: 'Overrides the one above for traces.' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { doc: 'The OTLP/HTTP receiver; spans go to `<endpoint>/v1/traces`.', default: 'http://localhost:4318' },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { doc: 'The full traces URL, used as it is (wins over the one above).' },
+  OTEL_SERVICE_NAME: {
+    doc: "The spans' `service.name`; unset: the one in `OTEL_RESOURCE_ATTRIBUTES` (which adds others), else `enrollment-worker`.",
+    default: 'enrollment-worker',
+  },
+  OTEL_TRACES_SAMPLER: { doc: "The sampler: the parent-based ones follow the producer's sampled flag." },
+  OTEL_TRACES_SAMPLER_ARG: { doc: 'The ratio of the `traceidratio` samplers.' },
+  OTEL_BSP_MAX_QUEUE_SIZE: { doc: 'Ended spans waiting for export; beyond it spans are dropped, never waited for.' },
+  OTEL_BSP_SCHEDULE_DELAY: { doc: 'How long ended spans wait to be exported together, in ms.' },
+  SECRETS_MANAGER_SECRET_NAME: {
+    doc: 'A Secrets Manager secret holding a JSON object of settings (below the table). `SECRETS_NAME` is read when this is unset. Read by the secret lookup before the settings are parsed.',
+  },
+};
+
+/** Read before the settings are parsed, to find the secret: not in SETTING_NAMES (`SECRETS_NAME` is its other name). */
+export const SECRET_NAME_SETTING = 'SECRETS_MANAGER_SECRET_NAME';
+
 /**
  * Settings that come from the environment only: those needed before the secret can be fetched, and
  * OpenTelemetry's (the exporter reads its headers and certificates from the same environment).
  */
-const ENVIRONMENT_ONLY_NAMES: ReadonlySet<string> = new Set([
+export const ENVIRONMENT_ONLY_NAMES: ReadonlySet<string> = new Set([
   'AWS_REGION',
   'AWS_ENDPOINT_URL',
   'LOG_LEVEL',
@@ -258,7 +357,7 @@ const ENVIRONMENT_ONLY_NAMES: ReadonlySet<string> = new Set([
   ...SETTING_NAMES.filter((name) => name.startsWith('OTEL_')),
 ]);
 
-/** Tracing (README "Tracing"): off unless OTEL_TRACES_EXPORTER=otlp. */
+/** Tracing (docs/operations.md "Tracing"): off unless OTEL_TRACES_EXPORTER=otlp. */
 export interface TracingConfig {
   readonly exporter: (typeof TRACE_EXPORTERS)[number];
   readonly protocol: OtlpProtocol;

@@ -2,12 +2,12 @@
 # `npm run release`: one self-contained release of the worker for this machine's CPU architecture,
 #   dist-release/enrollment-worker-<version>-linux-<arch>.tar.gz   (+ dist-release/SHA256SUMS)
 # holding the compiled worker, its production node_modules (sharp's libvips for this architecture,
-# the sd_notify addon built here), package.json, the lock file, README.md, systemd/ and install.sh.
+# the sd_notify addon built here), package.json, the lock file, README.md and docs/, systemd/ and install.sh.
 # An instance needs Node 24 and this tarball: no npm, no registry, no compiler.
 #
 # Reproducible: file names sorted, every mtime set to SOURCE_DATE_EPOCH (default: the commit's
 # time), owner 0:0, modes normalised, gzip without a name or time. Two builds of one commit on one
-# machine are byte-identical; what can still differ is listed in README "Release".
+# machine are byte-identical; what can still differ is listed in docs/operations.md "The release".
 #
 # RELEASE_VERSION overrides package.json's version (tests build a second release of the same code).
 set -euo pipefail
@@ -43,6 +43,7 @@ mkdir -p "$stage/systemd"
 npx --no-install tsc -p tsconfig.build.json --outDir "$stage/dist"
 
 cp package.json package-lock.json README.md binding.gyp "$stage/"
+cp -R docs "$stage/"
 mkdir -p "$stage/src" && cp -R src/native "$stage/src/"
 cp systemd/enrollment-worker.service systemd/enrollment-worker@.service systemd/enrollment-worker.env.example systemd/iam-policy.json \
   systemd/cloudwatch-agent.json systemd/cloudwatch-prometheus.yaml "$stage/systemd/"

@@ -10,7 +10,7 @@ const stackName = String(app.node.tryGetContext('stackName') ?? 'EnrollmentWorke
 const settings = settingsFrom((key) => app.node.tryGetContext(key));
 const stack = new EnrollmentWorkerStack(app, stackName, {
   settings,
-  description: 'enrollment-worker: SQS enrollment jobs to S3 reference images (infra/, README "Deploy on AWS")',
+  description: 'enrollment-worker: SQS enrollment jobs to S3 reference images (infra/, docs/operations.md "Deploy on AWS")',
 });
 checkWithNag(stack, settings.stagingPrefix);
 app.synth();

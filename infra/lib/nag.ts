@@ -28,7 +28,7 @@ export function suppressions(stagingPrefix: string): Record<string, Suppression[
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'systemd/iam-policy.json (README "IAM"): the worker writes references only under users/ of the reference bucket (their names are made per job), and reads and deletes staged images only under the staging prefix (producers choose their names)',
+          'systemd/iam-policy.json (docs/operations.md "IAM"): the worker writes references only under users/ of the reference bucket (their names are made per job), and reads and deletes staged images only under the staging prefix (producers choose their names)',
         appliesTo: ['Resource::arn:aws:s3:::<ReferenceBucket7BB82C12>/users/*', `Resource::arn:aws:s3:::<StagingBucket9644C37C>/${stagingPrefix}*`],
       },
     ],
@@ -55,7 +55,7 @@ export function suppressions(stagingPrefix: string): Record<string, Suppression[
     'ReferenceBucket/Resource': [
       {
         id: 'AwsSolutions-S1',
-        reason: 'Server access logs would need a third bucket; the audit of who read or wrote a reference is CloudTrail data events, an account-wide choice (README "Deploy on AWS")',
+        reason: 'Server access logs would need a third bucket; the audit of who read or wrote a reference is CloudTrail data events, an account-wide choice (docs/operations.md "Deploy on AWS")',
       },
     ],
     'StagingBucket/Resource': [
@@ -68,7 +68,7 @@ export function suppressions(stagingPrefix: string): Record<string, Suppression[
       {
         id: 'AwsSolutions-SMG4',
         reason:
-          'JOB_SIGNING_KEY is shared with the producers, so it is rotated by the two-key procedure of README "Signed jobs" (JOB_SIGNING_KEY_PREVIOUS, reload, move the producers, drop the old key), which an automatic single-step rotation would break',
+          'JOB_SIGNING_KEY is shared with the producers, so it is rotated by the two-key procedure of docs/producers.md "Signed jobs" (JOB_SIGNING_KEY_PREVIOUS, reload, move the producers, drop the old key), which an automatic single-step rotation would break',
       },
     ],
   };

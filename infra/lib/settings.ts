@@ -55,7 +55,7 @@ export function settingsFrom(context: (key: string) => unknown): Settings {
   const encryption = text('encryption') ?? DEFAULT_SETTINGS.encryption;
   if (encryption !== 's3' && encryption !== 'kms') problems.push(`encryption must be s3 or kms (got ${encryption})`);
   const stagingPrefix = text('stagingPrefix') ?? DEFAULT_SETTINGS.stagingPrefix;
-  // The worker's own rule for STAGING_PREFIX (README "Configuration"), and safe in an ARN.
+  // The worker's own rule for STAGING_PREFIX (docs/operations.md "Configuration"), and safe in an ARN.
   if (!/^([A-Za-z0-9._-]+\/)+$/.test(stagingPrefix) || stagingPrefix.split('/').some((s) => s === '.' || s === '..')) {
     problems.push(`stagingPrefix must be path segments ending with / (e.g. uploads/), got ${stagingPrefix}`);
   }

@@ -3,7 +3,7 @@
 // role (its worker policy is systemd/iam-policy.json), the producer policy, a launch template whose
 // user data is infra/bootstrap/bootstrap.sh, an Auto Scaling group that tracks the backlog per
 // instance, the alarms and a dashboard; with `-c tracing=on`, spans to X-Ray through the CloudWatch
-// agent. README "Deploy on AWS" says how it is deployed and why.
+// agent. docs/operations.md "Deploy on AWS" says how it is deployed and why.
 import {
   Aws,
   CfnCondition,
@@ -35,7 +35,7 @@ export interface EnrollmentWorkerStackProps extends StackProps {
   readonly settings: Settings;
 }
 
-/** The worker's defaults the queue must agree with (README "Queue semantics", "Configuration"). */
+/** The worker's defaults the queue must agree with (docs/architecture.md "Queue semantics", docs/operations.md "Configuration"). */
 export const WORKER = {
   /** VISIBILITY_TIMEOUT_SECONDS: the heartbeat renews it every third of it while a job runs. */
   visibilityTimeoutSeconds: 60,
@@ -185,7 +185,7 @@ export class EnrollmentWorkerStack extends Stack {
       autoDeleteObjects: false,
     });
 
-    // --- The settings secret: JOB_SIGNING_KEY, generated (README "Signed jobs") -------------------
+    // --- The settings secret: JOB_SIGNING_KEY, generated (docs/producers.md "Signed jobs") -------------------
     const secretName = `${this.stackName}/settings`;
     this.secret = new secretsmanager.Secret(this, 'SettingsSecret', {
       secretName,
@@ -351,7 +351,7 @@ export class EnrollmentWorkerStack extends Stack {
       notificationConfigurations: [
         { topicArn: topic.topicArn, notificationTypes: ['autoscaling:EC2_INSTANCE_LAUNCH', 'autoscaling:EC2_INSTANCE_LAUNCH_ERROR', 'autoscaling:EC2_INSTANCE_TERMINATE', 'autoscaling:EC2_INSTANCE_TERMINATE_ERROR'] },
       ],
-      // Scale-in never needs to wait for a job: SIGTERM drains (README "Deploy on AWS").
+      // Scale-in never needs to wait for a job: SIGTERM drains (docs/operations.md "Deploy on AWS").
       terminationPolicies: ['OldestLaunchTemplate', 'Default'],
       tags: [{ key: 'Name', value: `${this.stackName}-worker`, propagateAtLaunch: true }],
     });
@@ -434,7 +434,7 @@ export class EnrollmentWorkerStack extends Stack {
         evaluationPeriods: 3,
       }),
       deadLetter: alarm('DeadLetterAlarm', {
-        alarmDescription: 'A job is in the dead-letter queue: each is a failed enrollment (README "Error codes"); read it, fix the cause, redrive or re-issue',
+        alarmDescription: 'A job is in the dead-letter queue: each is a failed enrollment (docs/producers.md "Error codes"); read it, fix the cause, redrive or re-issue',
         metric: deadLettered,
         threshold: 0,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -453,7 +453,7 @@ export class EnrollmentWorkerStack extends Stack {
         evaluationPeriods: settings.noSuccessAlarmMinutes,
       }),
       stuckSlot: alarm('StuckSlotAlarm', {
-        alarmDescription: 'A worker slot is stuck past its job deadline (README "Operate": /healthz 503, enrollment_slots_stuck)',
+        alarmDescription: 'A worker slot is stuck past its job deadline (docs/operations.md "Operate": /healthz 503, enrollment_slots_stuck)',
         metric: stuck,
         threshold: 0,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -467,7 +467,7 @@ export class EnrollmentWorkerStack extends Stack {
         evaluationPeriods: 15,
       }),
       memory: alarm('MemoryNearHighAlarm', {
-        alarmDescription: 'A worker process is above 90% of MemoryHigh= (768M): the limits and the budget do not match (README "Memory")',
+        alarmDescription: 'A worker process is above 90% of MemoryHigh= (768M): the limits and the budget do not match (docs/images.md "Memory")',
         metric: memory,
         threshold: Math.floor(WORKER.memoryHighBytes * 0.9),
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -495,7 +495,7 @@ export class EnrollmentWorkerStack extends Stack {
     // --- Outputs: what upstream needs ------------------------------------------------------------
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     output('JobsQueueUrl', this.jobsQueue.queueUrl, 'Producers send jobs here');
-    output('ResultQueueUrl', this.resultQueue.queueUrl, 'Outcomes of every job (README "Outcomes")');
+    output('ResultQueueUrl', this.resultQueue.queueUrl, 'Outcomes of every job (docs/producers.md "Outcomes")');
     output('DeadLetterQueueUrl', this.deadLetterQueue.queueUrl, 'Failed jobs');
     output('ReferenceBucketName', this.referenceBucket.bucketName, 'References: users/<id>/ref_<12 hex>.<ext>');
     output('StagingBucketName', this.stagingBucket.bucketName, `Producers stage large images under ${settings.stagingPrefix}`);

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 
 export const IAM_POLICY_FILE = resolve(import.meta.dirname, '..', '..', 'systemd', 'iam-policy.json');
 
-/** The placeholders of systemd/iam-policy.json (README "IAM"). */
+/** The placeholders of systemd/iam-policy.json (docs/operations.md "IAM"). */
 export const PLACEHOLDERS = [
   'REGION',
   'ACCOUNT_ID',

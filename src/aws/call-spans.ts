@@ -6,7 +6,7 @@
  *
  * Why not @opentelemetry/instrumentation-aws-sdk: it patches modules as they load (an ESM loader
  * hook for this build), makes its own receive spans, and injects `traceparent` into every
- * SendMessage it sees — attributes the worker budgets itself (README "Tracing").
+ * SendMessage it sees — attributes the worker budgets itself (docs/operations.md "Tracing").
  */
 import type { S3Client, ServiceInputTypes as S3Input, ServiceOutputTypes as S3Output } from '@aws-sdk/client-s3';
 import type { SQSClient, ServiceInputTypes as SQSInput, ServiceOutputTypes as SQSOutput } from '@aws-sdk/client-sqs';

@@ -170,7 +170,7 @@ export interface ReferencePlan {
  * the coefficients for a rebuild (twice when turned: before and after), libvips' pixels for a
  * re-encode (all of them, twice, when turned 90°; once when kept for the preview; about half when
  * the decode streams), plus the coefficients libjpeg holds for a progressive file whatever the scale.
- * Calibrated on 40-megapixel images (README "Memory"): every estimate is above the measured peak.
+ * Calibrated on 40-megapixel images (docs/images.md "Memory"): every estimate is above the measured peak.
  */
 export function decodeMemoryEstimate(inputBytes: number, plan: ReferencePlan, preview: boolean): number {
   if (plan.path !== 'reencoded' && plan.type === JPEG) {

@@ -30,6 +30,71 @@ export type JobErrorCode = (typeof JOB_ERROR_CODES)[number];
 /** Codes that only appear in outcomes and logs, never on a dead-letter entry written by us. */
 export const RETRIES_EXHAUSTED = 'RETRIES_EXHAUSTED';
 
+/**
+ * What each code means and what its producer should do, for the error-code table of
+ * docs/producers.md (`npm run docs` fails naming a code without one).
+ */
+export const ERROR_CODE_DOCS: Readonly<Record<string, { readonly when: string; readonly producer: string }>> = {
+  INVALID_SIGNATURE: {
+    when: 'A signing key is configured and the message has no `Signature` attribute, a malformed one, or one that matches the body under neither `JOB_SIGNING_KEY` nor `JOB_SIGNING_KEY_PREVIOUS`. Checked first: the outcome\'s `jobId`/`userId` are `null`.',
+    producer: 'Sign the exact `MessageBody` string with the current key; check the key\'s fingerprint against the worker\'s start-up line.',
+  },
+  INVALID_MESSAGE: {
+    when: 'The body is not JSON, not an object, or not the schema (missing/mistyped fields, empty `images`, an image with both or neither of `data` and `s3`, a missing or malformed `issuedAt` or `sha256`).',
+    producer: 'Fix the job against the contract (`enrollment-worker schema` prints it) and send a new one.',
+  },
+  UNSUPPORTED_VERSION: { when: '`version` is present but not `1`.', producer: 'Send contract v1.' },
+  INVALID_USER_ID: {
+    when: '`userId` breaks the rules of the contract (after normalisation).',
+    producer: 'Fix the user id; it never reaches an S3 key.',
+  },
+  TOO_MANY_IMAGES: { when: 'More than `MAX_IMAGES_PER_JOB` images.', producer: 'Split the images over several jobs.' },
+  INVALID_IMAGE: {
+    when: 'An image is empty, not valid base64, not a JPEG/PNG by its bytes, truncated, has data after its end (a polyglot), breaks its format\'s structure rules, or does not decode (corrupt data).',
+    producer: 'Send a sound JPEG or PNG (the message names the image and the rule).',
+  },
+  IMAGE_TOO_LARGE: {
+    when: 'An image is over `MAX_IMAGE_BYTES`, or over `MAX_IMAGE_PIXELS` (width × height, from its header, before decoding).',
+    producer: 'Send a smaller image (scale it down before sending).',
+  },
+  IMAGE_TOO_SMALL: {
+    when: 'An image\'s shorter side is under `MIN_IMAGE_DIMENSION` pixels — as received, or once scaled to `MAX_REFERENCE_DIMENSION` (a very long, thin image).',
+    producer: 'Send a larger photo.',
+  },
+  SOURCE_NOT_ALLOWED: {
+    when: 'A staged image is outside `STAGING_BUCKET`/`STAGING_PREFIX`, or no staging bucket is configured.',
+    producer: 'Stage images only in the staging bucket, under its prefix (or send them inline).',
+  },
+  SOURCE_NOT_FOUND: {
+    when: 'A staged object does not exist. (A staging **bucket** that does not exist is the worker\'s configuration, not the job: retried, not this code.)',
+    producer: 'Upload the object before sending the job; keep it until the job has succeeded.',
+  },
+  SOURCE_MISMATCH: {
+    when: 'A staged object\'s SHA-256 is not the `sha256` the job names (`images[i]: the staged object\'s SHA-256 is …, the job says …`): it was overwritten or replaced after the job was built. Nothing of the job is stored.',
+    producer: 'Stage one object per job and do not overwrite it; if the photo changed, build and sign a new job.',
+  },
+  JOB_EXPIRED: {
+    when: 'The job\'s `issuedAt` is older than `SIGNED_JOB_MAX_AGE_SECONDS` (default 14 days).',
+    producer: 'Re-issue it: build and sign it anew (a new `issuedAt`, the same images).',
+  },
+  NO_FACE: {
+    when: '`FACE_CHECK=one` and an image shows no face scoring at least `FACE_MIN_SCORE`.',
+    producer: 'Ask the user for a photo that shows their face.',
+  },
+  MULTIPLE_FACES: {
+    when: '`FACE_CHECK=one` and an image shows more than one such face of at least `FACE_MIN_SIZE` pixels; the message says how many.',
+    producer: 'Ask the user for a photo of their face alone.',
+  },
+  FACE_TOO_SMALL: {
+    when: '`FACE_CHECK=one` and every such face in an image is under `FACE_MIN_SIZE` pixels on the shorter side of its box, in the stored image.',
+    producer: 'Ask the user for a closer photo.',
+  },
+  [RETRIES_EXHAUSTED]: {
+    when: 'Only in outcomes and logs: a transient failure on the last attempt the redrive policy allows (`ApproximateReceiveCount ≥ maxReceiveCount`). The queue moves the message to its dead-letter queue itself (without `ErrorCode`).',
+    producer: 'Nothing was wrong with the job: wait for the operators to fix the cause and redrive it, or send it again later.',
+  },
+};
+
 export const JOB_ERROR_MESSAGE_MAX = 1000;
 
 /** A permanent failure: the job is wrong. Carries a stable code and a message safe to log. */

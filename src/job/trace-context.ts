@@ -2,7 +2,7 @@
  * The producer's trace context as a message carries it, read without trusting it: the W3C
  * `traceparent` / `tracestate` message attributes, else the `AWSTraceHeader` system attribute SQS
  * sets from X-Ray. A malformed value is reported (the caller warns once per process) and ignored:
- * telemetry never fails a job. Part of the message contract (README "Tracing"): pure, no SDK.
+ * telemetry never fails a job. Part of the message contract (docs/operations.md "Tracing"): pure, no SDK.
  */
 
 /** A message attribute as SQS gives and takes it (the fields read here). */
@@ -21,7 +21,7 @@ export const TRACEPARENT_ATTRIBUTE = 'traceparent';
 export const TRACESTATE_ATTRIBUTE = 'tracestate';
 export const AWS_TRACE_HEADER = 'AWSTraceHeader';
 
-/** The message attributes the worker reads and writes for tracing (README "Tracing"). */
+/** The message attributes the worker reads and writes for tracing (docs/operations.md "Tracing"). */
 export const TRACE_ATTRIBUTES = [TRACEPARENT_ATTRIBUTE, TRACESTATE_ATTRIBUTE] as const;
 
 export interface ProducerContext {

@@ -157,7 +157,7 @@ export interface EnqueueInput {
   images: readonly Buffer[];
   /**
    * The tenant, on a queue several upstream tenants share: SQS fair queues keep one tenant's burst
-   * from delaying the others' jobs (README "Tracing").
+   * from delaying the others' jobs (docs/operations.md "Tracing").
    */
   messageGroupId?: string;
   trace?: JobInput['trace'];

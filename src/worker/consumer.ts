@@ -426,7 +426,7 @@ async function receiveBatch<V>(state: State<V>, max: number): Promise<Message[]>
       WaitTimeSeconds: options.pollWaitSeconds,
       VisibilityTimeout: options.visibilityTimeoutSeconds,
       MessageAttributeNames: ['All'],
-      // AWSTraceHeader: the producer's X-Ray trace; MessageGroupId: its tenant (README "Tracing").
+      // AWSTraceHeader: the producer's X-Ray trace; MessageGroupId: its tenant (docs/operations.md "Tracing").
       MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader', 'MessageGroupId'],
     }),
   );

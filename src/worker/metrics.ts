@@ -39,13 +39,13 @@ export function createJobCounters(registry: Registry): JobCounters {
   const received = new Counter({ name: 'enrollment_jobs_received_total', help: 'Job messages received', registers: [registry] });
   const succeeded = new Counter({ name: 'enrollment_jobs_succeeded_total', help: 'Jobs stored', registers: [registry] });
   const failed = new Counter({ name: 'enrollment_jobs_failed_total', help: 'Jobs failed permanently, by error code', labelNames: ['code'], registers: [registry] });
-  const retried = new Counter({ name: 'enrollment_jobs_retried_total', help: 'Transient failures left for a retry, by reason', labelNames: ['reason'], registers: [registry] });
-  const released = new Counter({ name: 'enrollment_jobs_released_total', help: 'Messages handed back to the queue at shutdown', registers: [registry] });
+  const retried = new Counter({ name: 'enrollment_jobs_retried_total', help: 'Transient failures left for a retry, by reason: throttled, server, network, timeout (a call\'s or the job\'s deadline), credentials, configuration, changed (a staged object replaced while the job read it), other', labelNames: ['reason'], registers: [registry] });
+  const released = new Counter({ name: 'enrollment_jobs_released_total', help: 'Messages handed back to the queue at shutdown (a stop that drains)', registers: [registry] });
   const references = new Counter({ name: 'enrollment_references_stored_total', help: 'References stored, by path (rebuilt, turned or reencoded)', labelNames: ['path'], registers: [registry] });
   const faceChecks = new Counter({ name: 'enrollment_face_checks_total', help: 'Face checks (FACE_CHECK=one), by result: ok, NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL', labelNames: ['result'], registers: [registry] });
   const duration = new Histogram({
     name: 'enrollment_job_duration_seconds',
-    help: 'Time from receipt to verdict, by outcome',
+    help: 'Time from receipt to verdict, by outcome: succeeded, failed, retry',
     labelNames: ['outcome'],
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
@@ -110,7 +110,7 @@ export function registerConsumerGauges(registry: Registry, health: () => Consume
   });
 }
 
-/** The two shares of MAX_IN_FLIGHT_BYTES (README "Memory"), read when Prometheus scrapes. */
+/** The two shares of MAX_IN_FLIGHT_BYTES (docs/images.md "Memory"), read when Prometheus scrapes. */
 export function registerMemoryGauges(registry: Registry, shares: { readonly held: MemoryBudget; readonly decode: MemoryBudget }): void {
   const gauge = (name: string, help: string, read: (budget: MemoryBudget) => number) =>
     new Gauge({
@@ -123,8 +123,8 @@ export function registerMemoryGauges(registry: Registry, shares: { readonly held
       },
     });
   gauge('enrollment_memory_budget_bytes', 'The share of MAX_IN_FLIGHT_BYTES: held (image bytes) or decode', (b) => b.limit);
-  gauge('enrollment_memory_in_use_bytes', 'Bytes admitted against the share now', (b) => b.held);
-  gauge('enrollment_memory_waiting', 'Jobs or decodes waiting for room in the share now', (b) => b.waiting);
+  gauge('enrollment_memory_in_use_bytes', 'Bytes admitted against the share (held or decode) now; the held share includes the room the long poll in flight holds for what it may bring (an idle worker shows min(10, CONCURRENCY) MiB)', (b) => b.held);
+  gauge('enrollment_memory_waiting', 'Jobs or decodes waiting for room in the share (held or decode) now', (b) => b.waiting);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Tracing (README "Tracing"): one span per job, parented by the producer's context, a child span per
+ * Tracing (docs/operations.md "Tracing"): one span per job, parented by the producer's context, a child span per
  * phase, and the SDK's own S3/SQS calls under the phase they are made in (src/aws/call-spans.ts).
  * Off unless OTEL_TRACES_EXPORTER=otlp; then spans go to an OTLP/HTTP receiver through a bounded
  * queue that drops when full, so a receiver that is down costs spans, never a job.

@@ -1,4 +1,4 @@
-// Peak memory of making one reference, for README "Memory": 40-megapixel JPEGs (baseline and
+// Peak memory of making one reference, for docs/images.md "Memory": 40-megapixel JPEGs (baseline and
 // progressive, 4:2:0 and 4:4:4, upright and with EXIF orientation 6: turned in the coefficient
 // domain) and PNGs (upright, and orientation 6: decoded and turned). Each case runs in a fresh
 // process (VmHWM is a high-water mark); the figure is the peak above the process's RSS before the

@@ -3,7 +3,7 @@
 // 32-megapixel image turned by EXIF orientation 6 (the decode that holds the most memory), plus jobs
 // whose first image fails fast while the rest are large. Against the fast endpoint (test/support/fast-aws.ts):
 // 1.6 GB of staged reads are too much for moto here. The worker's peak RSS (VmHWM) must stay under
-// the bound README "Memory" states; the figures are printed for BENCHMARKS.md.
+// the bound docs/images.md "Memory" states; the figures are printed for BENCHMARKS.md.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { issuedNow, outcomes, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
-/** The bound README "Memory" states for the defaults: the worker's peak RSS, in MiB. */
+/** The bound docs/images.md "Memory" states for the defaults: the worker's peak RSS, in MiB. */
 const PEAK_RSS_BOUND_MIB = 768;
 const MiB = 1_048_576;
 const MAX_IMAGE_BYTES = 10 * MiB; // the default

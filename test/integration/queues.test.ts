@@ -6,7 +6,7 @@
 //   dead-letter queue;
 // - dead-letter entries near SQS's limits (10 attributes, 1 MiB) at the fast endpoint, which
 //   enforces them (moto does not): each entry deadLetterEntry fits is accepted, one byte more is
-//   refused, and the worker keeps or omits ErrorCode/ErrorMessage as README "Error codes" says.
+//   refused, and the worker keeps or omits ErrorCode/ErrorMessage as docs/producers.md "Error codes" says.
 import { SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SQS_MAX_MESSAGE_BYTES } from '../../src/aws/sqs-rules.ts';
@@ -209,7 +209,7 @@ describe("dead-letter entries near SQS's limits, at the fast endpoint (which enf
     expect(await refusalOf({ ...entry, attributes: { ...entry.attributes, a08: string('v8') } })).toMatch(/exceeds the allowed maximum \[10\]/);
   });
 
-  it('the worker dead-letters a job with 10 attributes, and one of nearly 1 MiB, as README says: attributes dropped, ErrorCode kept or omitted, each named in its log line', async () => {
+  it('the worker dead-letters a job with 10 attributes, and one of nearly 1 MiB, as docs/producers.md says: attributes dropped, ErrorCode kept or omitted, each named in its log line', async () => {
     // Prepare
     const worker = workers.track(await startWorker(stackEnv(stack, fast.imdsEndpoint)));
     const attributes = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`attr${i}`, string(`value ${i}`)]));
@@ -224,7 +224,7 @@ describe("dead-letter entries near SQS's limits, at the fast endpoint (which enf
     const results = await outcomes(stack, 3, 30_000);
     const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 3, timeoutMs: 30_000 });
 
-    // Assess: every entry accepted on the first try (no retry), each as README "Error codes" says.
+    // Assess: every entry accepted on the first try (no retry), each as docs/producers.md "Error codes" says.
     expect(results.map((o) => o.status)).toEqual(['failed', 'failed', 'failed']);
     expect(worker.logs.filter((l) => l.outcome === 'retry')).toEqual([]);
     const byBody = new Map(dead.map((m) => [m.Body, m.MessageAttributes ?? {}]));

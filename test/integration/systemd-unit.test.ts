@@ -1,7 +1,7 @@
 // The shipped systemd unit and its template (one worker process per instance), checked the way
 // systemd itself reads them: `systemd-analyze verify` must be clean and `systemd-analyze security
 // --offline=true` must not rate them worse than EXPOSURE_LIMIT, so a change that weakens the sandbox
-// fails CI. Plus the promises the units and the env file make to the worker's own settings (README
+// fails CI. Plus the promises the units and the env file make to the worker's own settings (docs/producers.md
 // "Queue semantics", "Configuration", "Memory"), and the template kept the unit's twin. No systemd
 // needs to run: systemd-analyze works on a file. The real-systemd run is `npm run test:systemd`.
 import { execFile } from 'node:child_process';
@@ -26,7 +26,7 @@ const ENV_EXAMPLE = join(ROOT, 'systemd', 'enrollment-worker.env.example');
  */
 const EXPOSURE_LIMIT = 1.1;
 
-/** The worker's defaults these promises are made against (README "Configuration"). */
+/** The worker's defaults these promises are made against (docs/operations.md "Configuration"). */
 const DEFAULTS = { STARTUP_TIMEOUT_SECONDS: 60, DRAIN_TIMEOUT_SECONDS: 30, POLL_WAIT_SECONDS: 20 } as const;
 
 const MiB = 1024 * 1024;
@@ -36,7 +36,7 @@ const MiB = 1024 * 1024;
  */
 const OWN_MEMORY = 384 * MiB;
 const MAX_ABOVE_HIGH = 128 * MiB;
-/** The bound the README states for the worker's peak with the defaults (issue 9: at most 768 MiB). */
+/** The bound docs/images.md "Memory" states for the worker's peak with the defaults (issue 9: at most 768 MiB). */
 const PEAK_BOUND = 768 * MiB;
 
 interface Result {

@@ -1,4 +1,4 @@
-// Tracing end to end (README "Tracing"): the built worker exports to an OTLP/HTTP receiver of this
+// Tracing end to end (docs/operations.md "Tracing"): the built worker exports to an OTLP/HTTP receiver of this
 // test's own on loopback.
 // - a job sent with a traceparent: a process span in that trace with the messaging conventions'
 //   attributes, phase spans under it and S3/SQS call spans under those, an outcome whose traceparent

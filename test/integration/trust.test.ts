@@ -1,4 +1,4 @@
-// The trust model end to end (README "Threat model"): the built worker against the emulator.
+// The trust model end to end (docs/security.md "Threat model"): the built worker against the emulator.
 // - a captured signed job re-sent after its staged object was overwritten stores nothing (SOURCE_MISMATCH);
 // - a signed job older than SIGNED_JOB_MAX_AGE_SECONDS expires (JOB_EXPIRED);
 // - authentication fails closed: a restart whose secret lost the key is refused (exit 78), and a key
@@ -32,7 +32,7 @@ function secretsClient(): SecretsManagerClient {
   return new SecretsManagerClient({ region: TEST_REGION, endpoint: emulator.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
 }
 
-describe('a staged image is pinned by the signed body (the takeover of README "Threat model")', () => {
+describe('a staged image is pinned by the signed body (the takeover of docs/security.md "Threat model")', () => {
   let stack: Stack;
   let victimFace: Buffer;
   let attackerFace: Buffer;

@@ -1,6 +1,6 @@
 // The release and its install.sh under a real systemd: `npm run release` builds two releases of this
 // code (two version numbers), a Debian container booted by systemd-nspawn gets Node 24 and the
-// tarballs, and everything README "Deploy on EC2" says is done the way it says: checksum, unpack,
+// tarballs, and everything docs/operations.md "Deploy on EC2" says is done the way it says: checksum, unpack,
 // install.sh, settings, install.sh again; then the unit's behaviour (READY, Status, jobs, reload,
 // memory limits, watchdog, an OOM kill), two worker processes (enrollment-worker@1 and @2) with an
 // upgrade while a job is in flight, a rollback and a refused switch-over, back to one process, a
@@ -314,7 +314,7 @@ describe('enrollment-worker installed from its release under a real systemd', { 
     expect(out).toContain('https://nodejs.org/dist/');
     expect((await box.sh('ls -d /opt/enrollment-worker* /etc/enrollment-worker /etc/systemd/system/enrollment-worker.service')).out).not.toMatch(/^\//m);
 
-    // As the README says: the official binary, linked where the unit runs it.
+    // As docs/operations.md says: the official binary, linked where the unit runs it.
     await box.ok('ln -s /srv/node24/bin/node /usr/bin/node && node --version | grep -q ^v24');
   });
 

@@ -1,4 +1,4 @@
-// The layers the README's Layout promises, read from the import lines of the source: the contract
+// The layers docs/architecture.md "Layout" promises, read from the import lines of the source: the contract
 // and the use case import no AWS SDK and nothing from the layers above them, and the library face
 // for producers (src/index.ts) does not drag in the daemon, the image stack or clients it never uses.
 // A new import that breaks a layer fails here, not in a review.

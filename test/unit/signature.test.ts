@@ -1,11 +1,12 @@
 import { createHash, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildSignedJob } from '../../src/producer/enqueue.ts';
 import { parseJob } from '../../src/job/contract.ts';
 import { fingerprintsOf, keyFingerprint, signJob, signingKeysFrom, verifyJobSignature } from '../../src/job/signature.ts';
 import { stringAttribute } from './helpers.ts';
 
-// The README's worked example: any producer, in any language, must get exactly this.
+// The worked example of docs/producers.md "Signed jobs": any producer, in any language, must get exactly this.
 const VECTOR_BODY =
   '{"version":1,"jobId":"signup-7f3a9c","userId":"alice@example.com","issuedAt":1796040000,"images":[{"s3":{"bucket":"face-auth-staging","key":"uploads/signup-7f3a9c/1.jpg","sha256":"6763ec4a2e1b845c8c9e2b06a7c40a3f1e016013fc1ccbb4bd75cd43bc84af9e"}}]}';
 const VECTOR_KEY = 'example-key-do-not-use-0123456789abcdef';
@@ -16,7 +17,12 @@ const PREVIOUS = 'previous-key-0123456789abcdef0123456789abcdef';
 const KEYS = signingKeysFrom(CURRENT, PREVIOUS);
 
 describe('signJob', () => {
-  it('gives the README test vector exactly', () => {
+  it('the test vector is the one docs/producers.md shows', () => {
+    const doc = readFileSync(new URL('../../docs/producers.md', import.meta.url), 'utf8');
+    for (const part of [VECTOR_BODY, VECTOR_KEY, VECTOR_SIGNATURE, `the ${VECTOR_BODY.length}-byte body`]) expect(doc).toContain(part);
+  });
+
+  it('gives the documented test vector exactly', () => {
     // Act
     const signature = signJob(VECTOR_BODY, VECTOR_KEY);
 
@@ -25,7 +31,7 @@ describe('signJob', () => {
     expect(signature).toBe(VECTOR_SIGNATURE);
   });
 
-  it('the README test vector is a valid signed job: issuedAt and a staged sha256', () => {
+  it('the documented test vector is a valid signed job: issuedAt and a staged sha256', () => {
     // Act: parsed as the worker would at the vector's own time, with a key (issuedAt required).
     const parsed = parseJob(VECTOR_BODY, { maxImagesPerJob: 10, requireIssuedAt: true }, 1_796_040_000_000);
 

@@ -1,4 +1,4 @@
-// The producer's trace context as a message carries it (README "Tracing"): W3C traceparent and
+// The producer's trace context as a message carries it (docs/operations.md "Tracing"): W3C traceparent and
 // tracestate first, X-Ray's AWSTraceHeader otherwise; anything malformed is reported and ignored.
 import { describe, expect, it } from 'vitest';
 import { formatTraceparent, parseAwsTraceHeader, parseTraceparent, producerContextOf, traceAttributes } from '../../src/job/trace-context.ts';
