@@ -1,7 +1,7 @@
 /**
  * Where the detector looks: the square regions of the image the proposing network is run on, and
  * how boxes found in several regions are merged. Pure: the numbers below were measured (see the
- * README's "Face check"), the arithmetic is unit-tested.
+ * docs/images.md "Face check"), the arithmetic is unit-tested.
  *
  * The proposing network (BlazeFace full-range, PROPOSAL_INPUT = 256) sees a square region of the
  * image scaled to 256 × 256. It finds a face from about NET_MIN_FACE = 16 network pixels up to the

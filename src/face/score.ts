@@ -7,7 +7,7 @@
 /**
  * The combined score reported as 0.5: midway between the highest a non-face reached (0.66, the
  * astronaut upside down) and the lowest a face reached (0.69, the cameraman's three-quarter face in
- * a group) on the validation set's tuning part. A narrow margin: see the README's *Face check*.
+ * a group) on the validation set's tuning part. A narrow margin: see docs/images.md, *Face check*.
  */
 export const EVEN_SCORE = 0.675;
 

@@ -4,7 +4,7 @@
  * reading a file's DCT coefficients and writing new files from them needs a libjpeg of our own.
  *
  * A worker without it does not start (exit 78, the fix in the message): references made without it
- * would be re-encoded (lossy) or stored as received (unsafe), and neither is what the README promises.
+ * would be re-encoded (lossy) or stored as received (unsafe), and neither is what docs/images.md promises.
  */
 import { createRequire } from 'node:module';
 
