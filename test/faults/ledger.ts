@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { jpegImage } from '../support/images.ts';
-import { issuedNow, queueDepth, sendJob } from '../support/jobs.ts';
+import { issuedNow, queueDepth, queueHolds, sendJob } from '../support/jobs.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, listKeys, type Stack } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
@@ -265,16 +265,7 @@ export async function settle(ledger: Ledger, timeoutMs = 90_000): Promise<void> 
     timeoutMs,
     { everyMs: 250, detail: () => `none for ${missing().length} sends: ${missing().map((s) => s.sendId).join(', ')}` },
   );
-  let depth = { visible: 0, inFlight: 0 };
-  await until(
-    'the jobs queue to be empty',
-    async () => {
-      depth = await queueDepth(ledger.stack, ledger.stack.jobsQueueUrl);
-      return depth.visible === 0 && depth.inFlight === 0;
-    },
-    Math.max(0, deadline - Date.now()),
-    { everyMs: 500, detail: () => `it still holds ${JSON.stringify(depth)}` },
-  );
+  await queueHolds(ledger.stack, ledger.stack.jobsQueueUrl, { visible: 0, inFlight: 0 }, Math.max(0, deadline - Date.now()));
 }
 
 export interface AccountOptions {

@@ -4,7 +4,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
@@ -49,7 +49,7 @@ describe('a good job', () => {
       expect(object.ContentType).toBe(ref.contentType);
       expect(object.Metadata).toEqual({ 'job-id': job.jobId, sha256: ref.sha256, 'stored-sha256': sha256(stored) });
     }
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 
   it('reads an image staged in the staging bucket', async () => {

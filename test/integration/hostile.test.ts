@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { cameraJpeg, jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
@@ -186,7 +186,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
     const keys = await listKeys(stack.s3, stack.bucket);
     expect(keys.sort()).toEqual(succeeded.flatMap((o) => o.references?.map((r) => r.key) ?? []).sort());
     expect(keys.every((k) => /^users\/(grace|heidi|ivan)\/ref_[0-9a-f]{12}\.(jpg|png)$/.test(k))).toBe(true);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 
   it('stores a GPS-tagged, orientation-6 photo upright with no metadata left, keyed by the bytes as received', async () => {

@@ -4,7 +4,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
 
@@ -86,7 +86,7 @@ describe('with a dead-letter queue (from the redrive policy)', () => {
 
   it('writes nothing, leaves nothing in the jobs queue, and never logs image bytes', async () => {
     expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
     const failures = worker.logs.filter((l) => l.msg === 'job failed');
     expect(failures.map((l) => l.code).sort()).toEqual(cases.map((c) => c.code).sort());
     const everything = JSON.stringify(worker.logs);
@@ -110,6 +110,6 @@ describe('without any dead-letter queue', () => {
     expect(JSON.stringify(worker.logs)).not.toContain(image.slice(0, 64));
     const [outcome] = await outcomes(stack, 1);
     expect(outcome).toMatchObject({ status: 'failed', error: { code: 'INVALID_USER_ID' } });
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 });

@@ -4,7 +4,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { sleep, until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
@@ -70,14 +70,16 @@ describe('transient failures', () => {
 describe('slow jobs', () => {
   it('one slow job does not hold up the others, and its heartbeat keeps it from being received twice', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('slow'));
-    // Visibility 4 s, heartbeat 1 s (three beats of slack on a busy machine), and a read held until
-    // the other jobs are done and twice the visibility timeout has passed: without the heartbeat
-    // the message would be received again by one of the free slots.
+    // Visibility 6 s, heartbeat 1 s: five beats of slack, so a beat that lands late on a busy machine
+    // (or waits behind other requests at the shared emulator) still lands in time. The read is held
+    // until the other jobs are done and twice the visibility timeout has passed since it began:
+    // without a recurring heartbeat the message would be received again by one of the free slots.
+    const visibilitySeconds = 6;
     const worker = workers.track(
       await startWorker(
         stackEnv(stack, emulator.imdsEndpoint, {
           AWS_ENDPOINT_URL: proxy.url,
-          VISIBILITY_TIMEOUT_SECONDS: '4',
+          VISIBILITY_TIMEOUT_SECONDS: String(visibilitySeconds),
           HEARTBEAT_INTERVAL_SECONDS: '1',
           // The held read is slow, not stuck: the job's deadline must not end it.
           JOB_TIMEOUT_SECONDS: '300',
@@ -87,15 +89,20 @@ describe('slow jobs', () => {
     const slow = await stagedJob(stack, 'ivan', 'slow/one.jpg', 'slow-job');
     const fast = await Promise.all(Array.from({ length: 8 }, async (_, i) => inlineJob('judy', [await jpegImage()], `fast-${i}`)));
     const fastDone = () => worker.logs.filter((l) => l.msg === 'job succeeded' && String(l.jobId).startsWith('fast-')).length === fast.length;
-    const released = until('the other jobs', fastDone, 60_000).then(
-      () => sleep(8_000),
-      () => undefined,
-    );
-    proxy.setRule((req) => (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/slow/`) ? { kind: 'hold', until: released } : undefined));
+    let readAt = 0;
+    let beats = 0;
+    const released = until('the other jobs, and twice the visibility timeout since the read began', () => readAt > 0 && fastDone() && Date.now() - readAt >= 2 * visibilitySeconds * 1000, 90_000).catch(() => undefined);
+    proxy.setRule((req) => {
+      if (req.target === 'AmazonSQS.ChangeMessageVisibilityBatch' || req.target === 'AmazonSQS.ChangeMessageVisibility') beats += 1;
+      if (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/slow/`)) {
+        readAt ||= Date.now();
+        return { kind: 'hold', until: released };
+      }
+      return undefined;
+    });
 
-    const hitsBefore = proxy.hits;
     await sendJob(stack, slow);
-    await until('the slow read to reach the endpoint', () => proxy.hits > hitsBefore, 10_000);
+    await until('the slow read to reach the endpoint', () => readAt > 0, 10_000);
     for (const job of fast) await sendJob(stack, job);
     const results = await outcomes(stack, 9, 90_000);
 
@@ -106,6 +113,8 @@ describe('slow jobs', () => {
     expect(worker.logs.filter((l) => l.jobId === 'slow-job' && l.msg === 'job succeeded')).toEqual([
       expect.objectContaining({ receiveCount: 1 }),
     ]);
+    // A heartbeat that beats again and again, not once: 12 s held at one beat a second.
+    expect(beats).toBeGreaterThanOrEqual(4);
   });
 });
 
@@ -127,7 +136,7 @@ describe('graceful stop', () => {
     expect(worker.logs.some(succeededJob('in-flight'))).toBe(true);
     expect(worker.logs.at(-1)).toMatchObject({ msg: 'stopped', succeeded: 1, inFlight: 0 });
     // The job sent after the stop waits in the queue for the next worker.
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 1, inFlight: 0 });
     const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
     const results = await outcomes(stack, 2);
     expect(results.map((o) => o.jobId).sort()).toEqual(['after-stop', 'in-flight']);
@@ -153,8 +162,9 @@ describe('graceful stop', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(worker.logs.find((l) => String(l.msg).startsWith('drain timeout'))).toMatchObject({ unfinished: 1 });
     expect(worker.logs.some(succeededJob('too-slow'))).toBe(false);
-    // Handed back (visible at once), not left invisible until its visibility timeout.
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    // Handed back (visible at once), not left invisible until its visibility timeout (10 s): the
+    // wait gives up well before that.
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 1, inFlight: 0 }, 5_000);
     expect(worker.logs.find((l) => l.msg === 'message handed back to the queue at shutdown')).toMatchObject({ jobId: 'too-slow' });
 
     const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));

@@ -63,6 +63,8 @@ export interface FastAws {
   queueDepth(name: string): { visible: number; inFlight: number; delayed: number };
   /** Answers every long poll that is waiting now, empty (so a draining worker need not wait). */
   releaseWaits(): void;
+  /** Long polls waiting now on a queue (by name). */
+  waitingPolls(name: string): number;
   /** Forgets queues and buckets whose names start with `prefix` (frees their memory). */
   forget(prefix: string): void;
   /** Empties a bucket or a queue by name (PurgeQueue-like), keeping it: for long runs. Returns how many went. */
@@ -1121,6 +1123,9 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
         inFlight: Number(a.ApproximateNumberOfMessagesNotVisible),
         delayed: Number(a.ApproximateNumberOfMessagesDelayed),
       };
+    },
+    waitingPolls(name) {
+      return queues.get(name)?.waiters.length ?? 0;
     },
     releaseWaits() {
       for (const queue of queues.values()) {

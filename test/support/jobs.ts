@@ -3,6 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, type Stack } from './resources.ts';
+import { until } from './wait.ts';
 
 /** A staged image as a job names it: where it is and the SHA-256 of the bytes put there. */
 export function stagedImage(bucket: string | undefined, key: string, bytes: Buffer = Buffer.alloc(0)) {
@@ -40,7 +41,7 @@ export async function outcomes(stack: Stack, expected: number, timeoutMs = 30_00
 }
 
 /** How many messages a queue still holds, visible or not. */
-export async function queueDepth(stack: Stack, queueUrl: string): Promise<{ visible: number; inFlight: number }> {
+export async function queueDepth(stack: Stack, queueUrl: string): Promise<QueueDepth> {
   const { Attributes = {} } = await stack.sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
@@ -51,4 +52,26 @@ export async function queueDepth(stack: Stack, queueUrl: string): Promise<{ visi
     visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
     inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
   };
+}
+
+export type QueueDepth = { visible: number; inFlight: number };
+
+/**
+ * Waits until a queue holds exactly `expected` and returns it; fails after `timeoutMs` with what it
+ * held last. A job's outcome is published before its message's batched delete, and SQS's counts
+ * are approximate: read once right after an event, a queue can still show what is about to change.
+ * Keep `timeoutMs` below the queue's visibility timeout where a message that should be visible at
+ * once would otherwise become visible by itself.
+ */
+export async function queueHolds(stack: Stack, queueUrl: string, expected: QueueDepth, timeoutMs = 15_000): Promise<QueueDepth> {
+  let last: QueueDepth | undefined;
+  return until(
+    `the queue to hold ${JSON.stringify(expected)}`,
+    async () => {
+      last = await queueDepth(stack, queueUrl);
+      return last.visible === expected.visible && last.inFlight === expected.inFlight ? last : undefined;
+    },
+    timeoutMs,
+    { everyMs: 200, detail: () => `it held ${JSON.stringify(last)}` },
+  );
 }
