@@ -118,6 +118,39 @@ describe('slow jobs', () => {
   });
 });
 
+describe('the job deadline', () => {
+  it('a job that outlives JOB_TIMEOUT_SECONDS is handed back for a retry, /healthz answers 503 meanwhile, and the retry completes it', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('deadline'));
+    const timeoutSeconds = 4;
+    const env = { AWS_ENDPOINT_URL: proxy.url, JOB_TIMEOUT_SECONDS: String(timeoutSeconds), METRICS_PORT: '0', RETRY_BASE_SECONDS: '0', RETRY_MAX_SECONDS: '0' };
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, env)));
+    const healthz = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/healthz`;
+    const job = await stagedJob(stack, 'nora', 'slow/deadline.jpg', 'past-deadline');
+    // The first read of the source is held until the test has seen the worker unhealthy; the retry's read passes.
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let reads = 0;
+    proxy.setRule((req) => (req.method === 'GET' && req.path.includes('/slow/deadline') && ++reads === 1 ? { kind: 'hold', until: released } : undefined));
+
+    await sendJob(stack, job);
+    // Well past the deadline, and far short of a deadline wired in minutes rather than seconds.
+    const abandoned = await worker.waitForLog((l) => l.jobId === 'past-deadline' && l.outcome === 'retry', 20_000);
+    const unhealthy = await until('/healthz to answer 503', async () => ((await fetch(healthz)).status === 503 ? true : undefined), 10_000).catch(() => false);
+    release();
+    const [outcome] = await outcomes(stack, 1);
+    const healthyAgain = await until('/healthz to answer 200 again', async () => ((await fetch(healthz)).status === 200 ? true : undefined), 30_000).catch(() => false);
+
+    expect(abandoned).toMatchObject({ level: 'warn', reason: 'timeout', phase: 'download', msg: expect.stringMatching(/^the job outlived its deadline in its download phase/) });
+    // Not before its deadline: the job's own working time had passed JOB_TIMEOUT_SECONDS.
+    expect(Number(abandoned.durationMs)).toBeGreaterThanOrEqual(timeoutSeconds * 1000);
+    expect(unhealthy).toBe(true);
+    expect(outcome).toMatchObject({ jobId: 'past-deadline', status: 'succeeded' });
+    expect(worker.logs.filter(succeededJob('past-deadline'))).toEqual([expect.objectContaining({ receiveCount: 2 })]);
+    expect(healthyAgain).toBe(true);
+    await worker.stop();
+  });
+});
+
 describe('graceful stop', () => {
   it('SIGTERM lets the job in flight finish, then exits 0; nothing is lost', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('drain'));
