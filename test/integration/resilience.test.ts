@@ -7,7 +7,7 @@ import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { sleep, until } from '../support/wait.ts';
-import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -64,6 +64,32 @@ describe('transient failures', () => {
     expect(duringOutage).toBeLessThan(150);
     expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded' });
     expect(worker.logs.some((l) => l.msg === 'receiving from the jobs queue works again')).toBe(true);
+  });
+});
+
+describe('requests that never get an answer', () => {
+  it('end at the client request timeout (STS: 10 s), and is sent again instead of waiting for ever', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('hung'));
+    // The first GetCallerIdentity is accepted and never answered (until the test ends).
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const isSts = (req: { method: string; path: string; target: string | undefined }) =>
+      req.method === 'POST' && req.path === '/' && (req.target === undefined || req.target.startsWith('AWSSecurityTokenService'));
+    proxy.setRule((req) => (isSts(req) && ++held === 1 ? { kind: 'hold', until: released } : undefined));
+    try {
+      const worker = workers.track(spawnCli(['run'], stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, STARTUP_TIMEOUT_SECONDS: '120' })));
+
+      // The SDK ends the unanswered call at its timeout and sends it again (its own retry); without a
+      // request timeout the first call would wait for ever and the worker would never be ready.
+      const ready = await worker.waitForLog((l) => l.msg === 'ready: receiving jobs', 40_000);
+
+      expect(ready).toMatchObject({ level: 'info' });
+      expect(held).toBe(2);
+      await worker.stop();
+    } finally {
+      release();
+    }
   });
 });
 
