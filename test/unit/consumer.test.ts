@@ -186,16 +186,24 @@ describe('the consumer', () => {
     await vi.advanceTimersByTimeAsync(0);
     work.finish('m-3');
 
-    // Act
-    await vi.advanceTimersByTimeAsync(20_010);
+    // Act: three intervals (a heartbeat that beat once would pass one), then m-2 is settled.
+    const perInterval: string[][] = [];
+    await vi.advanceTimersByTimeAsync(10); // each heartbeat's batch goes out 10 ms (flushAfterMs) after its beat
+    for (let i = 0; i < 3; i += 1) {
+      await vi.advanceTimersByTimeAsync(20_000);
+      perInterval.push((sqs.visibilityBatches()[i]?.input.Entries ?? []).map((e) => `${e.ReceiptHandle}:${e.VisibilityTimeout}`));
+    }
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(20_000);
 
-    // Assess
-    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []);
-    expect(beats.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
-      ['r-1', 60],
-      ['r-2', 60],
+    // Assess: one batch per interval, each with every job still running.
+    expect(perInterval).toEqual([
+      ['r-1:60', 'r-2:60'],
+      ['r-1:60', 'r-2:60'],
+      ['r-1:60', 'r-2:60'],
     ]);
-    expect(sqs.visibilityBatches()).toHaveLength(1);
+    expect(sqs.visibilityBatches().map((b) => (b.input.Entries ?? []).map((e) => e.ReceiptHandle))).toHaveLength(4);
+    expect(sqs.visibilityBatches()[3]?.input.Entries?.map((e) => e.ReceiptHandle)).toEqual(['r-1']);
   });
 
   it('backs off after a failed receive (1 s, doubling) and logs the outage once', async () => {
@@ -270,25 +278,42 @@ describe('the consumer', () => {
     expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
   });
 
-  it('receives only when the memory budget has room for a full batch, and holds each message\'s bytes until it is settled', async () => {
-    // Prepare: room for two 1 MiB messages' worth beyond what is held.
+  it('receives only when the memory budget has room, and holds each message\'s bytes until it is settled', async () => {
+    // Prepare: a 2 MiB budget and four slots. Two messages of 600 kB hold 1.2 MB: another receive
+    // could bring a 1 MiB message, which would not fit, although two slots are free.
+    const MiB = 1_048_576;
     const sqs = fakeSqs();
     const work = jobs();
-    const memory = createMemoryBudget(3 * 1_048_576);
-    const { c } = consumer(sqs, work, { concurrency: 2, memory });
+    const memory = createMemoryBudget(2 * MiB);
+    const { c } = consumer(sqs, work, { concurrency: 4, memory });
+    const heldAtReceive: number[] = [];
+    const send = sqs.client.send.bind(sqs.client);
+    sqs.client.send = ((command: Sent) => {
+      if (command instanceof ReceiveMessageCommand) heldAtReceive.push(memory.held);
+      return send(command as never);
+    }) as SQSClient['send'];
     sqs.add(2, 'x'.repeat(600_000));
 
     // Act
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     const held = memory.held;
+    sqs.add(2, 'x'.repeat(600_000));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const whileFull = { receives: sqs.receives().length, running: [...work.running.keys()] };
     work.finish('m-1');
     work.finish('m-2');
-    await vi.advanceTimersByTimeAsync(20);
+    await vi.advanceTimersByTimeAsync(5_000);
 
-    // Assess
+    // Assess: no receive while the budget was full; each receive asked for no more than fits.
     expect(held).toBe(1_200_000);
-    expect(memory.held).toBe(0);
+    expect(whileFull).toEqual({ receives: 1, running: ['m-1', 'm-2'] });
+    expect([...work.running.keys()]).toEqual(['m-3', 'm-4']);
+    expect(memory.held).toBe(1_200_000);
+    sqs.receives().forEach((r, i) => {
+      const before = heldAtReceive[i] ?? 0;
+      expect(before === 0 || before + (r.input.MaxNumberOfMessages ?? 0) * MiB <= memory.limit, `receive ${i} with ${before} bytes held`).toBe(true);
+    });
   });
 
   it('drains: no new receive, jobs in flight finish, the poll in flight is let finish and what it brings is handed back', async () => {
@@ -324,15 +349,24 @@ describe('the consumer', () => {
     // Prepare
     const sqs = fakeSqs();
     const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 1, jobTimeoutMs: 600_000 });
+    // Batches wait a minute for company, and this settle does not wait for its hand-back: only the
+    // drain's own flush can send it before the drain returns.
+    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, _job, queue) => {
+      work.settled.push({ id: message.MessageId ?? '', kind: settlement.kind });
+      void queue.setVisibility(message, 0);
+    };
+    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 1, jobTimeoutMs: 600_000, flushAfterMs: 60_000, settle });
     sqs.add(2);
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     const signals = [...work.running.values()].map((r) => r.job.signal);
 
-    // Act
-    const drained = c.drain(Date.now() + 2_000);
-    await vi.advanceTimersByTimeAsync(5_000);
+    // Act: time runs only until the drain has returned (its deadline, the cancel grace, the poll).
+    const began = Date.now();
+    const drained = c.drain(began + 2_000);
+    let done = false;
+    void drained.then(() => (done = true));
+    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
     const { unfinished } = await drained;
 
     // Assess
