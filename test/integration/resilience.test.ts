@@ -5,6 +5,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { sleep, until } from '../support/wait.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
@@ -141,6 +142,37 @@ describe('slow jobs', () => {
     ]);
     // A heartbeat that beats again and again, not once: 12 s held at one beat a second.
     expect(beats).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('memory admission', () => {
+  it('admits a staged image by the size S3 gives for it before reading it', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('admit'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, METRICS_PORT: '0' })));
+    const metrics = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/metrics`;
+    const photo = await jpegImage({ width: 1000, height: 800 });
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'slow/admit.jpg', Body: photo }));
+    const job = { version: 1, jobId: 'admitted', userId: 'olga', images: [stagedImage(stack.stagingBucket, 'slow/admit.jpg', photo)] };
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let readAt = 0;
+    proxy.setRule((req) => {
+      if (req.method !== 'GET' || !req.path.includes('/slow/admit')) return undefined;
+      readAt ||= Date.now();
+      return { kind: 'hold', until: released };
+    });
+
+    const messageBytes = Buffer.byteLength(JSON.stringify(job));
+    await sendJob(stack, job);
+    // The read comes only once its bytes were admitted: while it is held, they are in use.
+    await until('the staged read to reach the endpoint', () => readAt > 0, 20_000);
+    const whileReading = await scrapeMetrics(metrics);
+    release();
+    const [outcome] = await outcomes(stack, 1);
+
+    expect(whileReading['enrollment_memory_in_use_bytes{share="held"}']).toBe(messageBytes + photo.length);
+    expect(outcome).toMatchObject({ jobId: 'admitted', status: 'succeeded' });
+    await worker.stop();
   });
 });
 
