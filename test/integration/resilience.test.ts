@@ -1,5 +1,6 @@
 // Transient failures, slow jobs, heartbeats and the graceful stop, with a fault-injecting proxy
 // between the worker and the emulator.
+import { createHash } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
@@ -172,6 +173,47 @@ describe('memory admission', () => {
 
     expect(whileReading['enrollment_memory_in_use_bytes{share="held"}']).toBe(messageBytes + photo.length);
     expect(outcome).toMatchObject({ jobId: 'admitted', status: 'succeeded' });
+    await worker.stop();
+  });
+});
+
+describe('one write per key', () => {
+  it('two jobs with the same photo in flight at once make one PUT: the second waits for the first and finds it stored', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('onekey'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, METRICS_PORT: '0' })));
+    const healthz = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/healthz`;
+    const photo = await jpegImage();
+    const key = `users/pia/ref_${createHash('sha256').update(photo).digest('hex').slice(0, 12)}.jpg`;
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    proxy.setRule((req) => {
+      if (req.method !== 'PUT' || !req.path.startsWith(`/${stack.bucket}/${key}`)) return undefined;
+      puts += 1;
+      return { kind: 'hold', until: released };
+    });
+
+    // The first job's PUT is held; the second job is received while it is.
+    await sendJob(stack, inlineJob('pia', [photo], 'first'));
+    await until('the first PUT to be held', () => puts === 1, 20_000);
+    await sendJob(stack, inlineJob('PIA', [photo], 'second'));
+    await until('both jobs in flight', async () => ((await (await fetch(healthz)).json()) as { inFlight: number }).inFlight === 2, 20_000);
+    // A window for the second job to reach its write (its 96×72 photo decodes in milliseconds); a
+    // second PUT for the key ends it at once. Without the lock a second PUT comes whatever the window.
+    await until('a second PUT (there must be none)', () => puts > 1, 3_000).catch(() => undefined);
+    release();
+    const results = await outcomes(stack, 2);
+
+    expect(results.map((o) => [o.jobId, o.status, o.references?.map((r) => r.key)]).sort()).toEqual([
+      ['first', 'succeeded', [key]],
+      ['second', 'succeeded', [key]],
+    ]);
+    expect(puts).toBe(1);
+    const created = worker.logs.filter((l) => l.msg === 'job succeeded').map((l) => [l.jobId, l.created]);
+    expect(created.sort()).toEqual([
+      ['first', 1],
+      ['second', 0],
+    ]);
     await worker.stop();
   });
 });
