@@ -1,5 +1,4 @@
 // The happy paths end to end: the built worker, a real emulator, jobs in, references out.
-import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,13 +6,13 @@ import { jpegImage, pngImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { sha256Hex as sha256 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
 let stack: Stack;
 let worker: WorkerProcess;
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   stack = await createStack(emulator.endpoint, uniqueName('enroll'));

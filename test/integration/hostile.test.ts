@@ -1,7 +1,6 @@
 // Hostile inputs end to end (issue 4): the built worker, with a signing key, against the emulator.
 // Every bad job ends with its documented code, a dead-letter entry and a failed outcome, and
 // nothing is written; the good ones are stored upright, stripped of metadata, under their user.
-import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
@@ -13,6 +12,7 @@ import { inlineJob, issuedNow, outcomes, queueHolds, sendJob, stagedImage } from
 import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { base64 as b64, sha256Hex as sha256 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -23,8 +23,6 @@ const PREVIOUS = 'hostile-previous-key-0123456789abcdef01234567';
 const RETIRED = 'hostile-retired-key-0123456789abcdef012345678';
 const FORGER = 'an-attackers-own-key-0123456789abcdef01234567';
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 const signature = (body: string, key: string): Record<string, MessageAttributeValue> => ({
   Signature: { DataType: 'String', StringValue: signJob(body, key) },
 });

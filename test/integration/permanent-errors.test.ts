@@ -7,12 +7,12 @@ import { jpegImage } from '../support/images.ts';
 import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { base64 as b64 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
 afterAll(() => workers.killAll());
 
-const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 interface Case {
   code: string;

@@ -1,6 +1,5 @@
 // Transient failures, slow jobs, heartbeats and the graceful stop, with a fault-injecting proxy
 // between the worker and the emulator.
-import { createHash } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
@@ -10,6 +9,7 @@ import { scrapeMetrics } from '../support/metrics.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { sleep, until } from '../support/wait.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
+import { sha256Hex } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -183,7 +183,7 @@ describe('one write per key', () => {
     const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, METRICS_PORT: '0' })));
     const healthz = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/healthz`;
     const photo = await jpegImage();
-    const key = `users/pia/ref_${createHash('sha256').update(photo).digest('hex').slice(0, 12)}.jpg`;
+    const key = `users/pia/ref_${sha256Hex(photo).slice(0, 12)}.jpg`;
     let release: () => void = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
     let puts = 0;

@@ -1,13 +1,14 @@
 // Sending jobs and reading outcomes in integration tests.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, type Stack } from './resources.ts';
 import { until } from './wait.ts';
+import { inlineImage, sha256Hex } from './bytes.ts';
 
 /** A staged image as a job names it: where it is and the SHA-256 of the bytes put there. */
 export function stagedImage(bucket: string | undefined, key: string, bytes: Buffer = Buffer.alloc(0)) {
-  return { s3: { bucket: bucket ?? '', key, sha256: createHash('sha256').update(bytes).digest('hex') } };
+  return { s3: { bucket: bucket ?? '', key, sha256: sha256Hex(bytes) } };
 }
 
 /** Now, as a job's `issuedAt` (whole seconds since the Unix epoch). */
@@ -15,7 +16,7 @@ export const issuedNow = () => Math.floor(Date.now() / 1000);
 
 /** A v1 job with inline images, issued now (so it is valid for a worker with a signing key too). */
 export function inlineJob(userId: string, images: Buffer[], jobId = `job-${randomUUID()}`) {
-  return { version: 1, jobId, userId, issuedAt: issuedNow(), images: images.map((b) => ({ data: b.toString('base64') })) };
+  return { version: 1, jobId, userId, issuedAt: issuedNow(), images: images.map(inlineImage) };
 }
 
 export async function sendJob(
