@@ -8,7 +8,6 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startImds, type Imds } from '../support/imds.ts';
 import { outcomes, queueHolds } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
-import { sleep } from '../support/wait.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine, type WorkerProcess } from '../support/worker-process.ts';
 import { account, createLedger, FAULT_ENV, mixed, report, saveLogs, sendCases, settle } from './ledger.ts';
 
@@ -95,7 +94,6 @@ it('IMDS that recovers within STARTUP_TIMEOUT_SECONDS: the worker proceeds and p
   started.push(worker);
   // Two failed tries (the worker backs off 1 s, then 2 s, then 4 s) …
   await worker.waitForLog((l) => String(l.msg).startsWith('AWS credentials: ') && Number(l.tries) >= 2, 20_000);
-  await sleep(500);
   // … and then IMDS comes up.
   const outageRequests = gate.hits - hitsBefore;
   const recovered = Date.now();
