@@ -137,7 +137,15 @@ describe('metrics and health', () => {
     await sendJob(stack, inlineJob('pat', [await jpegImage()]));
     await sendJob(stack, inlineJob('../pat', [await jpegImage()]));
     await outcomes(stack, 2);
-    const metrics = await scrapeMetrics(`${base}/metrics`);
+    // An outcome is published before its message is deleted and its bytes released: wait for idle.
+    const metrics = await until(
+      'the worker to be idle (nothing held, nothing in flight)',
+      async () => {
+        const now = await scrapeMetrics(`${base}/metrics`);
+        return now['enrollment_memory_in_use_bytes{share="held"}'] === 0 && now.enrollment_jobs_in_flight === 0 ? now : undefined;
+      },
+      15_000,
+    );
     const health = await fetch(`${base}/healthz`);
 
     // Every series of the worker's own, exactly: one success, one failure, nothing retried or
