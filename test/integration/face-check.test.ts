@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { astronautCutOut, skimagePhoto, twoAstronauts } from '../face/photos.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { scrapeMetrics } from '../support/metrics.ts';
+import { until } from '../support/wait.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
@@ -99,7 +100,12 @@ describe('a worker with FACE_CHECK=one', () => {
   it('logs how long detection took, and counts the face codes', async () => {
     const base = String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics);
 
-    const metrics = await scrapeMetrics(`${base}/metrics`);
+    // A fate is counted after its outcome is published: wait for all ten jobs' counts.
+    const counted = (m: Record<string, number>) => Object.entries(m).filter(([name]) => name.startsWith('enrollment_face_checks_total')).reduce((sum, [, n]) => sum + n, 0);
+    const metrics = await until('ten face checks counted', async () => {
+      const now = await scrapeMetrics(`${base}/metrics`);
+      return counted(now) >= 10 ? now : undefined;
+    }, 15_000).catch(() => scrapeMetrics(`${base}/metrics`));
 
     const line = worker.logs.find((l) => l.msg === 'job succeeded' && l.jobId === 'upright');
     expect(line?.faceCheckMs).toEqual(expect.any(Number));
