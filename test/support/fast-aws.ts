@@ -549,7 +549,10 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
     }
     message.timer = setTimeout(() => {
       message.timer = undefined;
-      pump(queue);
+      // Timers run on the event loop's cached clock and may fire a little before `at` as Date.now()
+      // reads it; pumped then, the message would still be hidden and no timer left to show it.
+      if (Date.now() < at) wake(queue, message, at);
+      else pump(queue);
     }, delay);
     message.timer.unref();
   };
