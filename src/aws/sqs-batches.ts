@@ -20,11 +20,14 @@ export class BatchEntryError extends Error {
   override readonly name: string;
   /** SQS says the request was wrong (not worth a retry as is), as opposed to its own failure. */
   readonly senderFault: boolean;
+  /** As on the SDK's own errors: whose fault it was, so an entry SQS failed on its side reads as a server error. */
+  readonly $fault: 'client' | 'server';
 
   constructor(entry: BatchResultErrorEntry) {
     super(entry.Message ?? `the entry failed: ${entry.Code ?? 'unknown error'}`);
     this.name = entry.Code ?? 'BatchEntryError';
     this.senderFault = entry.SenderFault === true;
+    this.$fault = this.senderFault ? 'client' : 'server';
   }
 }
 

@@ -190,13 +190,15 @@ interface ErrorShape {
   name?: unknown;
   code?: unknown;
   $metadata?: { httpStatusCode?: unknown };
+  /** The SDK's 'client' | 'server'; also set on a batch entry SQS refused (it has no status of its own). */
+  $fault?: unknown;
 }
 
 export function transientReason(e: unknown): TransientReason {
   if (typeof e !== 'object' || e === null) return 'other';
   if (e instanceof WorkerMisconfigured) return 'configuration';
   if (e instanceof SourceChanged) return 'changed';
-  const { name, code, $metadata } = e as ErrorShape;
+  const { name, code, $metadata, $fault } = e as ErrorShape;
   const status = typeof $metadata?.httpStatusCode === 'number' ? $metadata.httpStatusCode : undefined;
   if (typeof name === 'string') {
     if (THROTTLING_NAMES.has(name)) return 'throttled';
@@ -205,6 +207,7 @@ export function transientReason(e: unknown): TransientReason {
   }
   if (status === 429) return 'throttled';
   if (status !== undefined && status >= 500) return 'server';
+  if (status === undefined && $fault === 'server') return 'server';
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'network';
   return 'other';
 }

@@ -305,8 +305,12 @@ function run<V>(state: State<V>, message: Message, grant: Grant | undefined): vo
       void settleOnce(state, slot, { kind: 'crashed', error: e });
     } finally {
       if (!actingOnVerdict) clock.stop();
-      // The message's bytes are held until it is settled (a dead-letter entry carries its body).
-      void Promise.resolve(slot.settling).finally(() => grant?.release());
+      // The message's bytes are held until it is settled (a dead-letter entry carries its body); their
+      // release can be what a receive waits for, so it wakes the loop too.
+      void Promise.resolve(slot.settling).finally(() => {
+        grant?.release();
+        wake(state);
+      });
       state.slots.delete(slot);
       finish();
       wake(state);

@@ -6,7 +6,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
@@ -93,7 +93,7 @@ describe('a job stuck on a stalled S3 read', () => {
     expect(otherOutcomes).toHaveLength(others.length);
     expect(results.map((o) => [o.jobId, o.status]).sort()).toEqual([['stuck', 'succeeded'], ...others.map((_, i) => [`other-${i}`, 'succeeded'])].sort());
     expect((await listKeys(stack.s3, stack.bucket)).length).toBe(others.length + 1);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
     expect(statusAfterRecovery).toBe(200);
     await worker.stop();
   });

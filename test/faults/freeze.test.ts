@@ -19,7 +19,7 @@
 // with exit 1, as it does for anything else that is not ready, and leave the jobs for the next start.
 import { afterAll, expect, inject, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import { queueDepth } from '../support/jobs.ts';
+import { queueDepth, queueHolds } from '../support/jobs.ts';
 import { cpuSeconds } from '../support/proc.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
 import { sleep, within } from '../support/wait.ts';
@@ -234,8 +234,8 @@ it('an endpoint that never answers at start: start-up gives up after STARTUP_TIM
   if (exit === undefined) await worker.stop('SIGKILL');
   proxy.setRule(undefined);
 
-  // Nothing was touched while it tried.
-  const depth = await queueDepth(stack, stack.jobsQueueUrl);
+  // Nothing was touched while it tried (waited for, not read once; asserted after the report).
+  const depth = await queueHolds(stack, stack.jobsQueueUrl, { visible: ledger.sends.length, inFlight: 0 }, 10_000).catch(() => queueDepth(stack, stack.jobsQueueUrl));
   const keys = await listKeys(stack.s3, stack.bucket);
   const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, FAULT_ENV)));
   started.push(next);

@@ -6,9 +6,8 @@
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startImds, type Imds } from '../support/imds.ts';
-import { outcomes, queueDepth } from '../support/jobs.ts';
+import { outcomes, queueHolds } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName } from '../support/resources.ts';
-import { sleep } from '../support/wait.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine, type WorkerProcess } from '../support/worker-process.ts';
 import { account, createLedger, FAULT_ENV, mixed, report, saveLogs, sendCases, settle } from './ledger.ts';
 
@@ -53,7 +52,7 @@ it('IMDS unreachable at start: a clear error, exit 1, no busy loop; the jobs wai
   expect(String(fatal?.msg)).toMatch(/^AWS credentials did not succeed before the start-up timeout: /);
   expect(worker.logs.some((l) => l.msg === 'ready: receiving jobs')).toBe(false);
   // Nothing was touched: all jobs still waiting, nothing written, no outcome, no dead letter.
-  expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: ledger.sends.length, inFlight: 0 });
+  await queueHolds(stack, stack.jobsQueueUrl, { visible: ledger.sends.length, inFlight: 0 });
   expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
   expect(await outcomes(stack, 1, 1_000)).toEqual([]);
 
@@ -95,7 +94,6 @@ it('IMDS that recovers within STARTUP_TIMEOUT_SECONDS: the worker proceeds and p
   started.push(worker);
   // Two failed tries (the worker backs off 1 s, then 2 s, then 4 s) …
   await worker.waitForLog((l) => String(l.msg).startsWith('AWS credentials: ') && Number(l.tries) >= 2, 20_000);
-  await sleep(500);
   // … and then IMDS comes up.
   const outageRequests = gate.hits - hitsBefore;
   const recovered = Date.now();

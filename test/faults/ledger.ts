@@ -1,19 +1,20 @@
 // The bookkeeping every fault scenario shares: a known set of jobs (good ones and one bad one per
 // permanent error code), sent with an attribute that names each send, and the final account —
 // the bucket, the queues and the outcomes — that every scenario ends with.
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { jpegImage } from '../support/images.ts';
-import { issuedNow, queueDepth, sendJob } from '../support/jobs.ts';
+import { issuedNow, queueDepth, queueHolds, sendJob } from '../support/jobs.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { drainQueue, listKeys, type Stack } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
 import type { LogLine, WorkerProcess } from '../support/worker-process.ts';
 import { FACE_CODES } from '../../src/face/verdict.ts';
 import { JOB_ERROR_CODES } from '../../src/job/errors.ts';
+import { inlineImage as inline, sha256Hex as sha256 } from '../support/bytes.ts';
 
 /** The key jobs are signed with: the suite runs signed, as production should. */
 const SIGNING_KEY = 'fault-suite-signing-key-0123456789abcdef';
@@ -71,9 +72,7 @@ export interface Ledger {
   readonly outcomes: Outcome[];
 }
 
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const refKey = (userId: string, photo: Buffer): string => `users/${userId}/ref_${sha256(photo).slice(0, 12)}.jpg`;
-const inline = (b: Buffer) => ({ data: b.toString('base64') });
 
 /**
  * Builds `good` + `bad` jobs. Good jobs spread over a few users, carry one or two new photos, and
@@ -265,16 +264,7 @@ export async function settle(ledger: Ledger, timeoutMs = 90_000): Promise<void> 
     timeoutMs,
     { everyMs: 250, detail: () => `none for ${missing().length} sends: ${missing().map((s) => s.sendId).join(', ')}` },
   );
-  let depth = { visible: 0, inFlight: 0 };
-  await until(
-    'the jobs queue to be empty',
-    async () => {
-      depth = await queueDepth(ledger.stack, ledger.stack.jobsQueueUrl);
-      return depth.visible === 0 && depth.inFlight === 0;
-    },
-    Math.max(0, deadline - Date.now()),
-    { everyMs: 500, detail: () => `it still holds ${JSON.stringify(depth)}` },
-  );
+  await queueHolds(ledger.stack, ledger.stack.jobsQueueUrl, { visible: 0, inFlight: 0 }, Math.max(0, deadline - Date.now()));
 }
 
 export interface AccountOptions {

@@ -1,19 +1,18 @@
 // The happy paths end to end: the built worker, a real emulator, jobs in, references out.
-import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { sha256Hex as sha256 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
 let stack: Stack;
 let worker: WorkerProcess;
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   stack = await createStack(emulator.endpoint, uniqueName('enroll'));
@@ -49,7 +48,7 @@ describe('a good job', () => {
       expect(object.ContentType).toBe(ref.contentType);
       expect(object.Metadata).toEqual({ 'job-id': job.jobId, sha256: ref.sha256, 'stored-sha256': sha256(stored) });
     }
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 
   it('reads an image staged in the staging bucket', async () => {

@@ -6,6 +6,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { astronautCutOut, skimagePhoto, twoAstronauts } from '../face/photos.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
+import { until } from '../support/wait.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
@@ -40,7 +42,7 @@ describe('a worker with FACE_CHECK=one', () => {
     jobs.mixed = [jobs.upright[0] as Buffer, jobs.cat[0] as Buffer];
 
     worker = workers.track(
-      await startWorker(stackEnv(stack, emulator.imdsEndpoint, { FACE_CHECK: 'one', FACE_THREADS: '1', CONCURRENCY: '2', JOB_TIMEOUT_SECONDS: '120', LOG_LEVEL: 'info' })),
+      await startWorker(stackEnv(stack, emulator.imdsEndpoint, { FACE_CHECK: 'one', FACE_THREADS: '1', CONCURRENCY: '2', JOB_TIMEOUT_SECONDS: '120', LOG_LEVEL: 'info', METRICS_PORT: '0' })),
     );
     for (const [name, images] of Object.entries(jobs)) await sendJob(stack, inlineJob(`u-${name}`, images, name));
     results = new Map((await outcomes(stack, Object.keys(jobs).length, 120_000)).map((o) => [o.jobId ?? '', o]));
@@ -96,9 +98,27 @@ describe('a worker with FACE_CHECK=one', () => {
   });
 
   it('logs how long detection took, and counts the face codes', async () => {
+    const base = String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics);
+
+    // A fate is counted after its outcome is published: wait for all ten jobs' counts.
+    const counted = (m: Record<string, number>) => Object.entries(m).filter(([name]) => name.startsWith('enrollment_face_checks_total')).reduce((sum, [, n]) => sum + n, 0);
+    const metrics = await until('ten face checks counted', async () => {
+      const now = await scrapeMetrics(`${base}/metrics`);
+      return counted(now) >= 10 ? now : undefined;
+    }, 15_000).catch(() => scrapeMetrics(`${base}/metrics`));
+
     const line = worker.logs.find((l) => l.msg === 'job succeeded' && l.jobId === 'upright');
     expect(line?.faceCheckMs).toEqual(expect.any(Number));
     expect(worker.logs.find((l) => l.msg === 'face detector ready')).toBeDefined();
+    // One per stored reference (five jobs of one image each), one per refused job by its code
+    // (the mixed job counts once, for the image that failed it).
+    const faceChecks = Object.fromEntries(Object.entries(metrics).filter(([name]) => name.startsWith('enrollment_face_checks_total')));
+    expect(faceChecks).toEqual({
+      'enrollment_face_checks_total{result="ok"}': 5,
+      'enrollment_face_checks_total{result="NO_FACE"}': 3,
+      'enrollment_face_checks_total{result="MULTIPLE_FACES"}': 1,
+      'enrollment_face_checks_total{result="FACE_TOO_SMALL"}': 1,
+    });
   });
 
   it('check says the model loads and finds the face of its probe image', async () => {

@@ -22,9 +22,9 @@ import { fromInstanceMetadata } from '@aws-sdk/credential-providers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_AWS_ACCOUNT, md5OfMessageAttributes, startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueDepth, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, testClients, uniqueName, type Stack } from '../support/resources.ts';
-import { sleep } from '../support/wait.ts';
+import { until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 let aws: FastAws;
@@ -68,7 +68,7 @@ describe('the worker against the fast endpoint', () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]?.MessageAttributes?.ErrorCode?.StringValue).toBe('INVALID_IMAGE');
     expect(dead[0]?.MessageAttributes?.source?.StringValue).toBe('test');
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
 
     // The idle long polls are answered at once, so the drain need not wait them out.
     const stopping = worker.stop('SIGTERM');
@@ -84,14 +84,15 @@ describe('the fast endpoint speaks the protocol', () => {
   });
 
   it('holds a long poll until a message arrives, and hides a received message for its visibility timeout', async () => {
-    const started = Date.now();
     // Hidden for 3 s: the check that it is hidden comes at once, even on a busy machine.
-    const polling = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 3, MessageSystemAttributeNames: ['All'] }));
-    await sleep(300);
+    const queueName = stack.jobsQueueUrl.split('/').pop() ?? '';
+    const polling = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 20, VisibilityTimeout: 3, MessageSystemAttributeNames: ['All'] }));
+    // The poll is held open at the endpoint (not answered empty) until the message arrives.
+    await until('the long poll to wait at the endpoint', () => aws.waitingPolls(queueName) === 1, 10_000);
     await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.jobsQueueUrl, MessageBody: 'hello' }));
     const first = (await polling).Messages ?? [];
     expect(first).toHaveLength(1);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(aws.waitingPolls(queueName)).toBe(0);
     expect(first[0]?.Attributes?.ApproximateReceiveCount).toBe('1');
 
     const hidden = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.jobsQueueUrl, WaitTimeSeconds: 0 }));

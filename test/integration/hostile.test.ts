@@ -1,7 +1,6 @@
 // Hostile inputs end to end (issue 4): the built worker, with a signing key, against the emulator.
 // Every bad job ends with its documented code, a dead-letter entry and a failed outcome, and
 // nothing is written; the good ones are stored upright, stripped of metadata, under their user.
-import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
@@ -9,10 +8,11 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { cameraJpeg, jpegImage, pngImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import type { Outcome } from '../../src/job/contract.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { base64 as b64, sha256Hex as sha256 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -23,8 +23,6 @@ const PREVIOUS = 'hostile-previous-key-0123456789abcdef01234567';
 const RETIRED = 'hostile-retired-key-0123456789abcdef012345678';
 const FORGER = 'an-attackers-own-key-0123456789abcdef01234567';
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 const signature = (body: string, key: string): Record<string, MessageAttributeValue> => ({
   Signature: { DataType: 'String', StringValue: signJob(body, key) },
 });
@@ -186,7 +184,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
     const keys = await listKeys(stack.s3, stack.bucket);
     expect(keys.sort()).toEqual(succeeded.flatMap((o) => o.references?.map((r) => r.key) ?? []).sort());
     expect(keys.every((k) => /^users\/(grace|heidi|ivan)\/ref_[0-9a-f]{12}\.(jpg|png)$/.test(k))).toBe(true);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 
   it('stores a GPS-tagged, orientation-6 photo upright with no metadata left, keyed by the bytes as received', async () => {

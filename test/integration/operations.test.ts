@@ -3,6 +3,7 @@
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
 import { listenForNotifications } from '../support/notify-listener.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
@@ -137,29 +138,47 @@ describe('metrics and health', () => {
     await sendJob(stack, inlineJob('pat', [await jpegImage()]));
     await sendJob(stack, inlineJob('../pat', [await jpegImage()]));
     await outcomes(stack, 2);
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    // An outcome is published before its message is deleted and its bytes released: wait for idle —
+    // nothing in flight, and in the held share nothing but the room the long poll in flight holds for
+    // what it may bring: at most CONCURRENCY (4) messages of SQS's largest size, whole mebibytes.
+    const pollRoom = (held: number | undefined) => held !== undefined && held % 1_048_576 === 0 && held <= 4 * 1_048_576;
+    const metrics = await until(
+      'the worker to be idle (nothing held but the long poll\'s room, nothing in flight)',
+      async () => {
+        const now = await scrapeMetrics(`${base}/metrics`);
+        return pollRoom(now['enrollment_memory_in_use_bytes{share="held"}']) && now.enrollment_jobs_in_flight === 0 ? now : undefined;
+      },
+      15_000,
+    );
     const health = await fetch(`${base}/healthz`);
 
-    expect(metrics).toMatch(/^enrollment_jobs_received_total 2$/m);
-    expect(metrics).toMatch(/^enrollment_jobs_succeeded_total 1$/m);
-    expect(metrics).toMatch(/^enrollment_jobs_failed_total\{code="INVALID_USER_ID"\} 1$/m);
-    expect(metrics).toMatch(/^enrollment_job_duration_seconds_count\{outcome="succeeded"\} 1$/m);
-    expect(metrics).toMatch(/^enrollment_jobs_in_flight 0$/m);
-    expect(metrics).toMatch(/^enrollment_references_stored_total\{path="(rebuilt|turned|reencoded)"\} 1$/m);
-    // The default MAX_IN_FLIGHT_BYTES (384 MiB): a third held, two thirds for decoding. Once idle,
-    // nothing in use but the room the long poll in flight holds for what it may bring: CONCURRENCY
-    // (4) messages of SQS's largest size.
-    expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="held"\} 134217728$/m);
-    expect(metrics).toMatch(/^enrollment_memory_budget_bytes\{share="decode"\} 268435456$/m);
-    const heldOnceIdle = await until('the held share to hold only the long poll\'s room', async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      const held = Number(/^enrollment_memory_in_use_bytes\{share="held"\} (\d+)$/m.exec(text)?.[1]);
-      return held > 0 && held % 1_048_576 === 0 && held <= 4 * 1_048_576 ? held : undefined;
-    }, 10_000);
-    expect(heldOnceIdle).toBeGreaterThan(0);
-    expect(metrics).toMatch(/^enrollment_memory_in_use_bytes\{share="decode"\} 0$/m);
-    expect(metrics).toMatch(/^enrollment_memory_waiting\{share="decode"\} 0$/m);
-    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    // Every series of the worker's own, exactly: one success, one failure, nothing retried or
+    // handed back (a label series appears once counted), nothing in flight or stuck.
+    const ours = Object.fromEntries(Object.entries(metrics).filter(([name]) => name.startsWith('enrollment_') && !/_(bucket|sum)\{|_timestamp_seconds$/.test(name)));
+    const stored = Object.keys(ours).filter((name) => name.startsWith('enrollment_references_stored_total'));
+    expect(stored).toHaveLength(1);
+    expect(ours).toEqual({
+      enrollment_jobs_received_total: 2,
+      enrollment_jobs_succeeded_total: 1,
+      'enrollment_jobs_failed_total{code="INVALID_USER_ID"}': 1,
+      enrollment_jobs_released_total: 0,
+      [stored[0] ?? '']: 1,
+      'enrollment_job_duration_seconds_count{outcome="succeeded"}': 1,
+      'enrollment_job_duration_seconds_count{outcome="failed"}': 1,
+      enrollment_jobs_in_flight: 0,
+      enrollment_slots_stuck: 0,
+      // The default MAX_IN_FLIGHT_BYTES (384 MiB): a third held, two thirds for decoding; once idle, nothing
+      // decoding, and held only the long poll's room (checked above).
+      'enrollment_memory_budget_bytes{share="held"}': 134217728,
+      'enrollment_memory_budget_bytes{share="decode"}': 268435456,
+      'enrollment_memory_in_use_bytes{share="held"}': ours['enrollment_memory_in_use_bytes{share="held"}'],
+      'enrollment_memory_in_use_bytes{share="decode"}': 0,
+      'enrollment_memory_waiting{share="held"}': 0,
+      'enrollment_memory_waiting{share="decode"}': 0,
+    });
+    expect(stored[0]).toMatch(/^enrollment_references_stored_total\{path="(rebuilt|turned|reencoded)"\}$/);
+    expect(metrics.enrollment_last_success_timestamp_seconds).toBeGreaterThan(0);
+    expect(metrics.process_resident_memory_bytes).toBeGreaterThan(0);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', inFlight: 0 });
     await worker.stop();

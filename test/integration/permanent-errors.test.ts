@@ -4,16 +4,15 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
-import { until } from '../support/wait.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv, startWorker, workerReaper, type WorkerProcess } from '../support/worker-process.ts';
+import { base64 as b64 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
 afterAll(() => workers.killAll());
 
-const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 interface Case {
   code: string;
@@ -87,7 +86,7 @@ describe('with a dead-letter queue (from the redrive policy)', () => {
 
   it('writes nothing, leaves nothing in the jobs queue, and never logs image bytes', async () => {
     expect(await listKeys(stack.s3, stack.bucket)).toEqual([]);
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
     const failures = worker.logs.filter((l) => l.msg === 'job failed');
     expect(failures.map((l) => l.code).sort()).toEqual(cases.map((c) => c.code).sort());
     const everything = JSON.stringify(worker.logs);
@@ -111,10 +110,6 @@ describe('without any dead-letter queue', () => {
     expect(JSON.stringify(worker.logs)).not.toContain(image.slice(0, 64));
     const [outcome] = await outcomes(stack, 1);
     expect(outcome).toMatchObject({ status: 'failed', error: { code: 'INVALID_USER_ID' } });
-    // The outcome goes out before the (batched) delete: wait for the queue to be empty, never read it once.
-    await until('the jobs queue to be empty', async () => {
-      const depth = await queueDepth(stack, stack.jobsQueueUrl);
-      return depth.visible === 0 && depth.inFlight === 0;
-    }, 15_000);
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });
 });

@@ -14,7 +14,7 @@ import { deadLetterEntry, sqsDeadLetterSender, type DeadLetterEntry } from '../.
 import { startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueHolds, sendJob } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
@@ -91,10 +91,7 @@ describe('RETRIES_EXHAUSTED from a live redrive policy', () => {
     const messageId = await sendJob(stack, job);
     const [outcome] = await outcomes(stack, 1, 60_000);
     const moved = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 60_000 });
-    const depth = await until('the jobs queue to be empty', async () => {
-      const now = await queueDepth(stack, stack.jobsQueueUrl);
-      return now.visible === 0 && now.inFlight === 0 ? now : undefined;
-    }, 30_000);
+    const depth = await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 }, 30_000);
 
     // Assess
     expect(outcome).toMatchObject({

@@ -4,10 +4,12 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, inject, it } from 'vitest';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
 import { createStack, listKeys, uniqueName, type Stack } from '../support/resources.ts';
 import { sleep, until } from '../support/wait.ts';
-import { stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
+import { spawnCli, stackEnv, startWorker, workerReaper, type LogLine } from '../support/worker-process.ts';
+import { sha256Hex } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -67,17 +69,45 @@ describe('transient failures', () => {
   });
 });
 
+describe('requests that never get an answer', () => {
+  it('end at the client request timeout (STS: 10 s), and is sent again instead of waiting for ever', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('hung'));
+    // The first GetCallerIdentity is accepted and never answered (until the test ends).
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const isSts = (req: { method: string; path: string; target: string | undefined }) =>
+      req.method === 'POST' && req.path === '/' && (req.target === undefined || req.target.startsWith('AWSSecurityTokenService'));
+    proxy.setRule((req) => (isSts(req) && ++held === 1 ? { kind: 'hold', until: released } : undefined));
+    try {
+      const worker = workers.track(spawnCli(['run'], stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, STARTUP_TIMEOUT_SECONDS: '120' })));
+
+      // The SDK ends the unanswered call at its timeout and sends it again (its own retry); without a
+      // request timeout the first call would wait for ever and the worker would never be ready.
+      const ready = await worker.waitForLog((l) => l.msg === 'ready: receiving jobs', 40_000);
+
+      expect(ready).toMatchObject({ level: 'info' });
+      expect(held).toBe(2);
+      await worker.stop();
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('slow jobs', () => {
   it('one slow job does not hold up the others, and its heartbeat keeps it from being received twice', async () => {
     const stack = await createStack(emulator.endpoint, uniqueName('slow'));
-    // Visibility 4 s, heartbeat 1 s (three beats of slack on a busy machine), and a read held until
-    // the other jobs are done and twice the visibility timeout has passed: without the heartbeat
-    // the message would be received again by one of the free slots.
+    // Visibility 6 s, heartbeat 1 s: five beats of slack, so a beat that lands late on a busy machine
+    // (or waits behind other requests at the shared emulator) still lands in time. The read is held
+    // until the other jobs are done and twice the visibility timeout has passed since it began:
+    // without a recurring heartbeat the message would be received again by one of the free slots.
+    const visibilitySeconds = 6;
     const worker = workers.track(
       await startWorker(
         stackEnv(stack, emulator.imdsEndpoint, {
           AWS_ENDPOINT_URL: proxy.url,
-          VISIBILITY_TIMEOUT_SECONDS: '4',
+          VISIBILITY_TIMEOUT_SECONDS: String(visibilitySeconds),
           HEARTBEAT_INTERVAL_SECONDS: '1',
           // The held read is slow, not stuck: the job's deadline must not end it.
           JOB_TIMEOUT_SECONDS: '300',
@@ -87,15 +117,20 @@ describe('slow jobs', () => {
     const slow = await stagedJob(stack, 'ivan', 'slow/one.jpg', 'slow-job');
     const fast = await Promise.all(Array.from({ length: 8 }, async (_, i) => inlineJob('judy', [await jpegImage()], `fast-${i}`)));
     const fastDone = () => worker.logs.filter((l) => l.msg === 'job succeeded' && String(l.jobId).startsWith('fast-')).length === fast.length;
-    const released = until('the other jobs', fastDone, 60_000).then(
-      () => sleep(8_000),
-      () => undefined,
-    );
-    proxy.setRule((req) => (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/slow/`) ? { kind: 'hold', until: released } : undefined));
+    let readAt = 0;
+    let beats = 0;
+    const released = until('the other jobs, and twice the visibility timeout since the read began', () => readAt > 0 && fastDone() && Date.now() - readAt >= 2 * visibilitySeconds * 1000, 90_000).catch(() => undefined);
+    proxy.setRule((req) => {
+      if (req.target === 'AmazonSQS.ChangeMessageVisibilityBatch' || req.target === 'AmazonSQS.ChangeMessageVisibility') beats += 1;
+      if (req.method === 'GET' && req.path.startsWith(`/${stack.stagingBucket}/slow/`)) {
+        readAt ||= Date.now();
+        return { kind: 'hold', until: released };
+      }
+      return undefined;
+    });
 
-    const hitsBefore = proxy.hits;
     await sendJob(stack, slow);
-    await until('the slow read to reach the endpoint', () => proxy.hits > hitsBefore, 10_000);
+    await until('the slow read to reach the endpoint', () => readAt > 0, 10_000);
     for (const job of fast) await sendJob(stack, job);
     const results = await outcomes(stack, 9, 90_000);
 
@@ -106,6 +141,113 @@ describe('slow jobs', () => {
     expect(worker.logs.filter((l) => l.jobId === 'slow-job' && l.msg === 'job succeeded')).toEqual([
       expect.objectContaining({ receiveCount: 1 }),
     ]);
+    // A heartbeat that beats again and again, not once: 12 s held at one beat a second.
+    expect(beats).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('memory admission', () => {
+  it('admits a staged image by the size S3 gives for it before reading it', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('admit'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, METRICS_PORT: '0' })));
+    const metrics = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/metrics`;
+    const photo = await jpegImage({ width: 1000, height: 800 });
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'slow/admit.jpg', Body: photo }));
+    const job = { version: 1, jobId: 'admitted', userId: 'olga', images: [stagedImage(stack.stagingBucket, 'slow/admit.jpg', photo)] };
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let readAt = 0;
+    proxy.setRule((req) => {
+      if (req.method !== 'GET' || !req.path.includes('/slow/admit')) return undefined;
+      readAt ||= Date.now();
+      return { kind: 'hold', until: released };
+    });
+
+    const messageBytes = Buffer.byteLength(JSON.stringify(job));
+    await sendJob(stack, job);
+    // The read comes only once its bytes were admitted: while it is held, they are in use.
+    await until('the staged read to reach the endpoint', () => readAt > 0, 20_000);
+    const whileReading = await scrapeMetrics(metrics);
+    release();
+    const [outcome] = await outcomes(stack, 1);
+
+    expect(whileReading['enrollment_memory_in_use_bytes{share="held"}']).toBe(messageBytes + photo.length);
+    expect(outcome).toMatchObject({ jobId: 'admitted', status: 'succeeded' });
+    await worker.stop();
+  });
+});
+
+describe('one write per key', () => {
+  it('two jobs with the same photo in flight at once make one PUT: the second waits for the first and finds it stored', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('onekey'));
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, { AWS_ENDPOINT_URL: proxy.url, METRICS_PORT: '0' })));
+    const healthz = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/healthz`;
+    const photo = await jpegImage();
+    const key = `users/pia/ref_${sha256Hex(photo).slice(0, 12)}.jpg`;
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    proxy.setRule((req) => {
+      if (req.method !== 'PUT' || !req.path.startsWith(`/${stack.bucket}/${key}`)) return undefined;
+      puts += 1;
+      return { kind: 'hold', until: released };
+    });
+
+    // The first job's PUT is held; the second job is received while it is.
+    await sendJob(stack, inlineJob('pia', [photo], 'first'));
+    await until('the first PUT to be held', () => puts === 1, 20_000);
+    await sendJob(stack, inlineJob('PIA', [photo], 'second'));
+    await until('both jobs in flight', async () => ((await (await fetch(healthz)).json()) as { inFlight: number }).inFlight === 2, 20_000);
+    // A window for the second job to reach its write (its 96×72 photo decodes in milliseconds); a
+    // second PUT for the key ends it at once. Without the lock a second PUT comes whatever the window.
+    await until('a second PUT (there must be none)', () => puts > 1, 3_000).catch(() => undefined);
+    release();
+    const results = await outcomes(stack, 2);
+
+    expect(results.map((o) => [o.jobId, o.status, o.references?.map((r) => r.key)]).sort()).toEqual([
+      ['first', 'succeeded', [key]],
+      ['second', 'succeeded', [key]],
+    ]);
+    expect(puts).toBe(1);
+    const created = worker.logs.filter((l) => l.msg === 'job succeeded').map((l) => [l.jobId, l.created]);
+    expect(created.sort()).toEqual([
+      ['first', 1],
+      ['second', 0],
+    ]);
+    await worker.stop();
+  });
+});
+
+describe('the job deadline', () => {
+  it('a job that outlives JOB_TIMEOUT_SECONDS is handed back for a retry, /healthz answers 503 meanwhile, and the retry completes it', async () => {
+    const stack = await createStack(emulator.endpoint, uniqueName('deadline'));
+    const timeoutSeconds = 4;
+    const env = { AWS_ENDPOINT_URL: proxy.url, JOB_TIMEOUT_SECONDS: String(timeoutSeconds), METRICS_PORT: '0', RETRY_BASE_SECONDS: '0', RETRY_MAX_SECONDS: '0' };
+    const worker = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint, env)));
+    const healthz = `${String(worker.logs.find((l) => l.msg === 'ready: receiving jobs')?.metrics)}/healthz`;
+    const job = await stagedJob(stack, 'nora', 'slow/deadline.jpg', 'past-deadline');
+    // The first read of the source is held until the test has seen the worker unhealthy; the retry's read passes.
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let reads = 0;
+    proxy.setRule((req) => (req.method === 'GET' && req.path.includes('/slow/deadline') && ++reads === 1 ? { kind: 'hold', until: released } : undefined));
+
+    await sendJob(stack, job);
+    // Well past the deadline, and far short of a deadline wired in minutes rather than seconds.
+    const abandoned = await worker.waitForLog((l) => l.jobId === 'past-deadline' && l.outcome === 'retry', 20_000);
+    const unhealthy = await until('/healthz to answer 503', async () => ((await fetch(healthz)).status === 503 ? true : undefined), 10_000).catch(() => false);
+    release();
+    const [outcome] = await outcomes(stack, 1);
+    const healthyAgain = await until('/healthz to answer 200 again', async () => ((await fetch(healthz)).status === 200 ? true : undefined), 30_000).catch(() => false);
+
+    expect(abandoned).toMatchObject({ level: 'warn', reason: 'timeout', phase: 'download', msg: expect.stringMatching(/^the job outlived its deadline in its download phase/) });
+    // Not before its deadline: the job's own working time had passed JOB_TIMEOUT_SECONDS.
+    expect(Number(abandoned.durationMs)).toBeGreaterThanOrEqual(timeoutSeconds * 1000);
+    expect(unhealthy).toBe(true);
+    expect(outcome).toMatchObject({ jobId: 'past-deadline', status: 'succeeded' });
+    expect(worker.logs.filter(succeededJob('past-deadline'))).toEqual([expect.objectContaining({ receiveCount: 2 })]);
+    expect(healthyAgain).toBe(true);
+    await worker.stop();
   });
 });
 
@@ -157,7 +299,7 @@ describe('graceful stop', () => {
     expect(worker.logs.some(succeededJob('in-flight'))).toBe(true);
     expect(worker.logs.at(-1)).toMatchObject({ msg: 'stopped', succeeded: 1, inFlight: 0 });
     // The job sent after the stop waits in the queue for the next worker.
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 1, inFlight: 0 });
     const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));
     const results = await outcomes(stack, 2);
     expect(results.map((o) => o.jobId).sort()).toEqual(['after-stop', 'in-flight']);
@@ -183,8 +325,9 @@ describe('graceful stop', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(worker.logs.find((l) => String(l.msg).startsWith('drain timeout'))).toMatchObject({ unfinished: 1 });
     expect(worker.logs.some(succeededJob('too-slow'))).toBe(false);
-    // Handed back (visible at once), not left invisible until its visibility timeout.
-    expect(await queueDepth(stack, stack.jobsQueueUrl)).toEqual({ visible: 1, inFlight: 0 });
+    // Handed back (visible at once), not left invisible until its visibility timeout (10 s): the
+    // wait gives up well before that.
+    await queueHolds(stack, stack.jobsQueueUrl, { visible: 1, inFlight: 0 }, 5_000);
     expect(worker.logs.find((l) => l.msg === 'message handed back to the queue at shutdown')).toMatchObject({ jobId: 'too-slow' });
 
     const next = workers.track(await startWorker(stackEnv(stack, emulator.imdsEndpoint)));

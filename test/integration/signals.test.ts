@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { faultProxyPerFile } from '../support/fault-proxy.ts';
 import { jpegImage } from '../support/images.ts';
-import { inlineJob, issuedNow, outcomes, queueDepth, sendJob, stagedImage } from '../support/jobs.ts';
+import { inlineJob, issuedNow, outcomes, queueHolds, sendJob, stagedImage } from '../support/jobs.ts';
 import { createStack, listKeys, TEST_REGION, uniqueName } from '../support/resources.ts';
 import { until } from '../support/wait.ts';
 import { stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
@@ -112,7 +112,8 @@ describe('a long poll open when the stop begins', () => {
     await worker.waitForLog(stopping);
     release();
     const exit = await worker.exited;
-    const depth = await queueDepth(stack, stack.jobsQueueUrl);
+    // Visible at once: the wait gives up long before the 120 s visibility timeout would end.
+    const depth = await queueHolds(stack, stack.jobsQueueUrl, { visible: 1, inFlight: 0 }, 10_000);
 
     // Assess
     expect(exit).toEqual({ code: 0, signal: null });

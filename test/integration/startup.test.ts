@@ -10,6 +10,7 @@ import { jpegImage } from '../support/images.ts';
 import { startImds, type Imds } from '../support/imds.ts';
 import { inlineJob, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
+import { within } from '../support/wait.ts';
 import { baseEnv, CLI, spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 
 const emulator = inject('emulator');
@@ -141,8 +142,10 @@ describe('credentials', () => {
     await sendJob(stack, job);
     const [outcome] = await outcomes(stack, 1);
 
-    // startImds answers only token-authenticated requests: a v1 fallback would have failed here.
+    // The token call succeeded, so the SDK never had a reason to fall back to v1 here: the test
+    // below, against a service without tokens, is the one that shows the worker refuses v1.
     expect(imds.requests).toBeGreaterThanOrEqual(2);
+    expect(imds.servedWithoutToken).toBe(0);
     expect(worker.logs.find((l) => l.msg === 'AWS credentials')).toMatchObject({
       credentialSource: 'EC2 instance metadata (IMDSv2, instance role)',
       account: expect.stringMatching(/^\d{12}$/),
@@ -150,6 +153,25 @@ describe('credentials', () => {
     });
     expect(outcome).toMatchObject({ jobId: job.jobId, status: 'succeeded' });
     await worker.stop();
+  });
+
+  it('are never taken from an IMDSv1-only service: the worker refuses to start (exit 1)', async () => {
+    const v1 = await startImds({ v1Only: true });
+    try {
+      const worker = workers.track(spawnCli(['run'], stackEnv(stack, v1.endpoint, { STARTUP_TIMEOUT_SECONDS: '3' })));
+
+      // A worker that took v1 credentials would be running: it is given well past its start-up timeout.
+      const exit = await within(worker.exited, 20_000, 'still running');
+
+      expect(exit).toEqual({ code: 1, signal: null });
+      expect(String(worker.logs.find((l) => l.level === 'fatal')?.msg)).toMatch(/^AWS credentials did not succeed before the start-up timeout/);
+      expect(worker.logs.some((l) => l.msg === 'ready: receiving jobs')).toBe(false);
+      // It asked (so the service was reachable) and took nothing without a token.
+      expect(v1.requests).toBeGreaterThan(0);
+      expect(v1.servedWithoutToken).toBe(0);
+    } finally {
+      await v1.stop();
+    }
   });
 
   it('that never come end the start with a clear error and exit 1, without a busy loop', async () => {

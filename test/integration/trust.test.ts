@@ -17,6 +17,7 @@ import { issuedNow, outcomes, sendJob } from '../support/jobs.ts';
 import { createStack, drainQueue, listKeys, TEST_REGION, uniqueName, type Stack } from '../support/resources.ts';
 import { spawnCli, stackEnv, startWorker, workerReaper } from '../support/worker-process.ts';
 import { until } from '../support/wait.ts';
+import { sha256Hex as sha256 } from '../support/bytes.ts';
 
 const emulator = inject('emulator');
 const workers = workerReaper();
@@ -25,7 +26,6 @@ afterAll(() => workers.killAll());
 const KEY = 'trust-suite-current-key-0123456789abcdef01';
 const NEXT_KEY = 'trust-suite-next-key-0123456789abcdef0123456';
 const fingerprint = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 8);
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function secretsClient(): SecretsManagerClient {
   // The emulator's dummy credentials.

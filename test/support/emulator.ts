@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 
 import { startImds, type Imds } from './imds.ts';
 import { MOTO_VERSION, startMoto } from './moto.ts';
+import { whyNoAnswer } from './wait.ts';
 
 export const ENDPOINT_ENV = 'TEST_AWS_ENDPOINT_URL';
 export const IMDS_ENDPOINT_ENV = 'TEST_IMDS_ENDPOINT';
@@ -42,18 +43,6 @@ function once(stop: () => Promise<void>): () => Promise<void> {
   return () => (stopping ??= stop());
 }
 
-/** Any HTTP answer proves something is listening; only a network failure counts as absent. */
-async function answers(endpoint: string): Promise<string | undefined> {
-  try {
-    const response = await fetch(endpoint, { signal: AbortSignal.timeout(5_000) });
-    await response.arrayBuffer();
-    return undefined;
-  } catch (e: unknown) {
-    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
-    return `${messageOf(e)}${cause}`;
-  }
-}
-
 async function useGivenEndpoint(given: string, env: NodeJS.ProcessEnv): Promise<Emulator> {
   let endpoint: string;
   try {
@@ -61,7 +50,7 @@ async function useGivenEndpoint(given: string, env: NodeJS.ProcessEnv): Promise<
   } catch {
     throw new Error(`${ENDPOINT_ENV}=${given} is not a URL; expected e.g. http://127.0.0.1:4566`);
   }
-  const problem = await answers(endpoint);
+  const problem = await whyNoAnswer(endpoint, 5_000);
   if (problem !== undefined) throw new Error(`${ENDPOINT_ENV}=${endpoint} does not answer (${problem}); start the emulator or unset ${ENDPOINT_ENV}`);
 
   const givenImds = env[IMDS_ENDPOINT_ENV];

@@ -63,6 +63,8 @@ export interface FastAws {
   queueDepth(name: string): { visible: number; inFlight: number; delayed: number };
   /** Answers every long poll that is waiting now, empty (so a draining worker need not wait). */
   releaseWaits(): void;
+  /** Long polls waiting now on a queue (by name). */
+  waitingPolls(name: string): number;
   /** Forgets queues and buckets whose names start with `prefix` (frees their memory). */
   forget(prefix: string): void;
   /** Empties a bucket or a queue by name (PurgeQueue-like), keeping it: for long runs. Returns how many went. */
@@ -547,7 +549,10 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
     }
     message.timer = setTimeout(() => {
       message.timer = undefined;
-      pump(queue);
+      // Timers run on the event loop's cached clock and may fire a little before `at` as Date.now()
+      // reads it; pumped then, the message would still be hidden and no timer left to show it.
+      if (Date.now() < at) wake(queue, message, at);
+      else pump(queue);
     }, delay);
     message.timer.unref();
   };
@@ -1126,6 +1131,9 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
         inFlight: Number(a.ApproximateNumberOfMessagesNotVisible),
         delayed: Number(a.ApproximateNumberOfMessagesDelayed),
       };
+    },
+    waitingPolls(name) {
+      return queues.get(name)?.waiters.length ?? 0;
     },
     releaseWaits() {
       for (const queue of queues.values()) {

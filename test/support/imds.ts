@@ -1,6 +1,7 @@
 // A minimal EC2 instance metadata service (IMDSv2 only) for backends that do not serve one
 // (LocalStack, a given endpoint). It hands out the emulator's dummy credentials, so a worker that
-// uses only the default provider chain can be run as it would run on EC2.
+// uses only the default provider chain can be run as it would run on EC2. Started with `v1Only`, it
+// is the service an instance must never trust: no token API (404), credentials to anyone who asks.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listenOnLoopback } from './wait.ts';
@@ -10,6 +11,8 @@ export interface Imds {
   endpoint: string;
   /** Requests received so far, of any kind: proof that credentials really came from here. */
   readonly requests: number;
+  /** Credential documents served without a token (only ever with `v1Only`). */
+  readonly servedWithoutToken: number;
   stop(): Promise<void>;
 }
 
@@ -37,9 +40,10 @@ export function roleCredentialsDocument(lifetimeMs: number, now = Date.now()): s
   });
 }
 
-export async function startImds(): Promise<Imds> {
+export async function startImds(options: { v1Only?: boolean } = {}): Promise<Imds> {
   const tokens = new Map<string, number>(); // token → expiry (epoch ms)
   let requests = 0;
+  let servedWithoutToken = 0;
 
   const validToken = (req: IncomingMessage): boolean => {
     const token = req.headers['x-aws-ec2-metadata-token'];
@@ -53,6 +57,8 @@ export async function startImds(): Promise<Imds> {
     const path = new URL(req.url ?? '/', 'http://imds').pathname;
 
     if (path === '/latest/api/token') {
+      // An IMDSv1-only service has no token API: the SDK takes a 403/404/405 here as the cue to fall back to v1.
+      if (options.v1Only) return send(res, 404, 'not found');
       if (req.method !== 'PUT') return send(res, 405, 'method not allowed');
       // As on EC2: the TTL header is required and must be 1..21600 seconds.
       const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
@@ -65,10 +71,11 @@ export async function startImds(): Promise<Imds> {
 
     if (req.method !== 'GET') return send(res, 405, 'method not allowed');
     // IMDSv2 only: a GET without a live token is refused, as with HttpTokens=required.
-    if (!validToken(req)) return send(res, 401, 'unauthorized');
+    if (!options.v1Only && !validToken(req)) return send(res, 401, 'unauthorized');
 
     if (path === CREDENTIALS_PATH) return send(res, 200, IMDS_ROLE);
     if (path === `${CREDENTIALS_PATH}${IMDS_ROLE}`) {
+      if (!validToken(req)) servedWithoutToken += 1;
       return send(res, 200, roleCredentialsDocument(CREDENTIALS_LIFETIME_MS), 'application/json');
     }
     return send(res, 404, 'not found');
@@ -85,6 +92,9 @@ export async function startImds(): Promise<Imds> {
     endpoint: await listenOnLoopback(server),
     get requests() {
       return requests;
+    },
+    get servedWithoutToken() {
+      return servedWithoutToken;
     },
     stop: () => {
       stopping ??= new Promise<void>((done) => {

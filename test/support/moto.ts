@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freePort, until } from './wait.ts';
+import { freePort, until, whyNoAnswer } from './wait.ts';
 
 export const MOTO_VERSION = '5.2.1';
 
@@ -187,16 +187,6 @@ async function versionOf(pid: number): Promise<string> {
   }
 }
 
-async function answers(endpoint: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
-    await response.arrayBuffer();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function startOnce(path: string, env: NodeJS.ProcessEnv): Promise<Moto | { portTaken: true; error: Error }> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${String(port)}`;
@@ -229,7 +219,7 @@ async function startOnce(path: string, env: NodeJS.ProcessEnv): Promise<Moto | {
   };
   process.on('exit', killOnExit);
 
-  const answered = await until('moto_server to answer', async () => exitInfo !== undefined || (await answers(endpoint)), READY_TIMEOUT_MS, { everyMs: 100 }).then(
+  const answered = await until('moto_server to answer', async () => exitInfo !== undefined || (await whyNoAnswer(`${endpoint}/moto-api/`, 1_000)) === undefined, READY_TIMEOUT_MS, { everyMs: 100 }).then(
     () => true,
     () => false,
   );

@@ -48,6 +48,22 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
   }
 }
 
+/**
+ * Why `url` gave no HTTP answer within `timeoutMs` (the error and its cause), or undefined when it
+ * answered: any status proves something is listening; only a network failure counts as absent.
+ */
+export async function whyNoAnswer(url: string, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await response.arrayBuffer();
+    return undefined;
+  } catch (e: unknown) {
+    const message = e instanceof Error ? e.message : String(e);
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
+    return `${message}${cause}`;
+  }
+}
+
 /** Starts `server` on an ephemeral loopback port; resolves with its base URL (`http://127.0.0.1:PORT`). */
 export function listenOnLoopback(server: Server): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -188,16 +188,24 @@ describe('the consumer', () => {
     await vi.advanceTimersByTimeAsync(0);
     work.finish('m-3');
 
-    // Act
-    await vi.advanceTimersByTimeAsync(20_010);
+    // Act: three intervals (a heartbeat that beat once would pass one), then m-2 is settled.
+    const perInterval: string[][] = [];
+    await vi.advanceTimersByTimeAsync(10); // each heartbeat's batch goes out 10 ms (flushAfterMs) after its beat
+    for (let i = 0; i < 3; i += 1) {
+      await vi.advanceTimersByTimeAsync(20_000);
+      perInterval.push((sqs.visibilityBatches()[i]?.input.Entries ?? []).map((e) => `${e.ReceiptHandle}:${e.VisibilityTimeout}`));
+    }
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(20_000);
 
-    // Assess
-    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []);
-    expect(beats.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
-      ['r-1', 60],
-      ['r-2', 60],
+    // Assess: one batch per interval, each with every job still running.
+    expect(perInterval).toEqual([
+      ['r-1:60', 'r-2:60'],
+      ['r-1:60', 'r-2:60'],
+      ['r-1:60', 'r-2:60'],
     ]);
-    expect(sqs.visibilityBatches()).toHaveLength(1);
+    expect(sqs.visibilityBatches().map((b) => (b.input.Entries ?? []).map((e) => e.ReceiptHandle))).toHaveLength(4);
+    expect(sqs.visibilityBatches()[3]?.input.Entries?.map((e) => e.ReceiptHandle)).toEqual(['r-1']);
   });
 
   it('backs off after a failed receive (1 s, doubling) and logs the outage once', async () => {
@@ -320,7 +328,7 @@ describe('the consumer', () => {
     const whileRunning = memory.held;
     work.finish('m-1');
     work.finish('m-2');
-    await vi.advanceTimersByTimeAsync(20);
+    await vi.advanceTimersByTimeAsync(5_000);
 
     // Assess: the next poll holds its room again, and nothing else is held.
     expect(duringFirstPoll).toBe(2 * MIB);
@@ -391,15 +399,24 @@ describe('the consumer', () => {
     // Prepare
     const sqs = fakeSqs();
     const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 1, jobTimeoutMs: 600_000 });
+    // Batches wait a minute for company, and this settle does not wait for its hand-back: only the
+    // drain's own flush can send it before the drain returns.
+    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, _job, queue) => {
+      work.settled.push({ id: message.MessageId ?? '', kind: settlement.kind });
+      void queue.setVisibility(message, 0);
+    };
+    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 1, jobTimeoutMs: 600_000, flushAfterMs: 60_000, settle });
     sqs.add(2);
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     const signals = [...work.running.values()].map((r) => r.job.signal);
 
-    // Act
-    const drained = c.drain(Date.now() + 2_000);
-    await vi.advanceTimersByTimeAsync(5_000);
+    // Act: time runs only until the drain has returned (its deadline, the cancel grace, the poll).
+    const began = Date.now();
+    const drained = c.drain(began + 2_000);
+    let done = false;
+    void drained.then(() => (done = true));
+    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
     const { unfinished } = await drained;
 
     // Assess

@@ -1,3 +1,4 @@
+import { BatchEntryError } from '../../src/aws/sqs-batches.ts';
 import { describe, expect, it } from 'vitest';
 import {
   describeError,
@@ -109,6 +110,9 @@ describe('transientReason', () => {
     ['ExpiredTokenException', sdkError('ExpiredTokenException', 400), 'credentials'],
     ['TimeoutError', sdkError('TimeoutError'), 'timeout'],
     ['RequestTimeout', sdkError('RequestTimeout', 400), 'timeout'],
+    ['a batch entry SQS failed on its side', new BatchEntryError({ Id: '0', Code: 'InternalError', SenderFault: false }), 'server'],
+    ['a batch entry SQS refused as the sender\'s fault', new BatchEntryError({ Id: '0', Code: 'InvalidParameterValue', SenderFault: true }), 'other'],
+    ['a throttled batch entry', new BatchEntryError({ Id: '0', Code: 'RequestThrottled', SenderFault: false }), 'throttled'],
     ['a setting of the worker that is wrong', new WorkerMisconfigured('STAGING_BUCKET', 'no such bucket'), 'configuration'],
     ['AccessDenied (403)', sdkError('AccessDenied', 403), 'other'],
     ['NoSuchKey (404)', sdkError('NoSuchKey', 404), 'other'],

@@ -4,7 +4,6 @@
 // message ends in exactly one verdict, and everything the worker would send to SQS is something SQS
 // accepts (characters, attribute count, size). S3 and SQS are in-memory fakes of the adapters: what
 // is checked here is what the worker decides and builds, not the SDK.
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
@@ -18,6 +17,7 @@ import { outcomeMessage } from '../../src/worker/outcomes.ts';
 import { processMessage as processJobMessage, type Fate as MessageVerdict, type MessageDeps as JobMessageDeps } from './message-harness.ts';
 import { jpegImage } from '../support/images.ts';
 import { memoryLogger, sqsMessage } from './helpers.ts';
+import { sha256Hex } from '../support/bytes.ts';
 
 const KEY = 'property-key-0123456789abcdef0123456789abcdef';
 const NOW_MS = 1_796_040_000_000;
@@ -64,7 +64,6 @@ beforeAll(async () => {
   photo = await jpegImage({ width: 80, height: 64, seed: 5 });
 });
 
-const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** The whole path with in-memory adapters; records what would be sent. */
 function pathUnderTest(options: { signed: boolean }) {
