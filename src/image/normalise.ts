@@ -175,7 +175,8 @@ export interface ReferencePlan {
 export function decodeMemoryEstimate(inputBytes: number, plan: ReferencePlan, preview: boolean): number {
   if (plan.path !== 'reencoded' && plan.type === JPEG) {
     const coefficients = plan.coefficientBytes * (plan.path === 'turned' ? 2 : 1);
-    return inputBytes + rebuildCeiling(inputBytes) + coefficients + CODEC_OVERHEAD + (preview ? PREVIEW_BYTES : 0);
+    // The input twice: the codec reads its own copy (the Buffer's memory could be detached meanwhile).
+    return 2 * inputBytes + rebuildCeiling(inputBytes) + coefficients + CODEC_OVERHEAD + (preview ? PREVIEW_BYTES : 0);
   }
   const pixels = plan.width * plan.height;
   const turned = plan.orientation >= 5 && plan.orientation <= 8;

@@ -116,6 +116,21 @@ static int max_sampling(j_decompress_ptr src, int horizontal) {
 }
 
 /*
+ * libjpeg decodes only sampling factors that divide the largest ones ("Fractional sampling not
+ * implemented yet"): an image of others could be rebuilt but never read back, so it is refused.
+ */
+static void refuse_fractional_sampling(j_decompress_ptr src, struct guard *g) {
+  int hmax = max_sampling(src, 1), vmax = max_sampling(src, 0);
+  for (int ci = 0; ci < src->num_components; ci++) {
+    if (hmax % src->comp_info[ci].h_samp_factor || vmax % src->comp_info[ci].v_samp_factor) {
+      snprintf(g->message, sizeof g->message, "sampling factors %dx%d of a component do not divide %dx%d", src->comp_info[ci].h_samp_factor,
+               src->comp_info[ci].v_samp_factor, hmax, vmax);
+      longjmp(g->jump, 1);
+    }
+  }
+}
+
+/*
  * Exact only when each edge that a mirror moves is whole MCUs: a partial MCU's padding would end
  * up on the left or top. The output's width is the input's height when transposed.
  */
@@ -148,6 +163,25 @@ static void turn_block(JCOEFPTR out, const JCOEF *in, struct turn t) {
       out[r * DCTSIZE + c] = v;
     }
   }
+}
+
+/*
+ * What the standard Huffman tables can code (8-bit, ITU T.81 F.1.2): AC magnitudes up to 1023, DC
+ * differences up to 2047 (so DC values in [-1024, 1023]). libjpeg's decoder yields more (arithmetic
+ * coding, a sender's DHT with categories 11-15, progressive Al shifts), and its encoder with
+ * optimize_coding FALSE writes such values without a check: codes of length 0, or ehufco[r + 16]
+ * out of bounds. Checked over the whole padded array that is written.
+ */
+static int codable(j_common_ptr cinfo, jvirt_barray_ptr array, JDIMENSION w, JDIMENSION h) {
+  for (JDIMENSION y = 0; y < h; y++) {
+    JBLOCKARRAY row = (*cinfo->mem->access_virt_barray)(cinfo, array, y, 1, FALSE);
+    for (JDIMENSION x = 0; x < w; x++) {
+      const JCOEF *b = row[0][x];
+      if (b[0] < -1024 || b[0] > 1023) return 0;
+      for (int k = 1; k < DCTSIZE2; k++) if (b[k] < -1023 || b[k] > 1023) return 0;
+    }
+  }
+  return 1;
 }
 
 /* ---- output: a growing buffer with a ceiling ---- */
@@ -189,7 +223,6 @@ struct job {
   int orientation;
   int max_scans;
   size_t max_bytes;
-  napi_ref input_ref;
   napi_deferred deferred;
   napi_async_work work;
   /* out */
@@ -200,6 +233,14 @@ struct job {
   unsigned width, height;
   int scans;
 };
+
+static void give_up(struct job *job, struct guard *gs, struct guard *gd, j_decompress_ptr src, int src_made, j_compress_ptr dst, int dst_made, struct sink *sink) {
+  job->failed = 1;
+  snprintf(job->message, sizeof job->message, "%s", gs->message[0] ? gs->message : gd->message);
+  if (dst_made) jpeg_destroy_compress(dst);
+  if (src_made) jpeg_destroy_decompress(src);
+  free(sink->data);
+}
 
 static void rebuild_now(struct job *job) {
   struct jpeg_decompress_struct src;
@@ -213,13 +254,14 @@ static void rebuild_now(struct job *job) {
   /* volatile: read after a longjmp */
   volatile int src_made = 0, dst_made = 0;
 
-  if (setjmp(gs.jump) || setjmp(gd.jump)) {
-    /* Either object's error lands here; its message says which went wrong. */
-    job->failed = 1;
-    snprintf(job->message, sizeof job->message, "%s", gs.message[0] ? gs.message : gd.message);
-    if (dst_made) jpeg_destroy_compress(&dst);
-    if (src_made) jpeg_destroy_decompress(&src);
-    free(sink.data);
+  /* Either object's error lands in one of these (each setjmp the whole controlling expression, as
+   * C11 7.13.1.1 requires); the message says which went wrong. */
+  if (setjmp(gs.jump)) {
+    give_up(job, &gs, &gd, &src, src_made, &dst, dst_made, &sink);
+    return;
+  }
+  if (setjmp(gd.jump)) {
+    give_up(job, &gs, &gd, &src, src_made, &dst, dst_made, &sink);
     return;
   }
   jpeg_create_decompress(&src);
@@ -227,6 +269,7 @@ static void rebuild_now(struct job *job) {
   src.progress = &gs.progress;
   jpeg_mem_src(&src, job->input, (unsigned long)job->input_length);
   jpeg_read_header(&src, TRUE);
+  refuse_fractional_sampling(&src, &gs);
 
   struct turn t = turn_of(job->orientation); /* orientation 0: read the coefficients, write nothing */
   if (!is_perfect(&src, t)) {
@@ -277,6 +320,13 @@ static void rebuild_now(struct job *job) {
     }
   }
 
+  for (int ci = 0; ci < src.num_components; ci++) {
+    jpeg_component_info *c = &src.comp_info[ci];
+    if (!codable((j_common_ptr)&src, received[ci], round_up(c->width_in_blocks, c->h_samp_factor), round_up(c->height_in_blocks, c->v_samp_factor))) {
+      snprintf(gs.message, sizeof gs.message, "a DCT coefficient outside the range of 8-bit baseline JPEG");
+      longjmp(gs.jump, 1);
+    }
+  }
   jpeg_create_compress(&dst);
   dst_made = 1;
   sink.limit = job->max_bytes;
@@ -382,8 +432,8 @@ static void complete(napi_env env, napi_status status, void *data) {
     set_number(env, result, "scans", job->scans);
     napi_resolve_deferred(env, job->deferred, result);
   }
-  napi_delete_reference(env, job->input_ref);
   napi_delete_async_work(env, job->work);
+  free((void *)job->input);
   free(job);
 }
 
@@ -399,8 +449,8 @@ static napi_value Rebuild(napi_env env, napi_callback_info info) {
   double max_bytes = 0;
   if (argc != 4 || napi_get_buffer_info(env, argv[0], &input, &length) != napi_ok || !int_arg(env, argv[1], &orientation) ||
       orientation < 0 || orientation > 8 || !int_arg(env, argv[2], &max_scans) || max_scans < 1 ||
-      napi_get_value_double(env, argv[3], &max_bytes) != napi_ok || max_bytes < 1024) {
-    napi_throw_type_error(env, NULL, "rebuild(jpeg: Buffer, orientation: 0-8, maxScans: >= 1, maxBytes: >= 1024)");
+      napi_get_value_double(env, argv[3], &max_bytes) != napi_ok || !(max_bytes >= 1024 && max_bytes <= 9007199254740992.0)) {
+    napi_throw_type_error(env, NULL, "rebuild(jpeg: Buffer, orientation: 0-8, maxScans: >= 1, maxBytes: 1024 to 2^53)");
     return NULL;
   }
   struct job *job = calloc(1, sizeof *job);
@@ -408,13 +458,21 @@ static napi_value Rebuild(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  job->input = input;
+  /* Our own copy: the Buffer's memory can be detached (ArrayBuffer.prototype.transfer, a transfer
+   * list) or written while the pool thread reads it; a reference keeps only the object alive. */
+  unsigned char *copy = malloc(length ? length : 1);
+  if (!copy) {
+    free(job);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (length) memcpy(copy, input, length);
+  job->input = copy;
   job->input_length = length;
   job->orientation = orientation;
   job->max_scans = max_scans;
   job->max_bytes = (size_t)max_bytes;
   napi_value promise, name;
-  napi_create_reference(env, argv[0], 1, &job->input_ref);
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_string_utf8(env, "enrollment-worker:jpeg-rebuild", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
@@ -446,6 +504,7 @@ static napi_value Inspect(napi_env env, napi_callback_info info) {
   jpeg_create_decompress(&src);
   jpeg_mem_src(&src, input, (unsigned long)length);
   jpeg_read_header(&src, TRUE);
+  refuse_fractional_sampling(&src, &g);
 
   napi_value facts, v, sampling;
   napi_create_object(env, &facts);

@@ -2,6 +2,7 @@
 // writes (SOI, the tables its frame uses, SOF0, Huffman tables, one scan, EOI), decodes to the
 // received pixels, and is turned upright in the coefficient domain where the turn is exact; the
 // header walk and the decoder must agree on the size; scans are bounded before any decoding.
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { checkImage, MAX_JPEG_SCANS, walkJpeg } from '../../src/image/images.ts';
@@ -185,6 +186,56 @@ describe('scans', () => {
   });
 });
 
+describe('what the codec refuses rather than writes', () => {
+  const fixture = (name: string) => readFileSync(new URL(`../fixtures/jpeg/${name}`, import.meta.url));
+
+  it.each([
+    ['baseline-ac1264.jpg', 'an AC coefficient of 1264 (a DHT of category 11)'],
+    ['arith-ac-32768.jpg', 'an arithmetic-coded AC coefficient of -32768'],
+    ['arith-dc16000.jpg', 'an arithmetic-coded DC of 16000'],
+  ])('%s: %s, which the standard Huffman tables cannot code, is INVALID_IMAGE', async (name) => {
+    // Prepare: libjpeg decodes these; writing them baseline would give a broken bitstream
+    const sent = fixture(name);
+
+    // Act + Assess
+    await expect(make(sent)).rejects.toMatchObject({ code: 'INVALID_IMAGE', message: expect.stringContaining('a DCT coefficient outside the range of 8-bit baseline JPEG') });
+  });
+
+  it('refuses sampling factors that do not divide the largest (libjpeg could not read the result back)', () => {
+    // Prepare: Y 3×1, Cb 2×1, Cr 1×1
+    const sent = fixture('frac-3x1-2x1-1x1.jpg');
+
+    // Act + Assess
+    expect(() => codec.inspect(sent, MAX_JPEG_SCANS)).toThrow('sampling factors 2x1 of a component do not divide 3x1');
+  });
+
+  it('takes no output ceiling that is not a finite number of bytes', async () => {
+    // Prepare
+    const jpeg = await picture(64, 48).jpeg().toBuffer();
+
+    // Act + Assess
+    for (const maxBytes of [Number.POSITIVE_INFINITY, Number.NaN, 2 ** 64, 100]) {
+      expect(() => codec.rebuild(jpeg, 1, { maxScans: 10, maxBytes })).toThrow(TypeError);
+    }
+  });
+
+  it('reads its own copy of the input: a Buffer detached while it works changes nothing', async () => {
+    // Prepare
+    const jpeg = await picture(320, 240).jpeg().toBuffer();
+    const sent = Buffer.alloc(jpeg.length); // its own ArrayBuffer (Buffer.from may share the pool's)
+    jpeg.copy(sent);
+
+    // Act
+    const rebuilt = codec.rebuild(sent, 6, { maxScans: 10, maxBytes: 1 << 22 });
+    sent.buffer.transfer(0);
+    const made = await rebuilt;
+
+    // Assess
+    expect([made.width, made.height]).toEqual([240, 320]);
+    expect(sent.length).toBe(0);
+  });
+});
+
 describe('the memory a rebuild is admitted by', () => {
   it('counts every coefficient of the image, twice when it is turned, and the output ceiling', async () => {
     // Prepare
@@ -200,6 +251,6 @@ describe('the memory a rebuild is admitted by', () => {
     // Assess
     expect(plan.coefficientBytes).toBe(blocks * 128);
     expect(turned - upright).toBe(blocks * 128);
-    expect(upright).toBe(jpeg.length + (2 * jpeg.length + 2 ** 20) + blocks * 128 + 2 ** 20);
+    expect(upright).toBe(2 * jpeg.length + (2 * jpeg.length + 2 ** 20) + blocks * 128 + 2 ** 20);
   });
 });
