@@ -9,8 +9,7 @@
       "target_name": "jpeg",
       "sources": ["src/native/jpeg.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"],
-      "include_dirs": ["<!@(pkg-config --variable=includedir libjpeg)"],
-      "libraries": ["<!@(pkg-config --libs libjpeg)"],
+      "libraries": ["-ljpeg"],
       "ldflags": ["-Wl,-rpath,'$$ORIGIN'"]
     }
   ]

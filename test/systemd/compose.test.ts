@@ -1,10 +1,10 @@
 // docker-compose.yml's worker, started the way `docker compose up` starts it, without Docker: its
-// exact command and environment, as PID 1 of a minimal Debian bookworm root (the one debootstrap
-// made for the systemd test: no python3, no make, no C compiler — like node:24-bookworm-slim) with
-// Node 24 and npm where that image has them (/usr/local), on a copy of what a clean clone holds.
-// Only the emulator's addresses replace LocalStack's. It must install, build, become ready, store a
-// job, and drain on SIGTERM. `npm ci` failing on the sd_notify addon (node-gyp needs python3, make
-// and cc) is what this catches. Part of `npm run test:systemd` (root, systemd-nspawn).
+// exact command and environment, as PID 1 of a minimal Debian bookworm root with what the image,
+// node:24-bookworm, has to build native addons (python3, make, a C compiler, libjpeg-turbo's
+// headers: the JPEG codec needs them, and the worker does not start without it) and Node 24 and npm
+// where that image has them (/usr/local), on a copy of what a clean clone holds. Only the
+// emulator's addresses replace LocalStack's. It must install, build, become ready, store a job, and
+// drain on SIGTERM. Part of `npm run test:systemd` (root, systemd-nspawn).
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { access, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,7 +27,7 @@ const exec = promisify(execFile);
 /** npm ci of every dependency (the node binary among them) and tsc, on two busy cores. */
 const READY_WITHIN_MS = 12 * 60_000;
 const LIFETIME_SECONDS = 20 * 60;
-/** The image's PATH (node:24-bookworm-slim). */
+/** The image's PATH (node:24-bookworm). */
 const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 interface ComposeService {
@@ -79,7 +79,7 @@ beforeAll(async () => {
   worker = compose.services.worker;
 
   await ensureHostTools();
-  rootfs = await ensureRootfs();
+  rootfs = await ensureRootfs('build');
   results = await resultsFolder();
   process.stderr.write(`[compose-test] results: ${results}\n`);
   await cleanCopy(join(results, 'app'));
@@ -116,6 +116,12 @@ beforeAll(async () => {
     caBind[hostCa] = '/etc/host-extra-ca.crt';
     env.NODE_EXTRA_CA_CERTS = '/etc/host-extra-ca.crt';
   }
+  // Node's headers for node-gyp: the image ships them in /usr/local/include/node (a Node.js release's
+  // layout), where the test's node binary (from the `node` package) comes without them, and node-gyp
+  // would download them, which the test's machine cannot. The host's (Debian's nodejs-dev) serve:
+  // the addons use Node-API only, the same across Node versions.
+  const headers = '/usr/include/node';
+  env.npm_config_nodedir = '/usr/local';
   // The image's layout: node and npm in /usr/local (npm linked as its package does), no
   // NOTIFY_SOCKET (systemd-nspawn sets one; Docker does not), then the service's command as written.
   await writeFile(
@@ -138,6 +144,7 @@ beforeAll(async () => {
       [join(REPO, 'node_modules', 'node', 'bin', 'node')]: '/usr/local/bin/node',
       [join(npmRoot.trim(), 'npm')]: '/usr/local/lib/node_modules/npm',
       [join(results, 'entrypoint.sh')]: '/entrypoint.sh',
+      [headers]: '/usr/local/include/node',
       ...caBind,
     },
     bind: {
@@ -167,11 +174,11 @@ afterAll(async () => {
 }, 120_000);
 
 describe('docker-compose worker in a minimal Debian root', { sequential: true }, () => {
-  it('runs in what the image stands for: bookworm, without python3, make or a C compiler', async () => {
-    expect(worker.image).toBe('node:24-bookworm-slim');
+  it('runs in what the image stands for: bookworm, with python3, make, a C compiler and libjpeg-turbo\u2019s headers', async () => {
+    expect(worker.image).toBe('node:24-bookworm');
     expect(await readFile(join(rootfs, 'etc', 'os-release'), 'utf8')).toMatch(/VERSION_CODENAME=bookworm/);
-    for (const tool of ['python3', 'make', 'cc', 'gcc']) {
-      expect(await access(join(rootfs, 'usr', 'bin', tool)).then(() => tool, () => 'absent')).toBe('absent');
+    for (const file of ['usr/bin/python3', 'usr/bin/make', 'usr/bin/cc', 'usr/include/jpeglib.h']) {
+      expect(await access(join(rootfs, file)).then(() => file, () => 'absent')).toBe(file);
     }
     expect(worker.command[0]).toBe('sh');
     expect(worker.command.join(' ')).toMatch(/npm ci/);
@@ -190,7 +197,8 @@ describe('docker-compose worker in a minimal Debian root', { sequential: true },
       READY_WITHIN_MS,
       { everyMs: 2000, detail: output },
     );
-    // Outside systemd the addon is not wanted, and not missed.
+    // The codec was built (the worker would not start without it); outside systemd sd_notify is not wanted, and not missed.
+    expect(await access(join(results, 'app', 'build', 'Release', 'jpeg.node')).then(() => true, () => false)).toBe(true);
     expect(logLines().filter((l) => typeof l.msg === 'string' && l.msg.includes('sd_notify'))).toEqual([]);
   }, READY_WITHIN_MS + 60_000);
 

@@ -17,11 +17,19 @@ const exec = promisify(execFile);
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
-/** Bump when PACKAGES or the suite changes: a new key builds a new cached root. */
-const ROOTFS_KEY = 'bookworm-minbase-v1';
 const SUITE = 'bookworm';
 /** systemd as PID 1, D-Bus for systemctl, procps for /bin/kill (ExecReload=) as on any EC2 image. */
 const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'procps'];
+/**
+ * The roots, by what they stand for. Bump a key when its packages or the suite change: a new key
+ * builds a new cached root. `host`: an EC2 host that runs a release (nothing to build with — the
+ * release carries its addons and libjpeg). `build`: what docker-compose's `node:24-bookworm` image
+ * has to build the native addons with (python3, make, a C compiler, libjpeg-turbo's headers).
+ */
+const ROOTS = {
+  host: { key: 'bookworm-minbase-v1', packages: PACKAGES },
+  build: { key: 'bookworm-minbase-build-v1', packages: [...PACKAGES, 'python3', 'make', 'g++', 'libjpeg62-turbo-dev'] },
+} as const;
 
 const APT_TIMEOUT_MS = 10 * 60_000;
 const DEBOOTSTRAP_TIMEOUT_MS = 10 * 60_000;
@@ -94,7 +102,8 @@ function cacheBase(): string {
  * ~/.cache/enrollment-worker/systemd-rootfs-<key>. It is never written to: containers boot it with
  * a throw-away overlay (--volatile=overlay).
  */
-export async function ensureRootfs(): Promise<string> {
+export async function ensureRootfs(kind: keyof typeof ROOTS = 'host'): Promise<string> {
+  const { key: ROOTFS_KEY, packages } = ROOTS[kind];
   const dir = join(cacheBase(), `systemd-rootfs-${ROOTFS_KEY}`);
   if (await exists(join(dir, '.complete'))) return dir;
   await mkdir(cacheBase(), { recursive: true });
@@ -104,7 +113,7 @@ export async function ensureRootfs(): Promise<string> {
   const mirror = process.env.DEBIAN_MIRROR;
   await loud(
     'debootstrap',
-    ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, partial, ...(mirror ? [mirror] : [])],
+    ['--variant=minbase', `--include=${packages.join(',')}`, SUITE, partial, ...(mirror ? [mirror] : [])],
     DEBOOTSTRAP_TIMEOUT_MS,
   ).catch(async (e: unknown) => {
     await rm(partial, { recursive: true, force: true });
