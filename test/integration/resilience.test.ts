@@ -171,7 +171,14 @@ describe('memory admission', () => {
     release();
     const [outcome] = await outcomes(stack, 1);
 
-    expect(whileReading['enrollment_memory_in_use_bytes{share="held"}']).toBe(messageBytes + photo.length);
+    // Held while the read waits: the message, the object's size as its HEAD gave it, and whatever room
+    // the next long poll holds for what it may bring (whole MiB, at most the CONCURRENCY − 1 = 3 free
+    // slots) — so the object's size is in use before its read (a HEAD size of 0 would leave it out).
+    const held = Number(whileReading['enrollment_memory_in_use_bytes{share="held"}']);
+    const pollRoom = held - messageBytes - photo.length;
+    expect(pollRoom % 1_048_576, `held ${String(held)} = message ${String(messageBytes)} + object ${String(photo.length)} + whole MiB`).toBe(0);
+    expect(pollRoom).toBeGreaterThanOrEqual(0);
+    expect(pollRoom).toBeLessThanOrEqual(3 * 1_048_576);
     expect(outcome).toMatchObject({ jobId: 'admitted', status: 'succeeded' });
     await worker.stop();
   });
