@@ -166,8 +166,8 @@ export function walkPng(bytes: Buffer, visit?: PngChunkVisitor): number | undefi
  * secondary images of a multi-picture file, e.g. gain maps) and zero padding. Anything else (a ZIP,
  * a PDF, HTML after the end of the image) makes the file a polyglot.
  */
-function trailerProblem(bytes: Buffer, type: ImageType): 'truncated' | 'trailing data' | undefined {
-  let end = type === PNG ? walkPng(bytes) : walkJpeg(bytes, 0);
+function trailerProblem(bytes: Buffer, type: ImageType, imageEnd: number | undefined): 'truncated' | 'trailing data' | undefined {
+  let end = imageEnd;
   if (end === undefined) return 'truncated';
   if (type === JPEG) {
     while (end < bytes.length && bytes[end] === 0xff && bytes[end + 1] === 0xd8) {
@@ -192,27 +192,42 @@ export function checkImage(bytes: Buffer, label: string, maxBytes: number): Chec
   }
   const info = sniffImage(bytes);
   if (!info) throw new JobError('INVALID_IMAGE', `${label} is not a JPEG or PNG image`);
-  const problem = trailerProblem(bytes, info.type);
+  // One walk of the first image: where it ends, and what the later checks need of it.
+  const structure = info.type === JPEG ? jpegStructure(bytes) : pngStructure(bytes);
+  const problem = trailerProblem(bytes, info.type, structure.end);
   if (problem === 'truncated') throw new JobError('INVALID_IMAGE', `${label} is a truncated ${info.type === PNG ? 'PNG' : 'JPEG'}`);
   if (problem === 'trailing data') {
     throw new JobError('INVALID_IMAGE', `${label} has data after the end of the image (a polyglot file is refused)`);
   }
-  return info.type === JPEG ? { ...info, ...jpegStructure(bytes, label) } : { ...info, scans: 0, mayHoldOrientationOrProfile: pngStructure(bytes, label) };
+  if (structure.scans > MAX_JPEG_SCANS) {
+    throw new JobError('INVALID_IMAGE', `${label} is a JPEG of ${structure.scans} scans; at most ${MAX_JPEG_SCANS} are accepted`);
+  }
+  if (structure.problem) throw new JobError('INVALID_IMAGE', `${label} is a PNG with ${structure.problem}`);
+  return { ...info, scans: structure.scans, mayHoldOrientationOrProfile: structure.mayHoldOrientationOrProfile };
+}
+
+/** What the structure walk of the first image found: its end (undefined: broken), and the facts the checks need. */
+interface Structure {
+  readonly end: number | undefined;
+  /** JPEG: the scans (SOS segments). PNG: 0. */
+  readonly scans: number;
+  readonly mayHoldOrientationOrProfile: boolean;
+  /** PNG: the first rule of the chunk order it breaks. */
+  readonly problem?: string;
 }
 
 const APP1 = 0xe1;
 const APP2 = 0xe2;
 
-/** The first image's scans (at most MAX_JPEG_SCANS) and whether it has an APP1 or APP2 segment. */
-function jpegStructure(bytes: Buffer, label: string): { scans: number; mayHoldOrientationOrProfile: boolean } {
+/** The first image's end, its scans and whether it has an APP1 or APP2 segment. */
+function jpegStructure(bytes: Buffer): Structure {
   let scans = 0;
   let mayHold = false;
-  walkJpeg(bytes, 0, (marker) => {
+  const end = walkJpeg(bytes, 0, (marker) => {
     if (marker === 0xda) scans += 1;
     else if (marker === APP1 || marker === APP2) mayHold = true;
   });
-  if (scans > MAX_JPEG_SCANS) throw new JobError('INVALID_IMAGE', `${label} is a JPEG of ${scans} scans; at most ${MAX_JPEG_SCANS} are accepted`);
-  return { scans, mayHoldOrientationOrProfile: mayHold };
+  return { end, scans, mayHoldOrientationOrProfile: mayHold };
 }
 
 /** Ancillary chunks that can hold neither an orientation nor a profile: no need to ask the decoder. */
@@ -223,16 +238,16 @@ const PLAIN_PNG = new Set(['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND', 'gAMA', 'cHRM
  * CRCs: IHDR first; at most one PLTE, never in a grey image, before the image data; at most one
  * tRNS, after PLTE, before the image data; the IDATs in one run; no critical chunk but these.
  * Decoders differ on files that break these rules (one takes the second palette, another the
- * first), so such a file is refused, not guessed at. Returns whether a chunk could hold an
- * orientation or a profile.
+ * first), so such a file is refused, not guessed at. Also whether a chunk could hold an orientation
+ * or a profile.
  */
-function pngStructure(bytes: Buffer, label: string): boolean {
+function pngStructure(bytes: Buffer): Structure {
   const colourType = bytes[25] ?? 0;
   let mayHold = false;
   let problem: string | undefined;
   const seen = new Set<string>();
   let previous = '';
-  walkPng(bytes, (start, end) => {
+  const imageEnd = walkPng(bytes, (start, end) => {
     const type = bytes.toString('latin1', start + 4, start + 8);
     const critical = ((bytes[start + 4] ?? 0) & 0x20) === 0;
     if (problem) return;
@@ -251,6 +266,5 @@ function pngStructure(bytes: Buffer, label: string): boolean {
   });
   if (!problem && colourType === 3 && !seen.has('PLTE')) problem = 'a palette image without a PLTE chunk';
   if (!problem && !seen.has('IDAT')) problem = 'no IDAT chunk';
-  if (problem) throw new JobError('INVALID_IMAGE', `${label} is a PNG with ${problem}`);
-  return mayHold;
+  return { end: imageEnd, scans: 0, mayHoldOrientationOrProfile: mayHold, ...(problem !== undefined && { problem }) };
 }

@@ -47,8 +47,6 @@ export interface ImageLimits {
   readonly minImageDimension: number;
   /** The longest side of a stored reference; larger images are scaled down. Undefined: no bound. */
   readonly maxReferenceDimension: number | undefined;
-  /** The largest image accepted, in bytes (MAX_IMAGE_BYTES): also bounds what a rebuild may write. */
-  readonly maxImageBytes?: number;
 }
 
 /** How a reference was made (the `path` of the log line and of the metric). */
