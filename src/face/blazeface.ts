@@ -4,9 +4,10 @@
  * without a model. (Written from the published model cards and @vladmandic/human's blazeface.ts,
  * MIT, for the anchor scheme; not copied.)
  *
- * A BlazeFace network of input size S (128 short-range, 256 full-range as shipped in
+ * A BlazeFace network made for input size S (128 short-range, 256 full-range as shipped in
  * @vladmandic/human) predicts at two grids: stride S/16 with 2 anchors per cell and stride S/8 with
- * 6 per cell — 512 + 384 = 896 anchors, the finer grid first. For each anchor it gives a logit and
+ * 6 per cell — 512 + 384 = 896 anchors on an S × S input, the finer grid first (more on a larger
+ * input: model-shape.ts lets the full-range one take any size). For each anchor it gives a logit and
  * 16 numbers in network pixels: the box centre's offset from the anchor, the box's width and
  * height, and six keypoints' offsets from the anchor (right eye, left eye, nose, mouth, right ear,
  * left ear — "right" being the person's, on the left of the picture).
@@ -29,20 +30,31 @@ export interface RawFace {
   readonly leftEye: Point;
 }
 
+/** Anchors of a network run on its own input size (128 or 256): two grids, 512 + 384. */
 export const ANCHORS_PER_MODEL = 896;
 const VALUES_PER_ANCHOR = 16;
 
-/** Anchor centres in network pixels, in the order of the network's outputs (finer grid first). */
-export function anchorCentres(inputSize: number): Point[] {
+/** A network input's size in network pixels, and the size the model was made for (which sets its grids' strides). */
+export interface NetworkInput {
+  readonly width: number;
+  readonly height: number;
+  readonly modelSize: number;
+}
+
+/**
+ * Anchor centres in network pixels, in the order of the network's outputs (finer grid first, row by
+ * row). The grids' strides are the model's (modelSize/16 and modelSize/8); an input larger than
+ * modelSize has more cells, not larger ones — the network is convolutional up to its last reshape.
+ */
+export function anchorCentres(input: NetworkInput): Point[] {
   const levels = [
-    { stride: inputSize / 16, perCell: 2 },
-    { stride: inputSize / 8, perCell: 6 },
+    { stride: input.modelSize / 16, perCell: 2 },
+    { stride: input.modelSize / 8, perCell: 6 },
   ];
   const anchors: Point[] = [];
   for (const { stride, perCell } of levels) {
-    const cells = Math.ceil(inputSize / stride);
-    for (let row = 0; row < cells; row++) {
-      for (let col = 0; col < cells; col++) {
+    for (let row = 0; row < Math.ceil(input.height / stride); row++) {
+      for (let col = 0; col < Math.ceil(input.width / stride); col++) {
         for (let n = 0; n < perCell; n++) anchors.push({ x: (col + 0.5) * stride, y: (row + 0.5) * stride });
       }
     }
@@ -56,10 +68,12 @@ const sigmoid = (logit: number) => 1 / (1 + Math.exp(-Math.max(-100, Math.min(10
  * The candidate faces scoring at least `minScore`, decoded: `logits` has one value per anchor,
  * `regressors` 16 per anchor, both in anchor order.
  */
-export function decodeFaces(logits: ArrayLike<number>, regressors: ArrayLike<number>, inputSize: number, minScore: number): RawFace[] {
-  const anchors = anchorCentres(inputSize);
+export function decodeFaces(logits: ArrayLike<number>, regressors: ArrayLike<number>, input: NetworkInput, minScore: number): RawFace[] {
+  const anchors = anchorCentres(input);
   if (logits.length !== anchors.length || regressors.length !== anchors.length * VALUES_PER_ANCHOR) {
-    throw new RangeError(`a ${inputSize}-pixel BlazeFace gives ${anchors.length} anchors; got ${logits.length} logits and ${regressors.length} regressor values`);
+    throw new RangeError(
+      `a ${input.width}×${input.height} input of a ${input.modelSize}-pixel BlazeFace gives ${anchors.length} anchors; got ${logits.length} logits and ${regressors.length} regressor values`,
+    );
   }
   const faces: RawFace[] = [];
   for (let i = 0; i < anchors.length; i++) {

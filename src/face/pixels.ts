@@ -55,57 +55,71 @@ export function toRgb(pixels: Pixels): Uint8Array {
   return rgb;
 }
 
-/** A square region of an image, in its pixels; it may reach past the image's edges. */
-export interface Square {
+/**
+ * A rectangle of an image as a network's input: the image from (x, y), in its pixels, scaled by
+ * `scale` network pixels per image pixel, `width` × `height` network pixels. It may reach past the
+ * image's edges (black there).
+ */
+export interface Region {
   readonly x: number;
   readonly y: number;
-  readonly side: number;
+  readonly scale: number;
+  readonly width: number;
+  readonly height: number;
+  /** Boxes larger than this (image pixels) found here are not proposed: another region's scale finds them. */
+  readonly maxFace?: number;
+}
+
+/** A square of an image (its pixels) as a `size` × `size` input. */
+export function squareRegion(square: { readonly x: number; readonly y: number; readonly side: number }, size: number): Region {
+  return { x: square.x, y: square.y, scale: size / square.side, width: size, height: size };
 }
 
 /**
- * A square region of interleaved RGB as a network's input: `size` × `size` × 3 floats in -1..1
- * (BlazeFace's range), black where the region lies outside the image. Shrunk by area averaging
- * (each input value the mean of the pixels it covers), enlarged bilinearly. Done here, in plain
- * JavaScript, rather than as tensors: the WebAssembly heap never shrinks, and a large picture as a
- * float tensor would grow every thread's heap by its size for good.
+ * A region of interleaved RGB as a network's input: width × height × 3 floats in -1..1 (BlazeFace's
+ * range), black where the region lies outside the image. Shrunk by area averaging (each input value
+ * the mean of the pixels it covers), enlarged bilinearly. Done here, in plain JavaScript, rather
+ * than as tensors: the WebAssembly heap never shrinks, and a large picture as a float tensor would
+ * grow every thread's heap by its size for good.
  */
-export function squareInput(rgb: Uint8Array, width: number, height: number, region: Square, size: number): Float32Array {
-  const out = new Float32Array(size * size * 3).fill(-1);
-  const scale = region.side / size;
+export function regionInput(rgb: Uint8Array, width: number, height: number, region: Region): Float32Array {
+  const { width: outWidth, height: outHeight } = region;
+  const out = new Float32Array(outWidth * outHeight * 3).fill(-1);
+  const step = 1 / region.scale;
   const put = (o: number, r: number, g: number, b: number) => {
     out[o] = r / 127.5 - 1;
     out[o + 1] = g / 127.5 - 1;
     out[o + 2] = b / 127.5 - 1;
   };
-  if (scale <= 1) {
+  if (step <= 1) {
     // Enlarging: bilinear, sampling pixel centres; outside the image is black.
     const at = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : (rgb[(y * width + x) * 3 + c] as number));
-    for (let oy = 0; oy < size; oy++) {
-      const sy = region.y + (oy + 0.5) * scale - 0.5;
+    for (let oy = 0; oy < outHeight; oy++) {
+      const sy = region.y + (oy + 0.5) * step - 0.5;
       const y0 = Math.floor(sy);
       const fy = sy - y0;
-      for (let ox = 0; ox < size; ox++) {
-        const sx = region.x + (ox + 0.5) * scale - 0.5;
+      for (let ox = 0; ox < outWidth; ox++) {
+        const sx = region.x + (ox + 0.5) * step - 0.5;
         const x0 = Math.floor(sx);
         const fx = sx - x0;
         const v = (c: number) =>
           (at(x0, y0, c) * (1 - fx) + at(x0 + 1, y0, c) * fx) * (1 - fy) + (at(x0, y0 + 1, c) * (1 - fx) + at(x0 + 1, y0 + 1, c) * fx) * fy;
-        put((oy * size + ox) * 3, v(0), v(1), v(2));
+        put((oy * outWidth + ox) * 3, v(0), v(1), v(2));
       }
     }
     return out;
   }
   // Shrinking: each output pixel is the mean of the whole pixels its span covers (outside: black).
   const span = (o: number, origin: number) => {
-    const start = Math.floor(origin + o * scale);
-    return [start, Math.max(start + 1, Math.floor(origin + (o + 1) * scale))] as const;
+    const start = Math.floor(origin + o * step);
+    return [start, Math.max(start + 1, Math.floor(origin + (o + 1) * step))] as const;
   };
-  const cols = Array.from({ length: size }, (_, o) => span(o, region.x));
-  for (let oy = 0; oy < size; oy++) {
+  const cols = Array.from({ length: outWidth }, (_, o) => span(o, region.x));
+  for (let oy = 0; oy < outHeight; oy++) {
     const [y0, y1] = span(oy, region.y);
     const inY0 = Math.max(0, y0);
     const inY1 = Math.min(height, y1);
-    for (let ox = 0; ox < size; ox++) {
+    for (let ox = 0; ox < outWidth; ox++) {
       const [x0, x1] = cols[ox] as readonly [number, number];
       const inX0 = Math.max(0, x0);
       const inX1 = Math.min(width, x1);
@@ -120,14 +134,14 @@ export function squareInput(rgb: Uint8Array, width: number, height: number, regi
         }
       }
       const n = (x1 - x0) * (y1 - y0);
-      put((oy * size + ox) * 3, r / n, g / n, b / n);
+      put((oy * outWidth + ox) * 3, r / n, g / n, b / n);
     }
   }
   return out;
 }
 
 /**
- * A network input (`size` × `size` × 3, as squareInput gives it) turned `degrees` clockwise about
+ * A square network input (`size` × `size` × 3, as regionInput gives it) turned `degrees` clockwise about
  * its centre, bilinearly; corners that come from outside it are black (-1).
  */
 export function turnInput(input: Float32Array, size: number, degrees: number): Float32Array {

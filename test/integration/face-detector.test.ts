@@ -59,7 +59,7 @@ describe('the face detector on photographs', () => {
     expect(verdict).toMatchObject({ ok: true });
   });
 
-  it('looks at the whole picture alone when FACE_MIN_SIZE is large enough there, and adds tiles when not', async () => {
+  it('looks at the whole picture once when FACE_MIN_SIZE is large enough there, and again, larger, when not', async () => {
     // Prepare: the astronaut's ~106-pixel face scaled to ~70 pixels in a 1600×1200 picture
     const astronaut = await pixelsOf(skimagePhoto('astronaut.png'));
     const small = await pixelsOf(sharp(skimagePhoto('astronaut.png')).resize(340, 340).extend({ left: 630, right: 630, top: 430, bottom: 430, background: '#808080' }));
@@ -68,7 +68,7 @@ describe('the face detector on photographs', () => {
     const whole = await detector.detect(astronaut);
     const tiled = await detector.detect(small);
 
-    // Assess: the small face is found, by the tiles
+    // Assess: the small face is found, by the larger look
     expect(whole.regions).toBe(1);
     expect(tiled.regions).toBeGreaterThan(1);
     expect(faceVerdict(tiled.faces, { ...RULES, scaleToStored: 1 })).toMatchObject({ ok: true });

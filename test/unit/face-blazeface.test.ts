@@ -5,12 +5,13 @@ import { ANCHORS_PER_MODEL, anchorCentres, decodeFaces, eyeLineTilt, iou, suppre
 import { thrownBy } from './helpers.ts';
 
 const logit = (p: number) => Math.log(p / (1 - p));
+const SHORT_RANGE = { width: 128, height: 128, modelSize: 128 };
 
 describe('anchorCentres', () => {
-  it('gives 896 anchors for both input sizes: the finer grid (2 per cell) first, then the coarser (6 per cell)', () => {
+  it('gives 896 anchors for both models on their own input size: the finer grid (2 per cell) first, then the coarser (6 per cell)', () => {
     for (const size of [128, 256]) {
       // Act
-      const anchors = anchorCentres(size);
+      const anchors = anchorCentres({ width: size, height: size, modelSize: size });
 
       // Assess
       expect(anchors).toHaveLength(ANCHORS_PER_MODEL);
@@ -23,6 +24,18 @@ describe('anchorCentres', () => {
       expect(anchors[895]).toEqual({ x: size - coarse / 2, y: size - coarse / 2 });
     }
   });
+
+  it('gives more cells of the model\'s own strides on a larger input, row by row', () => {
+    // Act: the 256 model on a 416 × 320 input: strides 16 and 32
+    const anchors = anchorCentres({ width: 416, height: 320, modelSize: 256 });
+
+    // Assess: 26 × 20 × 2 + 13 × 10 × 6, as the network's reshapes give them
+    expect(anchors).toHaveLength(1040 + 780);
+    expect(anchors[2 * 26]).toEqual({ x: 8, y: 24 });
+    expect(anchors[1039]).toEqual({ x: 408, y: 312 });
+    expect(anchors[1040 + 6 * 13]).toEqual({ x: 16, y: 48 });
+    expect(anchors.at(-1)).toEqual({ x: 400, y: 304 });
+  });
 });
 
 describe('decodeFaces', () => {
@@ -34,7 +47,7 @@ describe('decodeFaces', () => {
     regressors.set([3, 5, 40, 50, -10, -8, 10, -6], 2 * 16);
 
     // Act
-    const faces = decodeFaces(logits, regressors, 128, 0.5);
+    const faces = decodeFaces(logits, regressors, SHORT_RANGE, 0.5);
 
     // Assess
     expect(faces).toHaveLength(1);
@@ -49,9 +62,9 @@ describe('decodeFaces', () => {
     const regressors = new Float32Array(896 * 16);
 
     // Act
-    const none = decodeFaces(logits, regressors, 128, 0.31);
-    const all = decodeFaces(logits, regressors, 128, 0.29);
-    const wrong = thrownBy(() => decodeFaces(logits.subarray(1), regressors, 128, 0.5));
+    const none = decodeFaces(logits, regressors, SHORT_RANGE, 0.31);
+    const all = decodeFaces(logits, regressors, SHORT_RANGE, 0.29);
+    const wrong = thrownBy(() => decodeFaces(logits.subarray(1), regressors, SHORT_RANGE, 0.5));
 
     // Assess
     expect(none).toEqual([]);

@@ -1,56 +1,100 @@
 // Where the detector looks (the regions of the image the proposing network runs on), how the
 // regions' boxes are merged, and how pixels are turned into the networks' inputs.
 import { describe, expect, it } from 'vitest';
-import { NET_MIN_FACE, PROPOSAL_INPUT, clipToImage, mergeFaces, planRegions, type Region } from '../../src/face/plan.ts';
-import { squareInput, toRgb, turnInput } from '../../src/face/pixels.ts';
+import { FINE_BAND, GRID, LARGE_FACE_INPUT, MAX_NET_SIDE, NET_MIN_FACE, PROPOSAL_INPUT, clipToImage, mergeFaces, planRegions } from '../../src/face/plan.ts';
+import { regionInput, squareRegion, toRgb, turnInput, type Region } from '../../src/face/pixels.ts';
 import type { Face } from '../../src/face/verdict.ts';
 import { thrownBy } from './helpers.ts';
 
 const box = (x: number, y: number, side: number, score = 0.9): Face => ({ x, y, width: side, height: side, score });
 
-/** Whether a face (square, `side` pixels at x, y) lies whole inside a region. */
-const inside = (r: Region, x: number, y: number, side: number) => x >= r.x && y >= r.y && x + side <= r.x + r.side && y + side <= r.y + r.side;
+/** The part of the image a region shows, in image pixels. */
+const shown = (r: Region) => ({ x: r.x, y: r.y, width: r.width / r.scale, height: r.height / r.scale });
+/** Whether a face (square, `side` pixels at x, y) lies whole inside what a region shows. */
+const inside = (r: Region, x: number, y: number, side: number) => {
+  const s = shown(r);
+  return x >= s.x && y >= s.y && x + side <= s.x + s.width && y + side <= s.y + s.height;
+};
 
 describe('planRegions', () => {
-  it('looks at the whole picture alone when its smallest face is large enough there', () => {
-    // Act: a 64-pixel face in a 512×512 picture is 32 network pixels at 256
-    const regions = planRegions(512, 512, 64);
+  it('looks at the whole picture once, 256 network pixels on its longer side, when its smallest face is large enough there', () => {
+    // Act: a 64-pixel face in a 1024×768 picture is 16 network pixels at 256
+    const regions = planRegions(1024, 768, 64);
+
+    // Assess: 256 × 192, on the grid, nothing cut
+    expect(regions).toEqual([{ x: 0, y: 0, scale: 0.25, width: 256, height: 192 }]);
+  });
+
+  it('looks at the whole picture at the scale that shows the smallest face at NET_MIN_FACE, once, when a face filling it stays within the network\'s size', () => {
+    // Act: 1280×960 with 64-pixel faces: 0.25, so the picture is 320 × 240 and a face filling it 240
+    const regions = planRegions(1280, 960, 64);
 
     // Assess
-    expect(regions).toEqual([{ x: 0, y: 0, side: 512 }]);
+    expect(regions).toEqual([{ x: 0, y: 0, scale: NET_MIN_FACE / 64, width: 320, height: 256 }]);
   });
 
-  it('adds tiles when the smallest face would be under NET_MIN_FACE network pixels in the whole picture', () => {
-    // Act: a 64-pixel face in 4000×3000 is ~4 network pixels in the whole picture
-    const [whole, ...tiles] = planRegions(4000, 3000, 64);
+  it('looks at the whole picture at 128 first when a face could be larger than the finer look handles, and bands the finer one', () => {
+    // Act: 2000×1500: a face filling it would be 375 network pixels at 0.25
+    const [coarse, fine, ...more] = planRegions(2000, 1500, 64);
 
-    // Assess: each tile shows a 64-pixel face at NET_MIN_FACE or more, and together they cover the picture
-    expect(whole).toEqual({ x: 0, y: 0, side: 4000 });
-    expect(tiles.length).toBeGreaterThan(1);
-    for (const tile of tiles) expect((64 * PROPOSAL_INPUT) / tile.side).toBeGreaterThanOrEqual(NET_MIN_FACE * 0.99);
-    expect(Math.max(...tiles.map((t) => t.x + t.side))).toBeGreaterThanOrEqual(4000);
-    expect(Math.max(...tiles.map((t) => t.y + t.side))).toBeGreaterThanOrEqual(3000);
+    // Assess
+    expect(coarse).toEqual({ x: 0, y: 0, scale: LARGE_FACE_INPUT / 2000, width: 128, height: 96 });
+    expect(fine).toMatchObject({ x: 0, y: 0, scale: 0.25, width: 512, height: 384 });
+    expect(fine?.maxFace).toBeCloseTo(FINE_BAND * NET_MIN_FACE * (2000 / LARGE_FACE_INPUT));
+    expect(more).toEqual([]);
   });
 
-  it('puts every face the whole-picture run may miss whole inside some tile, wherever it is', () => {
+  it('tiles the finer look when it would exceed MAX_NET_SIDE: every tile on the grid, within it, at the finer scale, covering the picture', () => {
+    for (const [w, h] of [
+      [4000, 3000],
+      [3024, 4032],
+      [2400, 1800],
+    ] as const) {
+      // Act
+      const [, ...tiles] = planRegions(w, h, 64);
+
+      // Assess
+      expect(tiles.length, `${w}×${h}`).toBeGreaterThan(1);
+      for (const tile of tiles) {
+        expect(tile.scale).toBe(NET_MIN_FACE / 64);
+        expect(tile.width % GRID === 0 && tile.height % GRID === 0, `${w}×${h} ${JSON.stringify(tile)}`).toBe(true);
+        expect(Math.max(tile.width, tile.height)).toBeLessThanOrEqual(MAX_NET_SIDE);
+      }
+      expect(Math.max(...tiles.map((t) => shown(t).x + shown(t).width))).toBeGreaterThanOrEqual(w);
+      expect(Math.max(...tiles.map((t) => shown(t).y + shown(t).height))).toBeGreaterThanOrEqual(h);
+    }
+  });
+
+  it('puts every face the coarse look may miss whole inside some finer region, within its band, wherever it is', () => {
     for (const [w, h, f] of [
       [4000, 3000, 64],
       [1600, 1200, 64],
       [1080, 1920, 40],
       [3024, 4032, 64],
       [1024, 768, 20],
+      [9000, 1000, 64],
     ] as const) {
-      // Prepare: faces under what the whole picture shows at NET_MIN_FACE
-      const [, ...tiles] = planRegions(w, h, f);
-      const missable = Math.ceil((NET_MIN_FACE * Math.max(w, h)) / PROPOSAL_INPUT);
+      // Prepare: faces under what the coarse look shows at NET_MIN_FACE
+      const [coarse, ...fine] = planRegions(w, h, f);
+      const missable = Math.ceil(NET_MIN_FACE / (coarse as Region).scale);
 
       // Assess: a grid of positions
       for (let x = 0; x + missable <= w; x += Math.max(1, Math.floor(w / 37))) {
         for (let y = 0; y + missable <= h; y += Math.max(1, Math.floor(h / 41))) {
-          expect(tiles.some((t) => inside(t, x, y, missable)), `${w}×${h} face of ${missable} at ${x},${y}`).toBe(true);
+          expect(fine.some((t) => inside(t, x, y, missable) && (t.maxFace ?? Infinity) >= missable), `${w}×${h} face of ${missable} at ${x},${y}`).toBe(true);
         }
       }
     }
+  });
+
+  it('keeps the finer look within MAX_NET_SIDE on a picture too long for MAX_TILES_PER_SIDE tiles, at a smaller scale', () => {
+    // Act: 30000×600 with 64-pixel faces would need 15 tiles of 2048 along it
+    const [, ...tiles] = planRegions(30000, 600, 64);
+
+    // Assess
+    expect(tiles.length).toBeLessThanOrEqual(6);
+    for (const tile of tiles) expect(Math.max(tile.width, tile.height)).toBeLessThanOrEqual(MAX_NET_SIDE);
+    expect(tiles[0]?.scale).toBeLessThan(NET_MIN_FACE / 64);
   });
 
   it('is the same for the same picture at any resolution, given the same face share, up to rounding', () => {
@@ -62,8 +106,8 @@ describe('planRegions', () => {
     expect(half.length).toBe(full.length);
     for (const [i, region] of half.entries()) {
       const other = full[i] as Region;
-      expect(Math.abs(region.side * 2 - other.side)).toBeLessThanOrEqual(2);
-      expect(Math.abs(region.x * 2 - other.x)).toBeLessThanOrEqual(2);
+      expect({ width: region.width, height: region.height }).toEqual({ width: other.width, height: other.height });
+      expect(region.scale).toBeCloseTo(other.scale * 2);
     }
   });
 
@@ -138,13 +182,13 @@ describe('toRgb', () => {
   });
 });
 
-describe('squareInput', () => {
+describe('regionInput', () => {
   it('shrinks a region by averaging, to -1..1, black past the image', () => {
     // Prepare: 4×2, left half black, right half (200, 100, 50)
     const rgb = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => (Math.floor(i / 3) % 4 < 2 ? 0 : ([200, 100, 50][i % 3] as number)));
 
     // Act: the square of side 4 at the top-left (its lower half lies past the image), as 2×2
-    const input = squareInput(rgb, 4, 2, { x: 0, y: 0, side: 4 }, 2);
+    const input = regionInput(rgb, 4, 2, squareRegion({ x: 0, y: 0, side: 4 }, 2));
 
     // Assess
     const value = (v: number) => v / 127.5 - 1;
@@ -153,12 +197,26 @@ describe('squareInput', () => {
     );
   });
 
+  it('gives a region of any shape, width before height, black past the image', () => {
+    // Prepare: 4×2, each pixel's red its x × 60, green its y × 100
+    const rgb = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => (i % 3 === 0 ? (Math.floor(i / 3) % 4) * 60 : i % 3 === 1 ? Math.floor(i / 12) * 100 : 0));
+
+    // Act: the whole image at half scale, as a 3 × 2 input (one column and one row past it)
+    const input = regionInput(rgb, 4, 2, { x: 0, y: 0, scale: 0.5, width: 3, height: 2 });
+
+    // Assess: (0..1, 0..1) averages red 30, green 50; (2..3, 0..1) red 150; past the image black
+    const red = (ox: number, oy: number) => Math.round(((input[(oy * 3 + ox) * 3] as number) + 1) * 127.5);
+    const green = (ox: number, oy: number) => Math.round(((input[(oy * 3 + ox) * 3 + 1] as number) + 1) * 127.5);
+    expect(input.length).toBe(3 * 2 * 3);
+    expect([red(0, 0), green(0, 0), red(1, 0), red(2, 0), red(0, 1), green(0, 1)]).toEqual([30, 50, 150, 0, 0, 0]);
+  });
+
   it('enlarges a small region bilinearly, keeping a flat colour flat', () => {
     // Prepare: 2×2 of one colour
     const rgb = new Uint8Array(2 * 2 * 3).fill(255);
 
     // Act
-    const input = squareInput(rgb, 2, 2, { x: 0.5, y: 0.5, side: 1 }, 8);
+    const input = regionInput(rgb, 2, 2, squareRegion({ x: 0.5, y: 0.5, side: 1 }, 8));
 
     // Assess
     expect(input.length).toBe(8 * 8 * 3);

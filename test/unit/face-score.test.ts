@@ -1,7 +1,23 @@
 // The detector's reported score: the two models' combined score, calibrated so that 0.5 is the
 // measured boundary between faces and non-faces.
 import { describe, expect, it } from 'vitest';
-import { EVEN_SCORE, calibrated, uncalibrated } from '../../src/face/score.ts';
+import { EVEN_SCORE, PROPOSER_WEIGHT, calibrated, combined, uncalibrated } from '../../src/face/score.ts';
+
+describe('combined', () => {
+  it('weighs the verifier four times the proposer: a cat\'s head the proposer is sure of scores under a small face the verifier is sure of', () => {
+    // Act: as measured on the validation set's tuning part
+    const catHead = combined(0.8, 0.6);
+    const threeQuarterFace = combined(0.61, 0.78);
+
+    // Assess
+    expect(PROPOSER_WEIGHT).toBe(0.2);
+    expect(catHead).toBeCloseTo(0.8 ** 0.2 * 0.6 ** 0.8);
+    expect(catHead).toBeLessThan(EVEN_SCORE);
+    expect(threeQuarterFace).toBeGreaterThan(EVEN_SCORE);
+    expect(combined(1, 1)).toBe(1);
+    expect(combined(0, 1)).toBe(0);
+  });
+});
 
 describe('calibrated', () => {
   it('reports EVEN_SCORE as 0.5, keeps 0 and 1, and never reorders two scores', () => {
