@@ -32,6 +32,7 @@ export function parseRedrivePolicy(text: string): RedrivePolicy | undefined {
   try {
     raw = JSON.parse(text) as typeof raw;
   } catch {
+    // Stryker disable next-line BlockStatement: without this return raw stays undefined, and the next line returns undefined all the same
     return undefined;
   }
   if (typeof raw !== 'object' || raw === null) return undefined;
@@ -48,7 +49,8 @@ export async function queueAttributes(sqs: SQSClient, queueUrl: string): Promise
   const redrive = Attributes.RedrivePolicy ? parseRedrivePolicy(Attributes.RedrivePolicy) : undefined;
   return {
     arn: Attributes.QueueArn,
-    visibilityTimeoutSeconds: Number.isFinite(visibility) && Attributes.VisibilityTimeout !== undefined ? visibility : undefined,
+    // Number(undefined) is NaN: a missing attribute is undefined here too.
+    visibilityTimeoutSeconds: Number.isFinite(visibility) ? visibility : undefined,
     redrive,
     redriveMalformed: Attributes.RedrivePolicy !== undefined && redrive === undefined,
   };
