@@ -31,8 +31,8 @@ export function parseRedrivePolicy(text: string): RedrivePolicy | undefined {
   let raw: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
+    // Stryker disable next-line BlockStatement: without its return, raw stays undefined and the next check returns undefined all the same
   } catch {
-    // Stryker disable next-line BlockStatement: without this return raw stays undefined, and the next line returns undefined all the same
     return undefined;
   }
   if (typeof raw !== 'object' || raw === null) return undefined;

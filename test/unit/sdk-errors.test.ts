@@ -34,6 +34,7 @@ describe('httpStatusOf', () => {
 
   it.each([
     ['null', null],
+    ['undefined', undefined],
     ['a string', '404'],
     ['an error without $metadata', new Error('socket hang up')],
     ['$metadata without a status', { $metadata: {} }],

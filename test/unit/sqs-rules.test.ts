@@ -86,6 +86,7 @@ describe('sameQueue', () => {
 
   it('compares what is not a queue URL as text, spaces around it aside', () => {
     expect(sameQueue('jobs', ' jobs ')).toBe(true);
+    expect(sameQueue(' jobs\n', 'jobs')).toBe(true);
     expect(sameQueue('jobs', 'results')).toBe(false);
     expect(sameQueue('jobs', 'https://sqs.us-east-1.amazonaws.com/1/jobs')).toBe(false);
     expect(sameQueue('https://sqs.us-east-1.amazonaws.com/1/jobs', 'jobs')).toBe(false);
