@@ -31,7 +31,6 @@ export function parseRedrivePolicy(text: string): RedrivePolicy | undefined {
   let raw: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
-    // Stryker disable next-line BlockStatement: without its return, raw stays undefined and the next check returns undefined all the same
   } catch {
     return undefined;
   }
