@@ -35,7 +35,6 @@ interface Pending<E, R> {
 }
 
 export function createBatcher<E, R>(options: BatchOptions<E, R>): Batcher<E, R> {
-  const sizeOf = options.sizeOf ?? (() => 0);
   const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
   let waiting: Pending<E, R>[] = [];
   let waitingBytes = 0;
@@ -68,7 +67,7 @@ export function createBatcher<E, R>(options: BatchOptions<E, R>): Batcher<E, R> 
   };
 
   const sendWaiting = () => {
-    if (timer) clearTimeout(timer);
+    clearTimeout(timer);
     timer = undefined;
     if (waiting.length === 0) return;
     const batch = waiting;
@@ -83,9 +82,10 @@ export function createBatcher<E, R>(options: BatchOptions<E, R>): Batcher<E, R> 
     },
     add(entry) {
       return new Promise<R>((resolve, reject) => {
-        const bytes = sizeOf(entry);
-        // An entry that would push the batch over its byte limit starts the next batch.
-        if (waiting.length > 0 && waitingBytes + bytes > maxBytes) sendWaiting();
+        const bytes = options.sizeOf?.(entry) ?? 0;
+        // An entry that would push the batch over its byte limit starts the next batch (alone over
+        // it, it goes in a batch of its own: with nothing waiting there is nothing to send first).
+        if (waitingBytes + bytes > maxBytes) sendWaiting();
         waiting.push({ entry, bytes, resolve, reject });
         waitingBytes += bytes;
         if (waiting.length >= options.maxEntries) sendWaiting();

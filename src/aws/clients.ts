@@ -24,12 +24,9 @@ export function defaultCredentials(): AwsCredentialIdentityProvider {
   return fromNodeProviderChain({ timeout: 2_000, maxRetries: 3, ec2MetadataV1Disabled: true });
 }
 
+/** An undefined endpoint is the SDK's own default: the service's endpoint for the region. */
 function common(target: AwsTarget, credentials: AwsCredentialIdentityProvider) {
-  return {
-    region: target.region,
-    credentials,
-    ...(target.endpoint !== undefined ? { endpoint: target.endpoint } : {}),
-  };
+  return { region: target.region, credentials, endpoint: target.endpoint };
 }
 
 /**
@@ -53,9 +50,9 @@ function requestHandler(requestTimeout: number, sockets: number) {
  */
 export function sqsClient(target: AwsTarget, credentials: AwsCredentialIdentityProvider, sockets = 50): SQSClient {
   return new SQSClient({
+    // The SDK sends a call to the host its queue URL names (a VPC endpoint, a legacy host) only when
+    // no endpoint is set: with an emulator every call goes to the emulator.
     ...common(target, credentials),
-    // With an emulator every call must go to it, not to whatever host the queue URL names.
-    useQueueUrlAsEndpoint: target.endpoint === undefined,
     // No MD5 of every received body: TLS already protects it in transit, and a signed job's HMAC
     // covers it end to end. At ~1 MiB messages it was the worker's largest single hash.
     md5: false,

@@ -48,7 +48,8 @@ export async function queueAttributes(sqs: SQSClient, queueUrl: string): Promise
   const redrive = Attributes.RedrivePolicy ? parseRedrivePolicy(Attributes.RedrivePolicy) : undefined;
   return {
     arn: Attributes.QueueArn,
-    visibilityTimeoutSeconds: Number.isFinite(visibility) && Attributes.VisibilityTimeout !== undefined ? visibility : undefined,
+    // Number(undefined) is NaN: a missing attribute is undefined here too.
+    visibilityTimeoutSeconds: Number.isFinite(visibility) ? visibility : undefined,
     redrive,
     redriveMalformed: Attributes.RedrivePolicy !== undefined && redrive === undefined,
   };

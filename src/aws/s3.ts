@@ -63,20 +63,23 @@ export function s3StagedObjectReader(s3: S3Client): StagedObjectReader {
     const body = response.Body as Body | undefined;
     const tooLarge = (size: number) => new JobError('IMAGE_TOO_LARGE', `${label} is ${size} bytes; the limit is ${maxBytes}`);
     const size = totalOf(response.ContentRange) ?? response.ContentLength;
-    if (expected !== undefined && size !== undefined && size !== expected) {
-      body?.destroy?.();
-      throw changed(`${size} bytes, not ${expected}`);
-    }
-    if (size !== undefined && size > maxBytes) {
-      body?.destroy?.();
-      throw tooLarge(size);
+    if (size !== undefined) {
+      if (expected !== undefined && size !== expected) {
+        body?.destroy?.();
+        throw changed(`${size} bytes, not ${expected}`);
+      }
+      if (size > maxBytes) {
+        body?.destroy?.();
+        throw tooLarge(size);
+      }
     }
     if (!body) {
       if (expected !== undefined) throw changed(`no body, not ${expected} bytes`);
       return Buffer.alloc(0);
     }
     const stop = () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
-    signal?.addEventListener('abort', stop, { once: true });
+    // An AbortSignal fires once; the listener goes when the read ends, however it ends.
+    signal?.addEventListener('abort', stop);
     try {
       const chunks: Uint8Array[] = [];
       let read = 0;

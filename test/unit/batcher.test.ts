@@ -72,6 +72,60 @@ describe('createBatcher', () => {
     expect(await Promise.all(results)).toHaveLength(4);
   });
 
+  it('keeps a batch that fills its byte limit exactly together, and sends an entry over the limit alone', async () => {
+    // Prepare
+    const r = recorder<string>();
+    const batcher = createBatcher({ maxEntries: 10, maxBytes: 10, sizeOf: (s: string) => s.length, flushAfterMs: 10, send: r.send });
+
+    // Act
+    const results = ['aaaaa', 'bbbbb', 'c'.repeat(12), 'd'].map((s) => batcher.add(s));
+    await vi.advanceTimersByTimeAsync(10);
+
+    // Assess
+    expect(r.calls).toEqual([['aaaaa', 'bbbbb'], ['c'.repeat(12)], ['d']]);
+    expect(await Promise.all(results)).toHaveLength(4);
+  });
+
+  it('sends each batch flushAfterMs after its own first entry, never on an earlier batch\'s timer', async () => {
+    // Prepare
+    const r = recorder<number>();
+    const batcher = createBatcher({ maxEntries: 3, flushAfterMs: 10, send: r.send });
+    const sentBy = (ms: number) => vi.advanceTimersByTimeAsync(ms).then(() => r.calls.map((c) => [...c]));
+
+    // Act: a batch that fills at t=6 (its timer was set at t=0), and the next from t=7
+    const results = [batcher.add(1)];
+    await vi.advanceTimersByTimeAsync(5);
+    results.push(batcher.add(2));
+    await vi.advanceTimersByTimeAsync(1);
+    results.push(batcher.add(3));
+    await vi.advanceTimersByTimeAsync(1);
+    results.push(batcher.add(4));
+    const at16 = await sentBy(9);
+    const at17 = await sentBy(1);
+
+    // Assess
+    expect(at16).toEqual([[1, 2, 3]]);
+    expect(at17).toEqual([[1, 2, 3], [4]]);
+    expect(await Promise.all(results)).toEqual(['ok:1', 'ok:2', 'ok:3', 'ok:4']);
+  });
+
+  it('makes no call for an empty batch: a flush with nothing waiting sends nothing', async () => {
+    // Prepare
+    const r = recorder<number>();
+    const batcher = createBatcher({ maxEntries: 10, flushAfterMs: 10, send: r.send });
+
+    // Act
+    await batcher.flush();
+    const result = batcher.add(1);
+    await batcher.flush();
+    await batcher.flush();
+    await vi.advanceTimersByTimeAsync(10);
+
+    // Assess
+    expect(r.calls).toEqual([[1]]);
+    expect(await result).toBe('ok:1');
+  });
+
   it('rejects only the entries the call reports as failed', async () => {
     // Prepare
     const r = recorder<number>((n) => (n === 2 ? Object.assign(new Error('receipt handle is invalid'), { name: 'ReceiptHandleIsInvalid' }) : `ok:${n}`));
@@ -142,6 +196,6 @@ describe('createBatcher', () => {
     await vi.advanceTimersByTimeAsync(10);
 
     // Assess
-    expect((await settled).map((s) => s.status)).toEqual(['fulfilled', 'rejected']);
+    expect((await settled).map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual(['only one', 'the batch call gave no result for this entry']);
   });
 });

@@ -1,5 +1,6 @@
 // The mutation floors' check (test/mutation/floors.ts): scores per directory as Stryker counts them,
 // a directory below its floor or missing from the report named, the message path held to 90 %.
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FLOORS, groupScores, shortfalls, type MutationReport } from '../mutation/floors.ts';
 
@@ -18,6 +19,7 @@ const everyGroupWhole: Record<string, Record<string, number>> = {
   'src/aws/s3.ts': { Killed: 10 },
   'src/enroll/enroll.ts': { Killed: 10 },
   'src/face/plan.ts': { Killed: 10 },
+  'src/image/decode.ts': { Killed: 10 },
   'src/producer/enqueue.ts': { Killed: 10 },
   'src/worker/daemon.ts': { Killed: 10 },
   'src/job/contract.ts': { Killed: 10 },
@@ -92,5 +94,18 @@ describe('shortfalls', () => {
 
     // Assess
     expect(problems).toEqual(['src/face: no mutants in the report (is it in stryker.config.json\'s "mutate"?)']);
+  });
+});
+
+describe('FLOORS', () => {
+  it('has a floor for every directory of src/ (the native glue aside, which Stryker does not mutate)', () => {
+    // Prepare
+    const directories = readdirSync('src', { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && entry.name !== 'native')
+      .map((entry) => `src/${entry.name}`);
+
+    // Assess
+    expect(directories.length).toBeGreaterThan(0);
+    for (const dir of directories) expect(FLOORS.map((f) => f.name)).toContain(dir);
   });
 });

@@ -175,4 +175,22 @@ describe('messageBytes', () => {
     // Assess: 6 + (4 + 6 + 3) + (4 + 6 + 4) + (4 + 6 + 0)
     expect(bytes).toBe(6 + 13 + 14 + 10);
   });
+
+  it('counts an attribute without a type by its name and value', () => {
+    expect(messageBytes({ body: '', attributes: { code: { DataType: undefined, StringValue: 'ABC' } } })).toBe(4 + 3);
+  });
+});
+
+describe('BatchEntryError', () => {
+  it("takes SQS's message and code, and says what it can when SQS gives neither", () => {
+    // Act
+    const full = new BatchEntryError({ Id: '0', Code: 'InternalError', Message: 'try again', SenderFault: false });
+    const codeOnly = new BatchEntryError({ Id: '0', Code: 'InternalError', SenderFault: false });
+    const bare = new BatchEntryError({ Id: '0', SenderFault: undefined, Code: undefined });
+
+    // Assess
+    expect([full.name, full.message]).toEqual(['InternalError', 'try again']);
+    expect([codeOnly.name, codeOnly.message]).toEqual(['InternalError', 'the entry failed: InternalError']);
+    expect([bare.name, bare.message, bare.senderFault, bare.$fault]).toEqual(['BatchEntryError', 'the entry failed: unknown error', false, 'server']);
+  });
 });

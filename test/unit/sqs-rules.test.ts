@@ -58,6 +58,8 @@ describe('queueIdentity', () => {
     ['https://eu-west-1.queue.amazonaws.com/123456789012/jobs', { account: '123456789012', name: 'jobs', region: 'eu-west-1' }],
     ['https://sqs.cn-north-1.amazonaws.com.cn/123456789012/jobs', { account: '123456789012', name: 'jobs', region: 'cn-north-1' }],
     ['http://localhost:4566/000000000000/jobs/', { account: '000000000000', name: 'jobs', region: undefined }],
+    ['http://localhost:4566/queue/us-east-1/000000000000/jobs', { account: '000000000000', name: 'jobs', region: undefined }],
+    ['https://SQS.EU-WEST-1.amazonaws.com./123456789012/jobs', { account: '123456789012', name: 'jobs', region: 'eu-west-1' }],
   ])('reads %s', (url, identity) => {
     expect(queueIdentity(url)).toEqual(identity);
   });
@@ -71,6 +73,23 @@ describe('queueIdentity', () => {
 describe('sameQueue', () => {
   it('errs towards "same" when one URL names no region', () => {
     expect(sameQueue('https://sqs.us-east-1.amazonaws.com/1/jobs', 'http://localhost:4566/1/jobs')).toBe(true);
+  });
+
+  it('errs towards "same" whichever of the two URLs names no region', () => {
+    expect(sameQueue('http://localhost:4566/1/jobs', 'https://sqs.us-east-1.amazonaws.com/1/jobs')).toBe(true);
+  });
+
+  it('tells queues of other accounts or names apart', () => {
+    expect(sameQueue('https://sqs.us-east-1.amazonaws.com/1/jobs', 'https://sqs.us-east-1.amazonaws.com/2/jobs')).toBe(false);
+    expect(sameQueue('https://sqs.us-east-1.amazonaws.com/1/jobs', 'https://sqs.us-east-1.amazonaws.com/1/Jobs')).toBe(false);
+  });
+
+  it('compares what is not a queue URL as text, spaces around it aside', () => {
+    expect(sameQueue('jobs', ' jobs ')).toBe(true);
+    expect(sameQueue(' jobs\n', 'jobs')).toBe(true);
+    expect(sameQueue('jobs', 'results')).toBe(false);
+    expect(sameQueue('jobs', 'https://sqs.us-east-1.amazonaws.com/1/jobs')).toBe(false);
+    expect(sameQueue('https://sqs.us-east-1.amazonaws.com/1/jobs', 'jobs')).toBe(false);
   });
 
   it('tells queues of different regions apart', () => {

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { s3StagedObjectReader } from '../../src/aws/s3.ts';
@@ -105,6 +106,104 @@ describe('s3StagedObjectReader', () => {
   });
 });
 
+describe('s3StagedObjectReader and the job\'s signal', () => {
+  /** A body that yields `first`, then waits until it is destroyed, and fails with the destroy's error. */
+  function stalledBody(first: Buffer) {
+    const destroyedWith: (Error | undefined)[] = [];
+    let fail: (e: Error) => void = () => undefined;
+    const stream = {
+      async *[Symbol.asyncIterator]() {
+        yield first;
+        await new Promise<never>((_, reject) => (fail = reject));
+      },
+      destroy: (error?: Error) => {
+        destroyedWith.push(error);
+        fail(error ?? new Error('destroyed'));
+      },
+    };
+    return { stream, destroyedWith };
+  }
+
+  it('destroys a body under way when the job is cancelled, with the reason the job was given', async () => {
+    // Prepare
+    const b = stalledBody(Buffer.alloc(10));
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 100 }));
+    const job = new AbortController();
+    const reason = new Error('job cancelled');
+    const reading = rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', job.signal));
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Act
+    job.abort(reason);
+
+    // Assess
+    expect(await reading).toBe(reason);
+    expect(b.destroyedWith).toEqual([reason]);
+  });
+
+  it("destroys it with an Error saying 'cancelled' when the job's reason is not an Error", async () => {
+    // Prepare
+    const b = stalledBody(Buffer.alloc(10));
+    const s3 = fakeS3(() => ({ Body: b.stream, ContentLength: 100 }));
+    const job = new AbortController();
+    const reading = rejectionOf(() => s3StagedObjectReader(s3.client)('staging', 'in/1', 100, 'images[0]', job.signal));
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Act
+    job.abort('shutdown');
+
+    // Assess
+    expect(await reading).toMatchObject({ message: 'cancelled' });
+  });
+
+  it("lets go of the job's signal once a read is done, whether it succeeded or failed", async () => {
+    // Prepare
+    const job = new AbortController();
+    const done = body([Buffer.from('abcdef')]);
+    const tooLong = body([Buffer.alloc(60), Buffer.alloc(60)]);
+
+    // Act
+    await s3StagedObjectReader(fakeS3(() => ({ Body: done.stream })).client)('staging', 'in/1', 100, 'images[0]', job.signal);
+    await rejectionOf(() => s3StagedObjectReader(fakeS3(() => ({ Body: tooLong.stream })).client)('staging', 'in/2', 100, 'images[1]', job.signal));
+    const listeners = getEventListeners(job.signal, 'abort').length;
+    const destroyedBefore = tooLong.destroyed();
+    job.abort(new Error('job cancelled'));
+
+    // Assess: a later cancellation touches neither body
+    expect(listeners).toBe(0);
+    expect(done.destroyed()).toBe(false);
+    expect(destroyedBefore).toBe(true);
+  });
+});
+
+describe('s3StagedObjectReader, given a response without a body or with one that cannot be destroyed (as the SDK\'s types allow)', () => {
+  /** An async iterable with no destroy(), like a web ReadableStream. */
+  const undestroyable = (chunks: Buffer[]) => ({
+    async *[Symbol.asyncIterator]() {
+      for (const chunk of chunks) yield chunk;
+    },
+  });
+
+  it.each([
+    ['no body, a size other than admitted', () => ({ ContentRange: 'bytes 0-5/90' }), { size: 6, etag: undefined }, '(90 bytes, not 6)'],
+    ['no body, a size over the limit', () => ({ ContentLength: 101 }), undefined, 'images[0] is 101 bytes; the limit is 100'],
+    ['no body where bytes were admitted', () => ({ ContentLength: 6 }), { size: 6, etag: undefined }, '(no body, not 6 bytes)'],
+    ['an undestroyable body, a size other than admitted', () => ({ Body: undestroyable([Buffer.alloc(6)]), ContentRange: 'bytes 0-5/90' }), { size: 6, etag: undefined }, '(90 bytes, not 6)'],
+    ['an undestroyable body, a size over the limit', () => ({ Body: undestroyable([Buffer.alloc(6)]), ContentLength: 101 }), undefined, 'images[0] is 101 bytes; the limit is 100'],
+    ['an undestroyable body longer than the limit', () => ({ Body: undestroyable([Buffer.alloc(60), Buffer.alloc(60)]) }), undefined, 'images[0] is 120 bytes; the limit is 100'],
+  ])('refuses %s', async (_, answer, admitted, message) => {
+    // Act
+    const error = await rejectionOf(() => s3StagedObjectReader(fakeS3(answer).client)('staging', 'in/1', 100, 'images[0]', undefined, admitted));
+
+    // Assess
+    expect(error).toMatchObject({ message: expect.stringContaining(message) });
+  });
+
+  it('reads no body, where nothing was admitted, as empty', async () => {
+    expect(await s3StagedObjectReader(fakeS3(() => ({})).client)('staging', 'in/1', 100, 'images[0]')).toHaveLength(0);
+  });
+});
+
 describe('s3StagedObjectReader, held to what the HEAD admitted', () => {
   const admitted = { size: 6, etag: '"v1"' };
 
@@ -170,6 +269,7 @@ describe('s3StagedObjectReader, held to what the HEAD admitted', () => {
 
     // Assess
     expect(error).toBeInstanceOf(SourceChanged);
+    expect(error).toMatchObject({ message: 'images[0]: s3://staging/in/1 changed after it was admitted (more than 6 bytes); the next attempt reads it anew' });
     expect(pulled).toBe(2);
   });
 

@@ -198,6 +198,7 @@ describe('parseQueueArn', () => {
   it.each([
     ['not an ARN', 'enrollment-dlq'],
     ['another service', 'arn:aws:sns:us-east-1:123456789012:topic'],
+    ['another scheme', 'urn:aws:sqs:us-east-1:123456789012:enrollment-dlq'],
     ['too few parts', 'arn:aws:sqs:us-east-1:enrollment-dlq'],
     ['too many parts', 'arn:aws:sqs:us-east-1:123456789012:enrollment-dlq:extra'],
     ['no account', 'arn:aws:sqs:us-east-1::enrollment-dlq'],
