@@ -147,13 +147,6 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     return infer(verifier, VERIFY_INPUT, input, VERIFY_INPUT, VERIFY_INPUT, VERIFY_FLOOR).find(middle);
   };
 
-  /**
-   * A proposal checked by the short-range model: its face in the image and the combined score, or
-   * undefined when it is no upright face. The crop is levelled by the eye line the verifier sees and
-   * looked at again: the second look's eye line adds the rest of the tilt (one look under-reads a
-   * face on its side: ~70° for 90°), and its score is the face's. Then the levelled crop upside down
-   * must score lower than upright (the keypoints of an upside-down face still claim level eyes).
-   */
   /** The square VERIFY_CROP times a proposal's box, as a VERIFY_INPUT input. */
   const verifyCrop = (proposal: RawFace): Region => {
     const side = VERIFY_CROP * Math.max(proposal.width, proposal.height);
@@ -170,7 +163,14 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     const again = infer(proposer, PROPOSAL_INPUT, input, VERIFY_INPUT, VERIFY_INPUT, PROPOSAL_SCORE).find(middle);
     return again !== undefined && again.score > proposal.score ? { ...proposal, score: again.score } : proposal;
   };
-  const verify = (rgb: Uint8Array, width: number, height: number, proposal: RawFace): Face | undefined => {
+  /**
+   * A proposal checked by the short-range model: its face in the image and the combined score, or
+   * undefined when it is no upright face or scores under `minScore`. The crop is levelled by the eye
+   * line the verifier sees and looked at again: the second look's eye line adds the rest of the tilt
+   * (one look under-reads a face on its side: ~70° for 90°), and its score is the face's. Then the levelled crop upside down
+   * must score lower than upright (the keypoints of an upside-down face still claim level eyes).
+   */
+  const verify = (rgb: Uint8Array, width: number, height: number, proposal: RawFace, minScore: number): Face | undefined => {
     const crop = verifyCrop(proposal);
     const input = regionInput(rgb, width, height, crop);
     const first = central(input);
@@ -179,10 +179,13 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     const level = Math.abs(eyeLineTilt(first)) <= LEVEL_ENOUGH ? input : turnInput(input, VERIFY_INPUT, -eyeLineTilt(first));
     const second = level === input ? first : central(level);
     if (second === undefined || Math.abs(eyeLineTilt(first) + eyeLineTilt(second)) > MAX_TILT) return undefined;
+    const score = calibrated(combined(proposal.score, second.score));
+    // Under the minimum it is no face to report, upside down or not: the third look is saved.
+    if (score < minScore) return undefined;
     const upsideDown = central(turnInput(level, VERIFY_INPUT, 180));
     if (upsideDown !== undefined && upsideDown.score >= second.score + UPSIDE_DOWN_MARGIN) return undefined;
     const box = toImage(first, crop);
-    return { x: box.x, y: box.y, width: box.width, height: box.height, score: calibrated(combined(proposal.score, second.score)) };
+    return { x: box.x, y: box.y, width: box.width, height: box.height, score };
   };
 
   // One run of each now, the proposer at its largest input: the WebAssembly heap grows once, before the first job.
@@ -210,7 +213,7 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
       .map((c) => lookAgain(rgb, width, height, c))
       .filter((c) => c.score >= proposalFloor);
     const proposed = [...candidates.filter((c) => c.score >= proposalFloor), ...rescued].slice(0, MAX_PROPOSALS);
-    const verified = proposed.map((p) => verify(rgb, width, height, p)).filter((f): f is Face => f !== undefined && f.score >= task.minScore);
+    const verified = proposed.map((p) => verify(rgb, width, height, p, task.minScore)).filter((f): f is Face => f !== undefined);
     return {
       faces: mergeFaces(verified).map((f) => clipToImage(f, width, height)),
       regions: regions.length,
