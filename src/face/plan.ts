@@ -6,21 +6,20 @@
  * The proposing network (BlazeFace full-range, made for PROPOSAL_INPUT = 256) is convolutional up to
  * its last reshape, so it runs on an input of any size in steps of GRID (model-shape.ts): a larger
  * input has more anchors, each seeing what it sees at 256. It finds a face from about NET_MIN_FACE =
- * 16 network pixels up to about the whole of a 256 input. (Faces of ~11 network pixels often still
- * score 0.8, and 12 passed the validation set's tuning part, but missed two faces of its held-out
- * part — a 73 px face at a tile's edge, a three-quarter face in a group; 16 misses none.)
+ * 16 network pixels up to about the whole of a 256 input. (At 12 or 14 it missed small
+ * three-quarter faces in groups of the validation set; 16 misses none.)
  *
- * So two runs over the whole image, at two scales:
- * - coarse: the image's longer side at 256 network pixels, which finds every face from
- *   NET_MIN_FACE·L/256 image pixels up to the whole picture;
- * - fine, only when the smallest face that must be seen (`minFaceSize`) is smaller than that: the
- *   image scaled so such a face has NET_MIN_FACE network pixels, which finds it and every face up
- *   to the coarse run's smallest.
- * Network pixels cost the same wherever they are (~0.22 µs each on one core): the fine run on the
- * whole image costs what tiles of it cost, without tiles' overlap or padding to squares. Only when the
- * fine run would exceed MAX_NET_SIDE on a side (which bounds the WebAssembly heap, which never
- * shrinks) is it split into tiles, overlapping by at least the largest face the coarse run may
- * miss, so every face small enough to need the fine run lies whole inside one.
+ * So a coarse look at the whole image, its longer side L at 256 network pixels, finds every face
+ * from NET_MIN_FACE·L/256 image pixels. When the smallest face that must be seen (`minFaceSize`) is
+ * smaller than that, a fine look shows the image at the scale that gives such a face NET_MIN_FACE
+ * network pixels (never enlarged past 1:1: no more detail to find there, only cost). Network pixels
+ * cost the same wherever they are (~0.23 µs each on one core), so the fine look covers the whole
+ * image in one input where it fits in MAX_NET_SIDE a side (which bounds the WebAssembly heap, which
+ * never shrinks: +63 MiB at 512² against +23 at 256²); the coarse look then only has the large faces
+ * to find, at LARGE_FACE_INPUT. Past MAX_NET_SIDE the fine look is tiled, the tiles overlapping by
+ * the largest face the coarse look (then at 256, for a smaller overlap) may miss, so every face
+ * small enough to need the fine look lies whole inside one. The fine look keeps only boxes up to
+ * FINE_BAND times the coarse look's smallest: each look proposes in its own band of sizes.
  */
 
 import type { Region } from './pixels.ts';
@@ -32,15 +31,15 @@ export const PROPOSAL_INPUT = 256;
 export const GRID = PROPOSAL_INPUT / 8;
 /** Network pixels from which the proposing network finds a face. */
 export const NET_MIN_FACE = 16;
-/** The fine run's input is at most this many network pixels on a side; larger, it is tiled. */
+/** The fine look's input is at most this many network pixels on a side; larger, it is tiled. */
 export const MAX_NET_SIDE = 512;
 /**
- * The coarse run's longer side when a fine run comes after it: it then has only the large faces to
- * find (the fine run finds every face up to FINE_BAND times the coarse run's smallest), and at 128
- * it costs a quarter of 256 (a face filling a 2048×1536 picture still scored 0.77).
+ * The coarse look's longer side when one fine look covers the whole image after it: it then has
+ * only the large faces to find, and at 128 it costs a quarter of 256 (a face filling a 2048×1536
+ * picture still scored 0.77).
  */
 export const LARGE_FACE_INPUT = 128;
-/** The fine run proposes faces up to this many times the coarse run's smallest. */
+/** The fine look proposes faces up to this many times the coarse look's smallest. */
 export const FINE_BAND = 2;
 /** Tiles: no more than this many along a side (past that, tiles grow and their scale shrinks). */
 export const MAX_TILES_PER_SIDE = 6;
@@ -63,36 +62,40 @@ function tilesAlong(extent: number, tile: number, overlap: number): { starts: nu
 }
 
 /**
- * The regions to run the proposing network on: the whole image at 256 on its longer side first,
- * then — when faces of `minFaceSize` would be under NET_MIN_FACE network pixels there — the image
- * at the scale that shows them at NET_MIN_FACE, whole or in tiles.
+ * The regions to run the proposing network on: the whole image at 256 on its longer side — or,
+ * when faces of `minFaceSize` would be under NET_MIN_FACE network pixels there, a coarse look for
+ * the large faces and a fine look at the scale that shows the small ones at NET_MIN_FACE, whole or
+ * in tiles.
  */
 export function planRegions(width: number, height: number, minFaceSize: number): Region[] {
   if (!(width >= 1 && height >= 1 && minFaceSize > 0)) {
     throw new RangeError(`cannot plan a detection of ${minFaceSize}-pixel faces in a ${width}×${height} image`);
   }
-  const coarseScale = PROPOSAL_INPUT / Math.max(width, height);
-  if (minFaceSize * coarseScale >= NET_MIN_FACE) return [region(0, 0, width, height, coarseScale)];
-  // With a fine run below it, the coarse run only has to find the faces too large for that one.
-  const largeScale = LARGE_FACE_INPUT / Math.max(width, height);
-  const fineScale = NET_MIN_FACE / minFaceSize;
-  // A face the coarse run may miss is under NET_MIN_FACE / coarseScale image pixels: tiles overlap
-  // by that much (and a quarter more), so such a face lies whole in one of them.
-  const overlap = Math.ceil((NET_MIN_FACE / largeScale) * 1.25);
+  const longer = Math.max(width, height);
+  const coarseScale = PROPOSAL_INPUT / longer;
+  if (minFaceSize * coarseScale >= NET_MIN_FACE || coarseScale >= 1) return [region(0, 0, width, height, coarseScale)];
+  const fineScale = Math.min(1, NET_MIN_FACE / minFaceSize);
   const tile = Math.floor(MAX_NET_SIDE / fineScale);
+  if (width <= tile && height <= tile) {
+    const fine = region(0, 0, width, height, fineScale);
+    // Even a face filling the picture is within what the network was made for (256 network
+    // pixels; 345 scored 0.55, 384 nothing): the one look is enough.
+    if (Math.min(width, height) * fineScale <= PROPOSAL_INPUT) return [fine];
+    const largeScale = LARGE_FACE_INPUT / longer;
+    // A suit's collar at 77 network pixels was proposed as a face at 0.70 by a fine look: its
+    // larger boxes are the coarse look's to find.
+    return [region(0, 0, width, height, largeScale), { ...fine, maxFace: FINE_BAND * (NET_MIN_FACE / largeScale) }];
+  }
+  // A face the coarse look may miss is under NET_MIN_FACE / coarseScale image pixels: tiles overlap
+  // by that much (and a quarter more), so such a face lies whole in one of them.
+  const overlap = Math.ceil((NET_MIN_FACE / coarseScale) * 1.25);
   const across = tilesAlong(width, tile, overlap);
   const down = tilesAlong(height, tile, overlap);
   // Past MAX_TILES_PER_SIDE tiles are longer than `tile`: shown smaller, so the heap stays bounded.
   const scale = Math.min(fineScale, MAX_NET_SIDE / Math.max(across.length, down.length));
-  const whole = across.starts.length === 1 && down.starts.length === 1;
-  // One run over the whole image is enough when even a face filling it is within what the network
-  // was made for (256 network pixels; 345 scored 0.55, 384 nothing).
-  if (whole && Math.min(width, height) * scale <= PROPOSAL_INPUT) return [region(0, 0, width, height, scale)];
-  // Otherwise each run proposes in its own band of sizes: the fine run's larger boxes are the
-  // coarse run's to find (a suit's collar at 77 network pixels proposed as a face at 0.70).
-  const maxFace = FINE_BAND * (NET_MIN_FACE / largeScale);
-  const fine = down.starts.flatMap((y) => across.starts.map((x) => ({ ...region(x, y, across.length, down.length, scale), maxFace })));
-  return [region(0, 0, width, height, largeScale), ...fine];
+  const maxFace = FINE_BAND * (NET_MIN_FACE / coarseScale);
+  const tiles = down.starts.flatMap((y) => across.starts.map((x) => ({ ...region(x, y, across.length, down.length, scale), maxFace })));
+  return [region(0, 0, width, height, coarseScale), ...tiles];
 }
 
 function area(f: Face): number {

@@ -48,7 +48,7 @@ describe('planRegions', () => {
     for (const [w, h] of [
       [4000, 3000],
       [3024, 4032],
-      [2400, 1800],
+      [6000, 2000],
     ] as const) {
       // Act
       const [, ...tiles] = planRegions(w, h, 64);
@@ -95,6 +95,18 @@ describe('planRegions', () => {
     expect(tiles.length).toBeLessThanOrEqual(6);
     for (const tile of tiles) expect(Math.max(tile.width, tile.height)).toBeLessThanOrEqual(MAX_NET_SIDE);
     expect(tiles[0]?.scale).toBeLessThan(NET_MIN_FACE / 64);
+  });
+
+  it('never enlarges a picture past one network pixel per pixel to look for faces smaller than NET_MIN_FACE: more cost, no more detail', () => {
+    // Act: the 1024-pixel preview of an 8000×6000 photo, where a 64-pixel face is 8 pixels; and a
+    // picture small enough for the 256 look to enlarge it already
+    const [, ...preview] = planRegions(1024, 768, 8);
+    const small = planRegions(200, 150, 4);
+
+    // Assess: at most 1:1, so ~1024 × 768 network pixels (with the tiles' overlap), not 2048 × 1536
+    for (const tile of preview) expect(tile.scale).toBe(1);
+    expect(preview.reduce((sum, t) => sum + t.width * t.height, 0)).toBeLessThan(1.7 * 1024 * 768);
+    expect(small).toEqual([{ x: 0, y: 0, scale: PROPOSAL_INPUT / 200, width: 256, height: 192 }]);
   });
 
   it('is the same for the same picture at any resolution, given the same face share, up to rounding', () => {
