@@ -158,10 +158,32 @@ interface State<V> {
   heartbeat: NodeJS.Timeout | undefined;
 }
 
+const ignore = (): void => undefined;
+
+/**
+ * Calls of `send` for one key, in the order they were asked for: each waits until the key's call
+ * before it has been answered (succeeded or failed). A message's visibility changes go through it:
+ * a heartbeat still on its way when the message is handed back at shutdown could otherwise reach SQS
+ * after the hand-back and hide the message for a whole visibility timeout (seen under load).
+ */
+export function inOrderPerKey<T>(send: (key: string, value: T) => Promise<void>): (key: string, value: T) => Promise<void> {
+  const last = new Map<string, Promise<void>>();
+  return (key, value) => {
+    const call = (last.get(key) ?? Promise.resolve()).then(() => send(key, value));
+    const settled = call.then(ignore, ignore);
+    last.set(key, settled);
+    void settled.then(() => {
+      if (last.get(key) === settled) last.delete(key);
+    });
+    return call;
+  };
+}
+
 function newState<V>(options: ConsumerOptions<V>): State<V> {
   const timing = { flushAfterMs: options.flushAfterMs };
   const deletes = deleteBatcher(options.sqs, options.queueUrl, timing);
   const visibility = visibilityBatcher(options.sqs, options.queueUrl, timing);
+  const setVisibility = inOrderPerKey<number>((receiptHandle, seconds) => visibility.add({ receiptHandle, seconds }));
   const receipt = (message: Message) => message.ReceiptHandle ?? '';
   return {
     options,
@@ -171,7 +193,7 @@ function newState<V>(options: ConsumerOptions<V>): State<V> {
     stopping: new AbortController(),
     queue: {
       delete: (message) => deletes.add(receipt(message)),
-      setVisibility: (message, seconds) => visibility.add({ receiptHandle: receipt(message), seconds }),
+      setVisibility: (message, seconds) => setVisibility(receipt(message), seconds),
     },
     flush: async () => void (await Promise.all([deletes.flush(), visibility.flush()])),
     wakeups: new Set(),

@@ -121,7 +121,7 @@ describe('a job that stored part of its references and then failed', () => {
     const stored = [refKey(photos[0] ?? Buffer.alloc(0)), refKey(photos[1] ?? Buffer.alloc(0))].sort();
     expect(outcome?.references?.map((r) => r.key).sort()).toEqual(stored);
     expect((await listKeys(stack.s3, stack.bucket)).sort()).toEqual(stored);
-    expect(worker.logs.find((l) => l.jobId === 'partial' && l.msg === 'job failed')).toMatchObject({ storedReferences: 2 });
+    expect(await worker.waitForLog((l) => l.jobId === 'partial' && l.msg === 'job failed')).toMatchObject({ storedReferences: 2 });
     await worker.stop();
   });
 });

@@ -213,9 +213,10 @@ describe('a worker with a signing key, facing hostile jobs', () => {
   });
 
   it('accepts a job signed with the previous key during a rotation, and logs which key matched — never a key', async () => {
-    const line = worker.logs.find((l) => l.msg === 'job succeeded' && l.jobId === 'rotation');
+    // Each line comes after its outcome is published: waited for, not read at one instant.
+    const line = await worker.waitForLog((l) => l.msg === 'job succeeded' && l.jobId === 'rotation');
     expect(line).toMatchObject({ signature: 'previous', userId: 'heidi' });
-    expect(worker.logs.find((l) => l.msg === 'job succeeded' && l.jobId === 'camera')).toMatchObject({ signature: 'current' });
+    expect(await worker.waitForLog((l) => l.msg === 'job succeeded' && l.jobId === 'camera')).toMatchObject({ signature: 'current' });
     const everything = JSON.stringify(worker.logs) + worker.text.join('\n');
     for (const key of [CURRENT, PREVIOUS]) expect(everything).not.toContain(key);
     expect(worker.logs.some((l) => String(l.msg).startsWith('no JOB_SIGNING_KEY'))).toBe(false);
@@ -224,7 +225,7 @@ describe('a worker with a signing key, facing hostile jobs', () => {
   it('deletes the staged source of a succeeded job, and keeps those of failed jobs', async () => {
     const staged = await listKeys(stack.s3, stack.stagingBucket ?? '');
     expect(staged.sort()).toEqual(['uploads/doc.jpg', 'uploads/drawing.png', 'uploads/empty.jpg', 'uploads/page.jpg', 'uploads/swapped.jpg']);
-    expect(worker.logs.find((l) => l.jobId === 'staged-good' && l.msg === 'job succeeded')).toMatchObject({ stagedSourcesDeleted: 1 });
+    expect(await worker.waitForLog((l) => l.jobId === 'staged-good' && l.msg === 'job succeeded')).toMatchObject({ stagedSourcesDeleted: 1 });
     const ref = results.find((o) => o.jobId === 'staged-good')?.references?.[0];
     expect(ref?.key).toBe(`users/ivan/ref_${sha256(stagedGood).slice(0, 12)}.jpg`);
     const head = await stack.s3.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: ref?.key }));
@@ -261,7 +262,7 @@ describe('a worker without a signing key, with ALLOW_UNSIGNED_JOBS=true', () => 
     const warnings = worker.logs.filter((l) => String(l.msg).startsWith('no JOB_SIGNING_KEY'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe('warn');
-    expect(worker.logs.find((l) => l.msg === 'job succeeded')).toMatchObject({ signature: 'unchecked' });
+    expect(await worker.waitForLog((l) => l.msg === 'job succeeded')).toMatchObject({ signature: 'unchecked' });
   });
 });
 

@@ -102,6 +102,7 @@ describe('an entry SQS refuses is not taken as done', () => {
     expect(retry).toMatchObject({ level: 'warn', outcome: 'retry', reason: 'server', receiveCount: 1 });
     expect(outcome).toMatchObject({ jobId: job.jobId, status: 'failed', error: { code: 'INVALID_IMAGE' } });
     expect(dead.map((m) => [m.Body, m.MessageAttributes?.ErrorCode?.StringValue])).toEqual([[JSON.stringify(job), 'INVALID_IMAGE']]);
+    await worker.waitForLog(line(job.jobId, 'job failed'));
     expect(worker.logs.filter(line(job.jobId, 'job failed'))).toEqual([expect.objectContaining({ receiveCount: 2, deadLetter: 'sent' })]);
     await queueHolds(stack, stack.jobsQueueUrl, { visible: 0, inFlight: 0 });
   });

@@ -52,7 +52,8 @@ describe('a reload (SIGHUP)', () => {
     const byMessage = new Map(results.map((o) => [o.status === 'failed' ? o.error.code : o.jobId, o]));
     expect(byMessage.get('INVALID_SIGNATURE')).toMatchObject({ status: 'failed', jobId: null, userId: null });
     expect(byMessage.get('signed-after-reload')).toMatchObject({ status: 'succeeded' });
-    expect(worker.logs.find((l) => l.jobId === 'signed-after-reload' && l.msg === 'job succeeded')).toMatchObject({ signature: 'current' });
+    // The line comes after the outcome is published: waited for, not read at one instant.
+    expect(await worker.waitForLog((l) => l.jobId === 'signed-after-reload' && l.msg === 'job succeeded')).toMatchObject({ signature: 'current' });
     expect(worker.child.exitCode).toBeNull();
     secrets.destroy();
   });

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryBudget } from '../../src/enroll/memory.ts';
-import { createConsumer, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
+import { createConsumer, inOrderPerKey, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
 import { memoryLogger } from './helpers.ts';
 
 const MIB = 1_048_576;
@@ -427,5 +427,40 @@ describe('the consumer', () => {
       ['r-1', 0],
       ['r-2', 0],
     ]);
+  });
+});
+
+describe('inOrderPerKey', () => {
+  it('sends a key\'s calls one after the other, each once the one before it is answered, and other keys at once', async () => {
+    // Prepare: a send the test answers by hand
+    const started: string[] = [];
+    const answers = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+    const send = inOrderPerKey<number>(
+      (key, seconds) =>
+        new Promise<void>((resolve, reject) => {
+          started.push(`${key}:${seconds}`);
+          answers.set(`${key}:${seconds}`, { resolve, reject });
+        }),
+    );
+    const settled = async () => {
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+
+    // Act: a heartbeat for m1, then its hand-back, and a heartbeat for m2
+    const heartbeat = send('m1', 60);
+    const handBack = send('m1', 0);
+    const other = send('m2', 60);
+    await settled();
+
+    // Assess: the hand-back waits for the heartbeat's answer; m2 does not wait for m1
+    expect(started).toEqual(['m1:60', 'm2:60']);
+    answers.get('m1:60')?.reject(new Error('throttled'));
+    await expect(heartbeat).rejects.toThrow('throttled');
+    await settled();
+    expect(started).toEqual(['m1:60', 'm2:60', 'm1:0']);
+    answers.get('m1:0')?.resolve();
+    answers.get('m2:60')?.resolve();
+    await expect(handBack).resolves.toBeUndefined();
+    await expect(other).resolves.toBeUndefined();
   });
 });
