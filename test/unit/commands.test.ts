@@ -31,8 +31,8 @@ afterAll(async () => {
 let printed: { out: string[]; err: string[] };
 beforeEach(() => {
   printed = { out: [], err: [] };
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => void printed.out.push(String(chunk)) ?? true);
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => void printed.err.push(String(chunk)) ?? true);
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => printed.out.push(String(chunk)) > 0);
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => printed.err.push(String(chunk)) > 0);
 });
 afterEach(() => {
   vi.restoreAllMocks();
