@@ -94,6 +94,8 @@ describe('the daemon, wired to the in-process endpoint', () => {
     const health = await fetch(`${metricsUrl}/healthz`);
     const healthBody = (await health.json()) as Record<string, unknown>;
     const notFound = (await fetch(`${metricsUrl}/nowhere`)).status;
+    const posted = (await fetch(`${metricsUrl}/metrics`, { method: 'POST' })).status;
+    const withQuery = (await fetch(`${metricsUrl}/healthz?verbose=1`)).status;
     await daemon.reload();
     const code = await stop(daemon);
 
@@ -125,7 +127,9 @@ describe('the daemon, wired to the in-process endpoint', () => {
     expect(Object.entries(metrics).filter(([name]) => name.startsWith('enrollment_references_stored_total')).reduce((sum, [, n]) => sum + n, 0)).toBe(2);
     expect(metrics.enrollment_last_receive_timestamp_seconds).toBeGreaterThan(0);
     expect(metrics.enrollment_last_success_timestamp_seconds).toBeGreaterThan(0);
-    expect([health.status, healthBody.status, healthBody.inFlight, healthBody.stuck, healthBody.lastTimeoutAt, notFound]).toEqual([200, 'ok', 0, 0, null, 404]);
+    expect([health.status, healthBody.status, healthBody.inFlight, healthBody.stuck, healthBody.lastTimeoutAt, notFound, posted, withQuery]).toEqual([200, 'ok', 0, 0, null, 404, 405, 200]);
+    expect(health.headers.get('content-type')).toBe('application/json');
+    expect(healthBody.lastReceiveAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
 
     // What the worker said: the ready line, the warnings of its settings, reload, the stop.
     expect(lineOf(lines, 'ready: receiving jobs')).toMatchObject({
