@@ -111,6 +111,17 @@ function consumer(sqs: ReturnType<typeof fakeSqs>, work: ReturnType<typeof jobs>
   return { c, lines };
 }
 
+/** A consumer on a fake queue holding `messages` messages, started and past its first receive. */
+async function started(messages: number, overrides: Partial<ConsumerOptions<string>> = {}, queue: Parameters<typeof fakeSqs>[0] = {}) {
+  const sqs = fakeSqs(queue);
+  const work = jobs();
+  const { c, lines } = consumer(sqs, work, overrides);
+  sqs.add(messages);
+  c.start();
+  await vi.advanceTimersByTimeAsync(0);
+  return { sqs, work, c, lines };
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
 });
@@ -146,12 +157,7 @@ describe('the consumer', () => {
 
   it('lets a slow job hold only its own slot: the others finish and the slots are refilled', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4 });
-    sqs.add(6);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(6, { concurrency: 4 });
 
     // Act: m-1 is slow; m-2..m-4 finish.
     for (const id of ['m-2', 'm-3', 'm-4']) work.finish(id);
@@ -164,12 +170,7 @@ describe('the consumer', () => {
 
   it('deletes messages settled within a few milliseconds of each other in one batch call', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4 });
-    sqs.add(4);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(4, { concurrency: 4 });
 
     // Act
     work.finish('m-1');
@@ -184,12 +185,7 @@ describe('the consumer', () => {
 
   it('keeps every running job invisible with one batched heartbeat per interval, and stops for settled ones', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, visibilityTimeoutSeconds: 60, jobTimeoutMs: 600_000 });
-    sqs.add(3);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(3, { concurrency: 4, heartbeatIntervalSeconds: 20, visibilityTimeoutSeconds: 60, jobTimeoutMs: 600_000 });
     work.finish('m-3');
 
     // Act: three intervals (a heartbeat that beat once would pass one), then m-2 is settled.
@@ -236,12 +232,7 @@ describe('the consumer', () => {
 
   it('settles a job past its deadline as timed out at once, cancels its work, and counts its slot as stuck until it stops', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     if (job) job.phase = 'decode';
 
@@ -260,12 +251,7 @@ describe('the consumer', () => {
 
   it('does not run the deadline while a job waits its turn (waitFor)', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     let endWait!: () => void;
 
@@ -372,12 +358,7 @@ describe('the consumer', () => {
 
   it('drains: no new receive, jobs in flight finish, the poll in flight is let finish and what it brings is handed back', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 5 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 4, pollWaitSeconds: 5 });
 
     // Act: stop while m-1 runs and a long poll is open; a message arrives into that poll.
     const drained = c.drain(Date.now() + 30_000);
@@ -475,12 +456,7 @@ describe('the consumer', () => {
 
   it('warns of a failing heartbeat once per 10 s, with how many failures it held back', async () => {
     // Prepare: a 2 s heartbeat whose visibility calls all fail.
-    const sqs = fakeSqs({ failVisibility: true });
-    const work = jobs();
-    const { c, lines } = consumer(sqs, work, { concurrency: 2, heartbeatIntervalSeconds: 2, jobTimeoutMs: 600_000 });
-    sqs.add(2);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c, lines } = await started(2, { concurrency: 2, heartbeatIntervalSeconds: 2, jobTimeoutMs: 600_000 }, { failVisibility: true });
 
     // Act: beats at 2, 4, …, 12 s, two messages each.
     await vi.advanceTimersByTimeAsync(12_100);
@@ -515,12 +491,7 @@ describe('the consumer', () => {
 
   it('gives a timed-out settlement its phase and JOB_TIMEOUT_SECONDS, cancels the work with a TimeoutError, and stops beating for it', async () => {
     // Prepare: m-1 will time out in its decode phase; m-2 runs on.
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 4 });
-    sqs.add(2);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(2, { concurrency: 2, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 4 });
     const job = work.running.get('m-1')?.job;
     const firstPhase = job?.phase;
     if (job) job.phase = 'decode';
@@ -542,12 +513,7 @@ describe('the consumer', () => {
 
   it('acts on a verdict in the outcome phase, and leaves no deadline behind a job that ended in time, or whose decide threw', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(2);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(2, { concurrency: 2, jobTimeoutMs: 5_000 });
 
     // Act
     work.finish('m-1');
@@ -564,12 +530,7 @@ describe('the consumer', () => {
   });
 
   it('keeps the deadline still until the last of overlapping waits ends', async () => {
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     let endFirst!: () => void;
     let endSecond!: () => void;
@@ -640,12 +601,7 @@ describe('the consumer', () => {
 
   it('drains while every slot is busy: the receive loop waiting for a slot ends at once', async () => {
     // Prepare: both slots hold jobs that never finish; the loop waits for a free slot.
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c, lines } = consumer(sqs, work, { concurrency: 2, pollWaitSeconds: 20, jobTimeoutMs: 600_000 });
-    sqs.add(2);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c, lines } = await started(2, { concurrency: 2, pollWaitSeconds: 20, jobTimeoutMs: 600_000 });
 
     // Act
     const began = Date.now();
@@ -681,12 +637,7 @@ describe('the consumer', () => {
   });
 
   it('calls onProgress at least every 250 ms while jobs finish', async () => {
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, pollWaitSeconds: 1 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, pollWaitSeconds: 1 });
 
     let progress = 0;
     const drained = c.drain(Date.now() + 30_000, () => (progress += 1));
