@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client, secretsClient, sqsClient, stsClient } from '../../src/aws/clients.ts';
 import { runChecks, type CheckClients, type CheckResult } from '../../src/check.ts';
 import { startFastAws, type FastAws } from '../support/fast-aws.ts';
+import { reply, startLoopbackHttp } from '../support/loopback-http.ts';
 import { createStack, uniqueName, type Stack } from '../support/resources.ts';
 import { stackEnv } from '../support/worker-process.ts';
 
@@ -20,12 +21,16 @@ afterAll(async () => {
 });
 
 /** The checks of `env`, run with clients that use `credentials`, and the clients closed after. */
-async function check(env: NodeJS.ProcessEnv, credentials: CheckClients['credentials'] = async () => ({ accessKeyId: 'test', secretAccessKey: 'test' })): Promise<CheckResult[]> {
+async function check(
+  env: NodeJS.ProcessEnv,
+  credentials: CheckClients['credentials'] = async () => ({ accessKeyId: 'test', secretAccessKey: 'test' }),
+  secretsEndpoint?: string,
+): Promise<CheckResult[]> {
   const made: { destroy(): void }[] = [];
   const targets: unknown[] = [];
   const results = await runChecks(env, (target) => {
     targets.push(target);
-    const clients = { credentials, sts: stsClient(target, credentials), sqs: sqsClient(target, credentials), s3: s3Client(target, credentials), secrets: secretsClient(target, credentials) };
+    const clients = { credentials, sts: stsClient(target, credentials), sqs: sqsClient(target, credentials), s3: s3Client(target, credentials), secrets: secretsClient(secretsEndpoint ? { ...target, endpoint: secretsEndpoint } : target, credentials) };
     made.push(clients.sts, clients.sqs, clients.s3, clients.secrets);
     return clients;
   });
@@ -145,5 +150,40 @@ describe('runChecks', () => {
       detail: 'maxReceiveCount 2 leaves a transient failure fewer than 2 retries',
       hint: 'raise maxReceiveCount in the jobs queue redrive policy (5 or more)',
     });
+  });
+
+  it('reads the secret and says which settings it supplies', async () => {
+    // Secrets Manager, answered by hand.
+    const secrets = await startLoopbackHttp((_req, res) =>
+      reply(res, 200, { 'content-type': 'application/x-amz-json-1.1' }, JSON.stringify({ Name: 'worker', SecretString: JSON.stringify({ CONCURRENCY: '4', RETRY_BASE_SECONDS: '1' }) })),
+    );
+    try {
+      const results = await check(envOf(stack, { SECRETS_MANAGER_SECRET_NAME: 'worker', CONCURRENCY: undefined, RETRY_BASE_SECONDS: undefined }), undefined, secrets.endpoint);
+      secrets.answerWith((_req, res) => reply(res, 200, { 'content-type': 'application/x-amz-json-1.1' }, JSON.stringify({ Name: 'worker', SecretString: '{}' })));
+      const empty = await check(envOf(stack, { SECRETS_MANAGER_SECRET_NAME: 'worker' }), undefined, secrets.endpoint);
+
+      expect(named(results, 'secret')).toEqual({ name: 'secret', ok: true, detail: '"worker" readable; supplies CONCURRENCY, RETRY_BASE_SECONDS' });
+      expect(named(empty, 'secret')?.detail).toBe('"worker" readable; supplies no settings');
+      expect(named(results, 'configuration')?.ok).toBe(true);
+    } finally {
+      await secrets.close();
+    }
+  });
+
+  it('names one signing key without a previous one; a plain error is its message alone', async () => {
+    const keyed = await check(envOf(stack, { JOB_SIGNING_KEY: 'k'.repeat(32), ALLOW_UNSIGNED_JOBS: undefined }));
+    const plain = await check(envOf(stack), async () => {
+      throw new Error('no role attached');
+    });
+
+    expect(named(keyed, 'signing')?.detail).toMatch(/^jobs must be signed; keys in force: current \S+ \(fingerprints\)$/);
+    expect(plain).toEqual([{ name: 'credentials', ok: false, detail: 'no role attached', hint: expect.any(String) }]);
+  });
+
+  it('passes a heartbeat of exactly half the visibility timeout, and a maxReceiveCount of 3', async () => {
+    const three = await createStack(aws.endpoint, uniqueName('check-three'), { maxReceiveCount: 3 });
+    const results = await check(envOf(three, { HEARTBEAT_INTERVAL_SECONDS: '30', VISIBILITY_TIMEOUT_SECONDS: '60' }));
+
+    expect(named(results, 'visibility')).toEqual({ name: 'visibility', ok: true, detail: '60 s, renewed every 30 s; drain 30 s; maxReceiveCount 3' });
   });
 });

@@ -2,6 +2,7 @@
 // schema, and `check` and `enqueue` with the default credential chain against the in-process
 // endpoint (test/support/fast-aws.ts). `run` ends the process and is the integration suites' (the
 // built worker, started and stopped from outside).
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -119,5 +120,46 @@ describe('main', () => {
 
     expect(code).toBe(1);
     expect(err()).toBe('no outcome for job job-cli-2 within 1 s (is the worker running?)\n');
+  });
+
+  it('enqueue: prints the outcome that comes, exit 0 when it succeeded and 1 when it failed; the traceparent goes with the job', { timeout: 20_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'enqueue-'));
+    const file = join(dir, 'face.jpg');
+    writeFileSync(file, await jpegImage({ width: 64, height: 64 }));
+    const env = stackEnv(stack, aws.imdsEndpoint);
+    const outcome = (jobId: string, status: string) =>
+      stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.resultQueueUrl, MessageBody: JSON.stringify({ version: 1, jobId, status }), MessageAttributes: { jobId: { DataType: 'String', StringValue: jobId } } }));
+    await outcome('job-cli-3', 'succeeded');
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+    const succeeded = await main(['enqueue', '--user', 'carol', '--job-id', 'job-cli-3', '--traceparent', traceparent, '--timeout', '5', file], env);
+    const printedOutcome = out().slice(out().indexOf('\n') + 1);
+    await outcome('job-cli-4', 'failed'); // after the first wait, which would have hidden it for its visibility timeout
+    const failed = await main(['enqueue', '--user', 'carol', '--job-id', 'job-cli-4', '--timeout', '5', file], env);
+    const sent = await drainQueue(stack.sqs, stack.jobsQueueUrl, { expected: 2, timeoutMs: 5_000 });
+
+    expect([succeeded, failed]).toEqual([0, 1]);
+    expect(JSON.parse(printedOutcome)).toEqual({ version: 1, jobId: 'job-cli-3', status: 'succeeded' });
+    expect(printedOutcome).toMatch(/^\{\n {2}"version": 1,/);
+    expect(sent.find((m) => m.Body?.includes('job-cli-3'))?.MessageAttributes?.traceparent?.StringValue).toBe(traceparent);
+    expect(sent.find((m) => m.Body?.includes('job-cli-4'))?.MessageAttributes?.traceparent).toBeUndefined();
+  });
+
+  it('enqueue: without RESULT_QUEUE_URL, exit 0 once the job is sent (nothing to wait for)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'enqueue-'));
+    const file = join(dir, 'face.jpg');
+    writeFileSync(file, await jpegImage({ width: 64, height: 64 }));
+
+    const code = await main(['enqueue', '--user', 'dave', '--timeout', '600', file], stackEnv({ ...stack, resultQueueUrl: undefined }, aws.imdsEndpoint));
+    await drainQueue(stack.sqs, stack.jobsQueueUrl, { expected: 1, timeoutMs: 5_000 });
+
+    expect(code).toBe(0);
+  });
+
+  it('any other failure is exit 1 with its message on stderr (a file that cannot be read)', async () => {
+    const code = await main(['enqueue', '--user', 'erin', '/nonexistent/face.jpg'], stackEnv(stack, aws.imdsEndpoint));
+
+    expect(code).toBe(1);
+    expect(err()).toMatch(/^enrollment-worker: ENOENT: no such file or directory/);
   });
 });

@@ -151,6 +151,16 @@ describe('the daemon, wired to the in-process endpoint', () => {
       tracing: 'off',
     });
     expect(lines().find((l) => l.allowUnsignedJobs === true)?.level).toBe('warn');
+    // Every line: the service, the process, the level by name and an ISO time (src/log.ts).
+    expect(lineOf(lines, 'AWS credentials')).toMatchObject({
+      service: 'enrollment-worker',
+      pid: process.pid,
+      level: 'info',
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      credentialSource: expect.any(String),
+      arn: expect.stringMatching(/^arn:aws:/),
+      account: expect.any(String),
+    });
     expect(lines().find((l) => l.worstJobBytes !== undefined)).toMatchObject({ level: 'warn', worstJobBytes: 20 * 10 * MIB, maxImagesPerJob: 20, heldShareBytes: Math.floor((384 * MIB) / 3) });
     expect(lines().some((l) => typeof l.msg === 'string' && l.msg.startsWith('no dead-letter queue'))).toBe(false);
     expect(lineOf(lines, 'reload: no secret is configured; nothing to re-read')?.level).toBe('info');

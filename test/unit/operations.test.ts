@@ -122,6 +122,10 @@ describe('formatChecks', () => {
     ]);
     expect(text).toBe('✓ credentials: IMDSv2\n✗ jobs queue: QueueDoesNotExist\n    fix: check SQS_QUEUE_URL');
   });
+
+  it('prints no fix line for a failed check without one', () => {
+    expect(formatChecks([{ name: 'face check', ok: false, detail: 'no model' }])).toBe('✗ face check: no model');
+  });
 });
 
 describe('reloadRefusal', () => {
