@@ -20,7 +20,7 @@ import { createTracing } from './worker/tracing.ts';
 import { silentNotifier, systemdNotifier, type Notifier } from './worker/notify.ts';
 import { StartupError } from './worker/startup.ts';
 
-const USAGE = `usage: enrollment-worker <command>
+export const USAGE = `usage: enrollment-worker <command>
 
 commands:
   run                                   start the worker (configuration from the environment)

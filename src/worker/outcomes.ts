@@ -1,14 +1,13 @@
 /**
- * Publishing a job's outcome to RESULT_QUEUE_URL, when one is configured. The `status` and
- * `jobId` attributes let a consumer filter without parsing the body.
+ * A job's outcome as the SQS message published to RESULT_QUEUE_URL, when one is configured (the
+ * daemon sends it through a batcher, src/aws/sqs-batches.ts). The `status` and `jobId` attributes
+ * let a consumer filter without parsing the body.
  */
-import { SendMessageCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { sqsJson } from '../aws/sqs-rules.ts';
 import type { Outcome } from '../job/contract.ts';
 
 export type OutcomePublisher = (outcome: Outcome) => Promise<void>;
-
-export const noOutcomePublisher: OutcomePublisher = async () => {};
 
 /**
  * The SQS message of an outcome: a body SQS accepts whatever job text the error quotes; `trace` is
@@ -28,9 +27,3 @@ export function outcomeMessage(
   };
 }
 
-export function sqsOutcomePublisher(sqs: SQSClient, queueUrl: string): OutcomePublisher {
-  return async (outcome) => {
-    const { body, attributes } = outcomeMessage(outcome);
-    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageAttributes: attributes }));
-  };
-}

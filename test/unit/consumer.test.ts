@@ -18,7 +18,7 @@ const MIB = 1_048_576;
 type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
 
 /** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
-function fakeSqs(options: { failReceives?: number } = {}) {
+function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = {}) {
   const waiting: Message[] = [];
   const sent: Sent[] = [];
   let failures = options.failReceives ?? 0;
@@ -45,6 +45,7 @@ function fakeSqs(options: { failReceives?: number } = {}) {
         return { Messages: waiting.splice(0, command.input.MaxNumberOfMessages ?? 1) };
       }
       if (command instanceof DeleteMessageBatchCommand) return { Successful: (command.input.Entries ?? []).map((e) => ({ Id: e.Id })), Failed: [] };
+      if (options.failVisibility) throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
       return { Successful: (command.input.Entries ?? []).map((e) => ({ Id: e.Id })), Failed: [] };
     },
   } as unknown as SQSClient;
@@ -66,21 +67,24 @@ function fakeSqs(options: { failReceives?: number } = {}) {
 
 /** Jobs the test finishes by hand: `decide` waits until the test says which message is done. */
 function jobs() {
-  const running = new Map<string, { job: RunningJob; finish: () => void }>();
+  const running = new Map<string, { job: RunningJob; finish: () => void; fail: (e: Error) => void }>();
   const settled: { id: string; kind: Settlement<string>['kind'] }[] = [];
+  const settlements: { settlement: Settlement<string>; phase: string }[] = [];
   return {
     running,
     settled,
+    settlements,
     decide: (message: Message, job: RunningJob) =>
-      new Promise<string>((resolve) => {
-        running.set(message.MessageId ?? '', { job, finish: () => resolve(message.MessageId ?? '') });
+      new Promise<string>((resolve, reject) => {
+        running.set(message.MessageId ?? '', { job, finish: () => resolve(message.MessageId ?? ''), fail: (e: Error) => reject(e) });
       }),
     finish(id: string) {
       running.get(id)?.finish();
       running.delete(id);
     },
-    settle: async (message: Message, settlement: Settlement<string>, _job: RunningJob, queue: { delete(m: Message): Promise<void>; setVisibility(m: Message, s: number): Promise<void> }) => {
+    settle: async (message: Message, settlement: Settlement<string>, job: RunningJob, queue: { delete(m: Message): Promise<void>; setVisibility(m: Message, s: number): Promise<void> }) => {
       settled.push({ id: message.MessageId ?? '', kind: settlement.kind });
+      settlements.push({ settlement, phase: job.phase });
       if (settlement.kind === 'verdict') await queue.delete(message);
       else await queue.setVisibility(message, settlement.kind === 'released' ? 0 : 30);
     },
@@ -105,6 +109,17 @@ function consumer(sqs: ReturnType<typeof fakeSqs>, work: ReturnType<typeof jobs>
     ...overrides,
   });
   return { c, lines };
+}
+
+/** A consumer on a fake queue holding `messages` messages, started and past its first receive. */
+async function started(messages: number, overrides: Partial<ConsumerOptions<string>> = {}, queue: Parameters<typeof fakeSqs>[0] = {}) {
+  const sqs = fakeSqs(queue);
+  const work = jobs();
+  const { c, lines } = consumer(sqs, work, overrides);
+  sqs.add(messages);
+  c.start();
+  await vi.advanceTimersByTimeAsync(0);
+  return { sqs, work, c, lines };
 }
 
 beforeEach(() => {
@@ -142,12 +157,7 @@ describe('the consumer', () => {
 
   it('lets a slow job hold only its own slot: the others finish and the slots are refilled', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4 });
-    sqs.add(6);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(6, { concurrency: 4 });
 
     // Act: m-1 is slow; m-2..m-4 finish.
     for (const id of ['m-2', 'm-3', 'm-4']) work.finish(id);
@@ -160,12 +170,7 @@ describe('the consumer', () => {
 
   it('deletes messages settled within a few milliseconds of each other in one batch call', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4 });
-    sqs.add(4);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(4, { concurrency: 4 });
 
     // Act
     work.finish('m-1');
@@ -180,12 +185,7 @@ describe('the consumer', () => {
 
   it('keeps every running job invisible with one batched heartbeat per interval, and stops for settled ones', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, visibilityTimeoutSeconds: 60, jobTimeoutMs: 600_000 });
-    sqs.add(3);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(3, { concurrency: 4, heartbeatIntervalSeconds: 20, visibilityTimeoutSeconds: 60, jobTimeoutMs: 600_000 });
     work.finish('m-3');
 
     // Act: three intervals (a heartbeat that beat once would pass one), then m-2 is settled.
@@ -232,12 +232,7 @@ describe('the consumer', () => {
 
   it('settles a job past its deadline as timed out at once, cancels its work, and counts its slot as stuck until it stops', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     if (job) job.phase = 'decode';
 
@@ -256,12 +251,7 @@ describe('the consumer', () => {
 
   it('does not run the deadline while a job waits its turn (waitFor)', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     let endWait!: () => void;
 
@@ -368,12 +358,7 @@ describe('the consumer', () => {
 
   it('drains: no new receive, jobs in flight finish, the poll in flight is let finish and what it brings is handed back', async () => {
     // Prepare
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 4, pollWaitSeconds: 5 });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { sqs, work, c } = await started(1, { concurrency: 4, pollWaitSeconds: 5 });
 
     // Act: stop while m-1 runs and a long poll is open; a message arrives into that poll.
     const drained = c.drain(Date.now() + 30_000);
@@ -427,6 +412,242 @@ describe('the consumer', () => {
       ['r-1', 0],
       ['r-2', 0],
     ]);
+  });
+
+  it('asks SQS for every attribute the job needs, with its visibility timeout and long poll', async () => {
+    const sqs = fakeSqs();
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, visibilityTimeoutSeconds: 45, pollWaitSeconds: 7 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    expect(sqs.receives()[0]?.input).toEqual({
+      QueueUrl: 'https://sqs.us-east-1.amazonaws.com/1/jobs',
+      MaxNumberOfMessages: 2,
+      WaitTimeSeconds: 7,
+      VisibilityTimeout: 45,
+      MessageAttributeNames: ['All'],
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader', 'MessageGroupId'],
+    });
+  });
+
+  it('jitters the receive backoff, logs each further failure at debug, and says once that receiving works again', async () => {
+    // Prepare: random 0 is the shortest jitter, three quarters of the nominal delay.
+    const sqs = fakeSqs({ failReceives: 3 });
+    const { c, lines } = consumer(sqs, jobs(), { pollWaitSeconds: 1, random: () => 0 });
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(749);
+    const before = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(1);
+    const at = sqs.receives().length;
+    await vi.advanceTimersByTimeAsync(1_125 + 1_688 + 5_000); // two more failures, then polls that answer
+
+    // Assess
+    expect([before, at]).toEqual([1, 2]);
+    expect(lines().filter((l) => l.msg === 'receiving from the jobs queue still fails').map((l) => [l.level, l.retryInMs, l.reason])).toEqual([
+      ['debug', 1_125, 'server'],
+      ['debug', 1_688, 'server'],
+    ]);
+    expect(lines().find((l) => l.msg === 'receiving from the jobs queue failed; backing off')).toMatchObject({ retryInMs: 750, reason: 'server' });
+    expect(sqs.receives().length).toBeGreaterThan(5);
+    expect(lines().filter((l) => l.msg === 'receiving from the jobs queue works again')).toHaveLength(1);
+  });
+
+  it('warns of a failing heartbeat once per 10 s, with how many failures it held back', async () => {
+    // Prepare: a 2 s heartbeat whose visibility calls all fail.
+    const { sqs, work, c, lines } = await started(2, { concurrency: 2, heartbeatIntervalSeconds: 2, jobTimeoutMs: 600_000 }, { failVisibility: true });
+
+    // Act: beats at 2, 4, …, 12 s, two messages each.
+    await vi.advanceTimersByTimeAsync(12_100);
+
+    // Assess
+    const failures = lines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('a heartbeat failed'));
+    expect(failures.map((l) => [l.level, l.suppressed])).toEqual([
+      ['warn', 0],
+      ...Array.from({ length: 9 }, () => ['debug', undefined]),
+      ['warn', 9],
+      ['debug', undefined],
+    ]);
+    expect(failures[0]).toMatchObject({ messageId: 'm-1', reason: 'server', err: { name: 'ServiceUnavailable' } });
+    expect(failures[0]?.msg).toBe('a heartbeat failed; the message may be received again');
+  });
+
+  it("beats only for jobs running close to an interval: a job received just before a beat waits for the next", async () => {
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, jobTimeoutMs: 600_000 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(19_000);
+    sqs.add(1);
+    await vi.advanceTimersByTimeAsync(1_100);
+    const first = sqs.visibilityBatches().length;
+    await vi.advanceTimersByTimeAsync(20_000);
+
+    expect(first).toBe(0);
+    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1']]);
+  });
+
+  it('gives a timed-out settlement its phase and JOB_TIMEOUT_SECONDS, cancels the work with a TimeoutError, and stops beating for it', async () => {
+    // Prepare: m-1 will time out in its decode phase; m-2 runs on.
+    const { sqs, work, c } = await started(2, { concurrency: 2, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 4 });
+    const job = work.running.get('m-1')?.job;
+    const firstPhase = job?.phase;
+    if (job) job.phase = 'decode';
+    work.running.get('m-2')?.job.waitFor(new Promise(() => {})); // waits its turn for good: no deadline
+
+    // Act
+    await vi.advanceTimersByTimeAsync(5_000);
+    const stuck = c.health.stuck;
+    await vi.advanceTimersByTimeAsync(8_100);
+
+    // Assess
+    expect(firstPhase).toBe('download');
+    expect(work.settlements.map((s) => s.settlement)).toEqual([{ kind: 'timed-out', phase: 'decode', timeoutSeconds: 5 }]);
+    expect(job?.signal.reason).toMatchObject({ name: 'TimeoutError', message: 'the job outlived JOB_TIMEOUT_SECONDS (5 s) in its decode phase' });
+    expect(stuck).toBe(1);
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).filter((e) => e.VisibilityTimeout === 60);
+    expect(beats.map((e) => e.ReceiptHandle)).toEqual(['r-1', 'r-2', 'r-2', 'r-2']);
+  });
+
+  it('acts on a verdict in the outcome phase, and leaves no deadline behind a job that ended in time, or whose decide threw', async () => {
+    // Prepare
+    const { sqs, work, c } = await started(2, { concurrency: 2, jobTimeoutMs: 5_000 });
+
+    // Act
+    work.finish('m-1');
+    work.running.get('m-2')?.fail(new Error('a bug'));
+    await vi.advanceTimersByTimeAsync(10_000);
+
+    // Assess
+    expect(work.settlements.map((s) => [s.settlement.kind, s.phase])).toEqual([
+      ['verdict', 'outcome'],
+      ['crashed', 'download'],
+    ]);
+    expect(work.settlements[1]?.settlement).toMatchObject({ kind: 'crashed', error: { message: 'a bug' } });
+    expect([c.health.lastTimeoutAt, c.health.stuck]).toEqual([undefined, 0]);
+  });
+
+  it('keeps the deadline still until the last of overlapping waits ends', async () => {
+    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
+    const job = work.running.get('m-1')?.job;
+    let endFirst!: () => void;
+    let endSecond!: () => void;
+
+    // Act: two waits; the first ends after 1 s, the second after 60 s more.
+    const first = job?.waitFor(new Promise<void>((r) => (endFirst = r)));
+    const second = job?.waitFor(new Promise<void>((r) => (endSecond = r)));
+    await vi.advanceTimersByTimeAsync(1_000);
+    endFirst();
+    await first;
+    await vi.advanceTimersByTimeAsync(60_000);
+    const during = [...work.settled];
+    endSecond();
+    await second;
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    // Assess
+    expect(during).toEqual([]);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
+  });
+
+  it('reserves a full receive when nothing is held, even beyond the budget (admitted alone)', async () => {
+    const sqs = fakeSqs();
+    const memory = createMemoryBudget(MIB);
+    const { c } = consumer(sqs, jobs(), { concurrency: 4, memory });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([4]);
+    expect(memory.held).toBe(4 * MIB);
+  });
+
+  it('drains: waits for settles under way, and does not settle a timed-out job again', async () => {
+    // Prepare: m-1 times out and its work never stops; m-2's verdict is acted on until the test lets it finish.
+    const sqs = fakeSqs();
+    const work = jobs();
+    let publish!: () => void;
+    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
+      if (settlement.kind === 'verdict') await new Promise<void>((r) => (publish = r));
+      await work.settle(message, settlement, job, queue);
+    };
+    const { c, lines } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000, pollWaitSeconds: 1, settle });
+    sqs.add(2);
+    c.start();
+    await vi.advanceTimersByTimeAsync(4_000);
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(1_500);
+
+    // Act
+    let done = false;
+    const drained = c.drain(Date.now() + 3_000);
+    void drained.then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const beforePublish = done;
+    publish();
+    await vi.advanceTimersByTimeAsync(10);
+    const { unfinished } = await drained;
+
+    // Assess
+    expect(beforePublish).toBe(false);
+    expect(work.settled).toEqual([
+      { id: 'm-1', kind: 'timed-out' },
+      { id: 'm-2', kind: 'verdict' },
+    ]);
+    expect(unfinished).toBe(0);
+    expect(lines().filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('drains while every slot is busy: the receive loop waiting for a slot ends at once', async () => {
+    // Prepare: both slots hold jobs that never finish; the loop waits for a free slot.
+    const { sqs, work, c, lines } = await started(2, { concurrency: 2, pollWaitSeconds: 20, jobTimeoutMs: 600_000 });
+
+    // Act
+    const began = Date.now();
+    let endedAt: number | undefined;
+    const drained = c.drain(began + 2_000);
+    void drained.then(() => (endedAt = Date.now()));
+    while (endedAt === undefined && Date.now() - began < 60_000) await vi.advanceTimersByTimeAsync(100);
+    const { unfinished } = await drained;
+
+    // Assess: the deadline, then the cancel grace (1 s): not the 25 s a long poll would take.
+    expect(unfinished).toBe(2);
+    expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(3_200);
+    expect(lines().filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('drains after the poll in flight, however long it is, calling onProgress meanwhile', async () => {
+    const sqs = fakeSqs();
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 20 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    let done = false;
+    let progress = 0;
+    const drained = c.drain(Date.now() + 30_000, () => (progress += 1));
+    void drained.then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(15_000);
+    const midPoll = { done, progress };
+    await vi.advanceTimersByTimeAsync(5_000);
+    await drained;
+
+    expect(midPoll.done).toBe(false);
+    expect(midPoll.progress).toBeGreaterThanOrEqual(14);
+  });
+
+  it('calls onProgress at least every 250 ms while jobs finish', async () => {
+    const { sqs, work, c } = await started(1, { concurrency: 2, pollWaitSeconds: 1 });
+
+    let progress = 0;
+    const drained = c.drain(Date.now() + 30_000, () => (progress += 1));
+    await vi.advanceTimersByTimeAsync(2_000);
+    const whileRunning = progress;
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(3_000);
+    await drained;
+
+    expect(whileRunning).toBeGreaterThanOrEqual(8);
   });
 });
 

@@ -1,10 +1,11 @@
-import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, ReceiveMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
+import { sqsClient } from '../../src/aws/clients.ts';
 import { SQS_MAX_ATTRIBUTES, SQS_MAX_MESSAGE_BYTES } from '../../src/aws/sqs-rules.ts';
-import { deadLetterEntry } from '../../src/worker/dead-letter.ts';
+import { deadLetterEntry, sqsDeadLetterSender } from '../../src/worker/dead-letter.ts';
 import { binaryAttribute, sqsMessage, stringAttribute } from './helpers.ts';
 // Whether an entry fills SQS's limit exactly is judged by the test endpoint's own rule, not the code's.
-import { sqsMessageBytes as sqsSize } from '../support/fast-aws.ts';
+import { sqsMessageBytes as sqsSize, startFastAws } from '../support/fast-aws.ts';
 
 const ERROR = { code: 'INVALID_IMAGE', message: 'images[0] is not a JPEG or PNG image' } as const;
 
@@ -397,5 +398,32 @@ describe("deadLetterEntry: the job's trace", () => {
   it('keeps the original trace attributes when the job has no trace of its own', () => {
     const message = sqsMessage({ MessageAttributes: { traceparent: stringAttribute('not-even-malformed-enough') } });
     expect(deadLetterEntry(message, ERROR).attributes.traceparent).toEqual(stringAttribute('not-even-malformed-enough'));
+  });
+});
+
+describe('sqsDeadLetterSender', () => {
+  it('sends the entry as it is: its body, and its attributes when it has any', async () => {
+    // Prepare: the in-process endpoint, and the worker's own SQS client.
+    const aws = await startFastAws({ delayMs: 0 });
+    const sqs = sqsClient({ region: 'us-east-1', endpoint: aws.endpoint }, async () => ({ accessKeyId: 'test', secretAccessKey: 'test' }));
+    try {
+      const { QueueUrl = '' } = await sqs.send(new CreateQueueCommand({ QueueName: 'dead-letters' }));
+      const send = sqsDeadLetterSender(sqs, QueueUrl);
+
+      // Act
+      await send(deadLetterEntry(sqsMessage({ Body: 'first', MessageAttributes: { Custom: stringAttribute('x') } }), ERROR));
+      await send({ body: 'second', attributes: {}, droppedAttributes: [], errorOmitted: true });
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'] }));
+
+      // Assess
+      expect(Messages.map((m) => [m.Body, Object.keys(m.MessageAttributes ?? {}).sort()])).toEqual([
+        ['first', ['Custom', 'ErrorCode', 'ErrorMessage']],
+        ['second', []],
+      ]);
+      expect(Messages[0]?.MessageAttributes?.ErrorCode?.StringValue).toBe(ERROR.code);
+    } finally {
+      sqs.destroy();
+      await aws.stop();
+    }
   });
 });

@@ -129,4 +129,24 @@ describe('installSignals', () => {
     // Assess
     expect(['SIGTERM', 'SIGINT', 'SIGHUP'].map((s) => h.signals.listenerCount(s))).toEqual([0, 0, 0]);
   });
+
+  it('names the signal in the lines of a drain, of a second signal, and of a hung drain', async () => {
+    // Prepare
+    const h = harness();
+    const signals: NodeJS.Signals[] = [];
+    h.lifecycle.running({ stop: (signal) => (signals.push(signal), new Promise<number>(() => {})), reload: async () => {}, guardMs: 5_000 });
+
+    // Act
+    h.signals.emit('SIGINT');
+    await vi.advanceTimersByTimeAsync(5_000);
+    h.signals.emit('SIGTERM');
+
+    // Assess
+    expect(signals).toEqual(['SIGINT']);
+    expect(h.lines().map((l) => [l.level, l.signal, l.msg])).toEqual([
+      ['info', 'SIGINT', 'stopping: no new jobs are received; draining the jobs in flight'],
+      ['error', undefined, 'the drain did not finish in time; exiting'],
+      ['warn', 'SIGTERM', 'second signal: exiting now; unfinished jobs stay in the queue'],
+    ]);
+  });
 });

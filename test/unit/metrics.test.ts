@@ -84,4 +84,10 @@ describe('gauges read when scraped', () => {
     });
     expect(idle).toMatchObject({ enrollment_jobs_in_flight: 0, 'enrollment_memory_in_use_bytes{share="held"}': 0 });
   });
+
+  it('show no last receive before the first one (0, not NaN)', async () => {
+    const registry = new Registry();
+    registerConsumerGauges(registry, () => ({ lastReceiveAt: undefined, inFlight: 0, slots: 4, stuck: 0, lastTimeoutAt: undefined }));
+    expect(parseMetrics(await registry.metrics()).enrollment_last_receive_timestamp_seconds).toBe(0);
+  });
 });

@@ -76,6 +76,13 @@ describe('isHealthy', () => {
     expect(isHealthy(health(50_000, { lastTimeoutAt: 40_000 }), WINDOWS, 50_000)).toBe(false);
     expect(isHealthy(health(70_000, { lastTimeoutAt: 40_000 }), WINDOWS, 70_000)).toBe(true);
   });
+
+  it('counts both windows to the millisecond: healthy exactly at their ends', () => {
+    expect(isHealthy(health(10_000), WINDOWS, 70_000)).toBe(true);
+    expect(isHealthy(health(10_001), WINDOWS, 70_002)).toBe(false);
+    expect(isHealthy(health(65_000, { lastTimeoutAt: 40_000 }), WINDOWS, 65_000)).toBe(true);
+    expect(isHealthy(health(64_999, { lastTimeoutAt: 40_000 }), WINDOWS, 64_999)).toBe(false);
+  });
 });
 
 describe('reload', () => {
@@ -114,6 +121,10 @@ describe('formatChecks', () => {
       { name: 'jobs queue', ok: false, detail: 'QueueDoesNotExist', hint: 'check SQS_QUEUE_URL' },
     ]);
     expect(text).toBe('✓ credentials: IMDSv2\n✗ jobs queue: QueueDoesNotExist\n    fix: check SQS_QUEUE_URL');
+  });
+
+  it('prints no fix line for a failed check without one', () => {
+    expect(formatChecks([{ name: 'face check', ok: false, detail: 'no model' }])).toBe('✗ face check: no model');
   });
 });
 

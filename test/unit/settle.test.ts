@@ -457,6 +457,39 @@ describe('settle: acting on a verdict runs under the job\'s deadline', () => {
   });
 });
 
+describe('settle: what each way of ending says and sends', () => {
+  it('says why a timed-out or crashed job is retried, in its log line', async () => {
+    const timedOut = world();
+    const crashed = world();
+
+    await run(sqsMessage(), { kind: 'timed-out', phase: 'decode', timeoutSeconds: 30 }, timedOut);
+    await run(sqsMessage(), { kind: 'crashed', error: new TypeError('x is undefined') }, crashed);
+
+    expect(timedOut.lines().map((l) => l.msg)).toEqual(['the job outlived its deadline in its decode phase; its work is cancelled; it will be retried']);
+    expect(crashed.lines().map((l) => l.msg)).toEqual(['unexpected failure while processing a message; it will be retried']);
+  });
+
+  it('publishes no RETRIES_EXHAUSTED outcome before the last attempt of a redrive policy', async () => {
+    const w = world({ maxReceiveCount: 5 });
+
+    await run(sqsMessage({ receiveCount: 4 }), judged({ kind: 'retry', error: new Error('reset') }), w);
+
+    expect(w.published).toEqual([]);
+    expect(w.lines()[0]).toMatchObject({ lastAttempt: false });
+  });
+
+  it('acts on no verdict whose deadline passed before settling began: it is retried as timed out', async () => {
+    const w = world();
+    const deadline = new AbortController();
+    deadline.abort(Object.assign(new Error('the job outlived JOB_TIMEOUT_SECONDS (25 s) in its outcome phase'), { name: 'TimeoutError' }));
+
+    await run(sqsMessage(), succeededWith({ references: [reference(1)], created: 1, paths: ['rebuilt'] }), w, running({ signal: deadline.signal }));
+
+    expect(w.published).toEqual([]);
+    expect(w.calls).toEqual([['visibility', 5], ['retried', 'timeout', 'number']]);
+  });
+});
+
 describe('settle: succeeded', () => {
   it('publishes, counts the job, each reference by path and each face, logs the timings, and deletes', async () => {
     // Prepare
