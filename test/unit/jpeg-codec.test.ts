@@ -61,7 +61,7 @@ describe('jpegCodec', () => {
 
   it('rejects a rebuild libjpeg refuses with a JpegError', async () => {
     // Prepare: noise, which no JPEG holds in 1024 bytes
-    const noise = await sharp({ create: { width: 320, height: 240, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 95 }).toBuffer();
+    const noise = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#000000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 95 }).toBuffer();
 
     // Act
     const error = await rejectionOf(() => codec.rebuild(noise, 1, { maxScans: MAX_JPEG_SCANS, maxBytes: 1024 }));
