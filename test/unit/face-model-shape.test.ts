@@ -86,20 +86,22 @@ describe('anySizeInput: what it refuses', () => {
     return { ...files, weightData };
   };
 
-  it('refuses a second input, a reshape whose shape is no weight, and a weight of a type it cannot read', () => {
+  it('refuses a second input, a reshape whose shape is no weight or that names none, and a weight of a type it cannot read', () => {
     // Prepare
     const files = proposerFiles();
     const [shape] = reshapeShapes(files);
     const twoInputs = { ...files, modelTopology: { node: [...files.modelTopology.node, { name: 'second', op: 'Placeholder' }] } };
     const unnamed = withNodes(files, (n) => (n.op === 'Reshape' && n.input?.[1] === shape ? { ...n, input: [n.input?.[0] as string, 'no such weight'] } : n));
+    const noInput = withNodes(files, (n) => (n.op === 'Reshape' && n.input?.[1] === shape ? { name: n.name, op: n.op } : n));
     const float16 = { ...files, weightSpecs: files.weightSpecs.map((s, i) => (i === 0 ? { ...s, dtype: 'float16' } : s)) };
 
     // Act
-    const errors = [thrownBy(() => anySizeInput(twoInputs)), thrownBy(() => anySizeInput(unnamed)), thrownBy(() => anySizeInput(float16))];
+    const errors = [thrownBy(() => anySizeInput(twoInputs)), thrownBy(() => anySizeInput(unnamed)), thrownBy(() => anySizeInput(noInput)), thrownBy(() => anySizeInput(float16))];
 
     // Assess
     expect(errors.map((e) => (e as Error).message)).toEqual([
       'expected one input and four output reshapes, found 2 and 4',
+      `expected four reshape shapes in ${files.weightData.byteLength} bytes of weights, found 3 in ${files.weightData.byteLength}`,
       `expected four reshape shapes in ${files.weightData.byteLength} bytes of weights, found 3 in ${files.weightData.byteLength}`,
       `weight ${files.weightSpecs[0]?.name}: dtype float16 is not read here`,
     ]);

@@ -265,6 +265,15 @@ describe('planRegions: the edges of each rule', () => {
     expect(regions).toEqual([{ x: 0, y: 0, scale: 0.25, width: 512, height: 256 }]);
   });
 
+  it('tiles down a picture exactly one tile wide, every tile from its left edge', () => {
+    // Act: 2048 × 4096 with 64-pixel faces: tiles of 2048 image pixels
+    const [, ...tiles] = planRegions(2048, 4096, 64);
+
+    // Assess
+    expect(tiles.length).toBeGreaterThan(1);
+    for (const tile of tiles) expect(tile).toMatchObject({ x: 0, width: 512 });
+  });
+
   it('tiles a tall, narrow picture down its length though one tile is enough across', () => {
     // Act: 400 × 5000: one tile across, four down
     const [coarse, ...tiles] = planRegions(400, 5000, 64);
@@ -310,6 +319,14 @@ describe('mergeFaces: when two boxes are one face', () => {
       // Assess
       expect([at45, at53, at54, at80], along).toEqual([1, 1, 2, 2]);
     }
+  });
+
+  it('merges boxes at exactly the IoU limit', () => {
+    // Act: 13 × 10 boxes 7 apart: 60 in common of 200, neither 60 % inside the other
+    const merged = mergeFaces([boxAt(0, 0, 13, 10, 0.9), boxAt(7, 0, 13, 10, 0.8)]);
+
+    // Assess
+    expect(merged).toHaveLength(1);
   });
 
   it('merges a box lying 60 % or more inside another, not less', () => {
@@ -387,6 +404,18 @@ describe('regionInput: the two ways of resampling', () => {
     // Assess: centres at x = -0.25, 0.25, 0.75, 1.25; y = -0.25, 0.25 (black rows above and below weigh 1/4)
     const red = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => toByte(input[i * 3] as number));
     expect(red).toEqual([0, 38.25, 114.75, 114.75, 0, 38.25, 114.75, 114.75]);
+  });
+
+  it('shrinks by the mean of every pixel covered, not a sample between the middle ones', () => {
+    // Prepare: 4 × 4 black but for one white corner pixel
+    const rgb = new Uint8Array(4 * 4 * 3);
+    rgb.fill(255, 0, 3);
+
+    // Act: the whole image as 1 × 1
+    const input = regionInput(rgb, 4, 4, { x: 0, y: 0, scale: 0.25, width: 1, height: 1 });
+
+    // Assess
+    expect(toByte(input[0] as number)).toBeCloseTo(255 / 16, 1);
   });
 
   it('shrinks by the mean of the pixels each input value covers, from a region that starts inside the image', () => {
