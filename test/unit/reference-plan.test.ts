@@ -17,7 +17,7 @@ import {
   type ReferencePlan,
 } from '../../src/image/normalise.ts';
 import { JobError } from '../../src/job/errors.ts';
-import { adobeSegment, cameraJpeg, jpegImage, withJpegSegments } from '../support/images.ts';
+import { adobeSegment, cameraJpeg, picture, withJpegSegments } from '../support/images.ts';
 import { rejectionOf } from './helpers.ts';
 
 const LIMITS: ImageLimits = { maxImagePixels: 1e8, minImageDimension: 16, maxReferenceDimension: undefined };
@@ -31,18 +31,6 @@ const flat = (width: number, height: number, channels: 1 | 2 | 3 | 4 = 3) =>
   sharp({ create: { width, height, channels: channels === 1 || channels === 2 ? 3 : channels, background: { r: 90, g: 140, b: 200, alpha: 0.5 } } }).toColourspace(
     channels <= 2 ? 'b-w' : 'srgb',
   );
-/** A picture with detail (gradients, edges), so an encoder's settings show in its bytes. */
-function picture(width: number, height: number): sharp.Sharp {
-  const raw = Buffer.alloc(width * height * 3);
-  for (let i = 0; i < width * height; i += 1) {
-    const x = i % width;
-    const y = Math.floor(i / width);
-    raw[i * 3] = (x * 3 + y) & 0xff;
-    raw[i * 3 + 1] = (x ^ y) & 0xff;
-    raw[i * 3 + 2] = x < width / 3 ? 30 : 200;
-  }
-  return sharp(raw, { raw: { width, height, channels: 3 } });
-}
 
 /** The payloads of a JPEG's segments with this marker, in order. */
 function segments(jpeg: Buffer, marker: number): Buffer[] {
