@@ -316,8 +316,8 @@ describe('imageNormaliser: admission', () => {
   function recordingMemory() {
     const events: string[] = [];
     const memory: DecodeMemory = {
-      acquire: async (bytes) => {
-        events.push(`acquire ${bytes}`);
+      acquire: async (bytes, options) => {
+        events.push(`acquire ${bytes}${options?.signal ? ' with the signal' : ''}`);
         return { release: () => events.push(`release ${bytes}`) };
       },
     };
@@ -387,5 +387,96 @@ describe('imageNormaliser: admission', () => {
     // Assess
     expect(error).toMatchObject({ message: 'gone' });
     expect(events.map((e) => e.split(' ')[0])).toEqual(['acquire', 'release']);
+    expect(events[0]).toMatch(/ with the signal$/);
+  });
+
+  it('decodes one image at a time when told none may run at once (at least one slot)', async () => {
+    // Prepare
+    const bytes = await picture(64, 48).jpeg().toBuffer();
+
+    // Act
+    const stored = await imageNormaliser({ parallel: 0 })(bytes, checked(bytes), 'images[0]', LIMITS);
+
+    // Assess
+    expect(stored.path).toBe('rebuilt');
+  });
+});
+
+describe('imageNormaliser: the rebuild', () => {
+  /** The real codec, its rebuild calls recorded (or failing with `error`). */
+  function recordingCodec(error?: Error) {
+    const codec = jpegCodec();
+    const calls: { orientation: number; maxScans: number; maxBytes: number }[] = [];
+    const recording: JpegCodec = {
+      ...codec,
+      rebuild: async (jpeg, orientation, limits) => {
+        calls.push({ orientation, ...limits });
+        if (error) throw error;
+        return codec.rebuild(jpeg, orientation, limits);
+      },
+    };
+    return { recording, calls };
+  }
+
+  it('asks the codec for the plan\u2019s turn, within the scan limit and the output ceiling', async () => {
+    // Prepare
+    const bytes = await picture(160, 96).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const { recording, calls } = recordingCodec();
+
+    // Act
+    const stored = await imageNormaliser({ jpeg: recording })(bytes, checked(bytes), 'images[0]', LIMITS);
+
+    // Assess
+    expect(stored).toMatchObject({ path: 'turned', width: 96, height: 160 });
+    expect(calls).toEqual([{ orientation: 6, maxScans: 64, maxBytes: rebuildCeiling(bytes.length) }]);
+  });
+
+  it('refuses what libjpeg refuses while rebuilding as INVALID_IMAGE, and a rebuild whose scans are not the walk\u2019s', async () => {
+    // Prepare
+    const bytes = await picture(64, 48).jpeg().toBuffer();
+    const { recording } = recordingCodec(new JpegError('Corrupt JPEG data: bad Huffman code'));
+
+    // Act
+    const refused = await rejectionOf(() => imageNormaliser({ jpeg: recording })(bytes, checked(bytes), 'images[1]', LIMITS));
+    const disagreeing = await rejectionOf(() => normalise(bytes, { ...checked(bytes), scans: 2 }, 'images[1]', LIMITS));
+
+    // Assess
+    expect(refused).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[1] could not be decoded: Corrupt JPEG data: bad Huffman code' });
+    expect(disagreeing).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[1]: its structure holds 2 scans but the decoder read 1' });
+  });
+});
+
+describe('planReference: the dimensions', () => {
+  it('takes exactly MAX_IMAGE_PIXELS and a shorter side of exactly MIN_IMAGE_DIMENSION', async () => {
+    // Prepare
+    const bytes = await picture(80, 64).jpeg().toBuffer();
+
+    // Act
+    const made = await plan(bytes, { ...LIMITS, maxImagePixels: 80 * 64, minImageDimension: 64 });
+
+    // Assess
+    expect(made).toMatchObject({ width: 80, height: 64 });
+  });
+
+  it('refuses a JPEG whose header and decoder disagree on its height', async () => {
+    // Prepare
+    const bytes = await picture(80, 64).jpeg().toBuffer();
+
+    // Act
+    const error = await rejectionOf(() => planReference(bytes, { ...checked(bytes), height: 65 }, 'images[0]', LIMITS));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_IMAGE', message: 'images[0]: its header reads 80×65 pixels but the decoder reads 80×64' });
+  });
+
+  it('never enlarges an image re-encoded for another reason than its size', async () => {
+    // Prepare
+    const bytes = await picture(64, 48).withIccProfile('p3').jpeg().toBuffer();
+
+    // Act
+    const stored = await normalise(bytes, checked(bytes), 'images[0]', { ...LIMITS, maxReferenceDimension: 200 });
+
+    // Assess
+    expect(stored).toMatchObject({ path: 'reencoded', reason: 'colour profile', width: 64, height: 48 });
   });
 });
