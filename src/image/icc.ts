@@ -22,7 +22,7 @@ const COLORANT_TOLERANCE = 0.002;
 /** Tags whose presence means the matrix/TRC part is not what a colour engine uses for an input. */
 const LUT_TAGS = new Set(['A2B0', 'A2B1', 'A2B2', 'D2B0', 'D2B1', 'D2B2', 'D2B3']);
 
-interface Tag {
+export interface Tag {
   readonly offset: number;
   readonly size: number;
 }
@@ -49,8 +49,8 @@ function colorantMatches(icc: Buffer, tag: Tag | undefined, expected: readonly [
   return expected.every((value, i) => Math.abs(s15Fixed16(icc, tag.offset + 8 + 4 * i) - value) <= COLORANT_TOLERANCE);
 }
 
-/** A tone curve (`curv` or `para`) as a function from encoded [0, 1] to linear [0, 1]. */
-function toneCurve(icc: Buffer, tag: Tag | undefined): ((x: number) => number) | undefined {
+/** A tone curve (`curv` or `para`) as a function from encoded [0, 1] to linear [0, 1]; exported for its unit tests. */
+export function toneCurve(icc: Buffer, tag: Tag | undefined): ((x: number) => number) | undefined {
   if (!tag || tag.size < 12) return undefined;
   const type = icc.toString('latin1', tag.offset, tag.offset + 4);
   if (type === 'curv') {

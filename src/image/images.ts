@@ -62,7 +62,6 @@ function readJpeg(bytes: Buffer): ImageInfo | undefined {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return undefined;
   let info: ImageInfo | undefined;
   walkJpeg(bytes, 0, (marker, start, end) => {
-    if (marker === 0xd8) return undefined;
     // A scan or the end before any frame header: no image.
     if (isStartOfFrame(marker) && end >= start + 9) {
       const height = bytes.readUInt16BE(start + 5);

@@ -199,6 +199,7 @@ async function orientationAndProfile(bytes: Buffer, info: CheckedImageInfo, labe
   return { orientation: metadata.orientation ?? 1, foreignProfile: metadata.icc !== undefined && !isSrgbProfile(metadata.icc) };
 }
 
+/** Its longer side past MAX_REFERENCE_DIMENSION: the same whether it is turned or not. */
 const tooLargeForReference = (size: { width: number; height: number }, limits: ImageLimits) =>
   limits.maxReferenceDimension !== undefined && Math.max(size.width, size.height) > limits.maxReferenceDimension;
 
@@ -213,10 +214,9 @@ async function planJpeg(codec: JpegCodec, bytes: Buffer, info: CheckedImageInfo,
   } catch (e: unknown) {
     throw jpegRefusal(e, label);
   }
+  // Agreeing with the header, whose dimensions planReference has checked, the frame needs no check of its own.
   agree(info, facts, label);
-  checkDimensions(facts, label, limits);
   const { orientation, foreignProfile } = await orientationAndProfile(bytes, info, label, limits);
-  const turnedSize = orientation >= 5 ? { width: facts.height, height: facts.width } : facts;
   const reason: ReencodeReason | undefined =
     facts.colorSpace === 'cmyk' || facts.colorSpace === 'ycck'
       ? 'cmyk'
@@ -224,7 +224,7 @@ async function planJpeg(codec: JpegCodec, bytes: Buffer, info: CheckedImageInfo,
         ? 'colour transform'
         : foreignProfile
           ? 'colour profile'
-          : tooLargeForReference(turnedSize, limits)
+          : tooLargeForReference(facts, limits)
             ? 'dimension'
             : facts.perfect[orientation - 1] === true
               ? undefined
@@ -242,10 +242,8 @@ async function planPng(bytes: Buffer, info: CheckedImageInfo, label: string, lim
   }
   const size = { width: metadata.width, height: metadata.height };
   agree(info, size, label);
-  checkDimensions(size, label, limits);
   const orientation = metadata.orientation ?? 1;
-  const turnedSize = orientation >= 5 ? { width: size.height, height: size.width } : size;
-  const changes = orientation !== 1 || (metadata.icc !== undefined && !isSrgbProfile(metadata.icc)) || tooLargeForReference(turnedSize, limits);
+  const changes = orientation !== 1 || (metadata.icc !== undefined && !isSrgbProfile(metadata.icc)) || tooLargeForReference(size, limits);
   const bytesPerPixel = 4 * (metadata.depth === 'ushort' ? 2 : 1);
   const grey = (metadata.channels ?? 3) <= 2;
   return { type: PNG, ...size, path: changes ? 'reencoded' : 'rebuilt', ...(changes && { reason: 'png' as const }), orientation, coefficientBytes: 0, progressive: false, bytesPerPixel, grey };

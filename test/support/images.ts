@@ -58,6 +58,19 @@ export function cameraJpeg(options: ImageOptions & { orientation?: number } = {}
     .toBuffer();
 }
 
+/** A photo-like picture (gradients, edges) of the given size, as a sharp pipeline: an encoder's settings show in its bytes. */
+export function picture(width: number, height: number): sharp.Sharp {
+  const raw = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i += 1) {
+    const x = i % width;
+    const y = Math.floor(i / width);
+    raw[i * 3] = (x * 3 + y) & 0xff;
+    raw[i * 3 + 1] = (x ^ y) & 0xff;
+    raw[i * 3 + 2] = x < width / 3 ? 30 : 200;
+  }
+  return sharp(raw, { raw: { width, height, channels: 3 } });
+}
+
 // ---- Byte-level fixtures for the lossless path: segments and chunks sharp does not write. ----
 
 /** A JPEG marker segment: marker, length, payload. */

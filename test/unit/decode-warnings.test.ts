@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeHeedingWarnings, DecoderWarning, heeded, isDecoderWarning, sharpWarnings, warningLedger, type Hear, type Operation } from '../../src/image/decode-warnings.ts';
 import { damagedInLastStrip, randomFrom } from '../support/jpeg-corpus.ts';
-import { settle as tick, sourceFiles } from './helpers.ts';
+import { rejectionOf, settle as tick, sourceFiles } from './helpers.ts';
 
 const READ_GAVE = 'read gave 1 warnings';
 const BUFFER = 'VipsJpeg: Corrupt JPEG data: premature end of data segment\n';
@@ -68,6 +68,14 @@ describe('isDecoderWarning: which libvips warnings are libjpeg reporting corrupt
     expect(
       ['unknown JFIF resolution unit', 'unknown EXIF resolution unit', 'corrupt profile', 'Invalid embedded profile', '300 text chunks, only 50 text chunks will be loaded', 'error in tile 0 x 120', 'pngload_buffer: IDAT stream error', ''].some(isDecoderWarning),
     ).toBe(false);
+  });
+});
+
+describe('isDecoderWarning: the "read gave" line exactly', () => {
+  it('takes one warning or many, around whitespace, and no line that only contains it', () => {
+    // Act + Assess
+    expect(['read gave 1 warning', ' read gave 3 warnings\n'].map(isDecoderWarning)).toEqual([true, true]);
+    expect(['xread gave 1 warnings', 'read gave 1 warnings, then more', 'read gave warnings', 'read gave one warning'].map(isDecoderWarning)).toEqual([false, false, false, false]);
   });
 });
 
@@ -233,6 +241,91 @@ describe('the ledger, against a model of sharp\u2019s warning queue', () => {
     // Assess
     expect(await failed).toMatchObject({ error: { message: 'Input buffer contains unsupported image format' } });
     expect([turn.value, next.value, next.suspect]).toEqual(['alone', 'next', false]);
+  });
+});
+
+/** A promise the test resolves. */
+function gate<T>(value: T) {
+  let open: () => void = () => undefined;
+  const promise = new Promise<T>((resolve) => {
+    open = () => resolve(value);
+  });
+  return { promise, open };
+}
+
+describe('the ledger\u2019s own words and counts', () => {
+  it('refuses with libjpeg\u2019s own line when libvips kept it, else the count line, after one turn alone with a drain more than owed on each side', async () => {
+    // Prepare: decodes that warn every time they run (heard by themselves)
+    const ledger = warningLedger(async () => undefined);
+    const countOnly: Operation<string> = async (hear) => {
+      hear('read gave 2 warnings');
+      return 'pixels';
+    };
+    const withBuffer: Operation<string> = async (hear) => {
+      hear('read gave 1 warnings');
+      hear('VipsJpeg: Corrupt JPEG data: bad Huffman code\n');
+      return 'pixels';
+    };
+
+    // Act
+    const first = await rejectionOf(() => heeded(ledger, countOnly));
+    const counts = { ...ledger.counts };
+    const second = await rejectionOf(() => heeded(ledger, withBuffer));
+
+    // Assess: before the turn alone one "read gave" line is owed (two drains), and again after it (two more)
+    expect(first).toBeInstanceOf(DecoderWarning);
+    expect(first).toMatchObject({ name: 'DecoderWarning', message: 'libjpeg reported corrupt data (read gave 2 warnings)' });
+    expect(second).toMatchObject({ message: 'libjpeg reported corrupt data (VipsJpeg: Corrupt JPEG data: bad Huffman code)' });
+    expect(counts).toEqual({ suspects: 1, turns: 1, drains: 4 });
+    expect(ledger.pending()).toEqual({ inFlight: 0, waiting: 0 });
+  });
+
+  it('counts what waits: a turn alone waiting and an operation held, then the turn running', async () => {
+    // Prepare
+    const ledger = warningLedger(async () => undefined);
+    const inFlight = gate('in flight');
+    const turnWork = gate('alone');
+    const first = ledger.run(() => inFlight.promise);
+    await tick();
+
+    // Act
+    const turn = ledger.alone(() => turnWork.promise);
+    const held = ledger.run(async () => 'held');
+    await tick();
+    const waiting = ledger.pending();
+    inFlight.open();
+    for (let i = 0; i < 5; i += 1) await tick();
+    const running = ledger.pending();
+    turnWork.open();
+    await Promise.all([first, turn, held]);
+
+    // Assess
+    expect(waiting).toEqual({ inFlight: 1, waiting: 2 });
+    expect(running).toEqual({ inFlight: 1, waiting: 2 });
+    expect(ledger.pending()).toEqual({ inFlight: 0, waiting: 0 });
+    expect((await held).value).toBe('held');
+  });
+
+  it('hears the warnings sharp puts into an error it throws for a warning, and only those', async () => {
+    // Prepare: an operation in flight while another fails
+    const ledger = warningLedger(async () => undefined);
+    const failing = (message: string) => rejectionOf(() => decodeHeedingWarnings(() => Promise.reject(new Error(message)), ledger));
+    const run = async (message: string) => {
+      const other = gate('other');
+      const inFlight = ledger.run(() => other.promise);
+      await tick();
+      const error = await failing(message);
+      other.open();
+      return { error, suspect: (await inFlight).suspect };
+    };
+
+    // Act
+    const notAWarning = await run('Input file has corrupt header\nread gave 1 warnings');
+    const warning = await run('Warning treated as error\nVipsJpeg: Corrupt JPEG data: premature end of data segment');
+
+    // Assess
+    expect(notAWarning).toMatchObject({ error: { message: 'Input file has corrupt header\nread gave 1 warnings' }, suspect: false });
+    expect(warning).toMatchObject({ error: { message: 'Warning treated as error\nVipsJpeg: Corrupt JPEG data: premature end of data segment' }, suspect: true });
   });
 });
 

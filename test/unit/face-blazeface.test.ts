@@ -100,3 +100,45 @@ describe('eyeLineTilt', () => {
     expect(eyeLineTilt({ rightEye: { x: 10, y: 20 }, leftEye: { x: 30, y: 0 } })).toBeCloseTo(-45);
   });
 });
+
+describe('decodeFaces and suppress: the edges', () => {
+  it('keeps an anchor scoring exactly the minimum, and refuses regressors of the wrong length', () => {
+    // Prepare: logit 0 is a score of exactly 0.5
+    const logits = new Float32Array(896).fill(-20);
+    logits[5] = 0;
+    const regressors = new Float32Array(896 * 16);
+
+    // Act
+    const faces = decodeFaces(logits, regressors, SHORT_RANGE, 0.5);
+    const wrong = thrownBy(() => decodeFaces(logits, regressors.subarray(16), SHORT_RANGE, 0.5));
+
+    // Assess
+    expect(faces.map((f) => f.score)).toEqual([0.5]);
+    expect(wrong).toBeInstanceOf(RangeError);
+    expect((wrong as Error).message).toBe('a 128×128 input of a 128-pixel BlazeFace gives 896 anchors; got 896 logits and 14320 regressor values');
+  });
+
+  it('gives no overlap to boxes apart on either axis or both, however they lie', () => {
+    // Prepare
+    const a = { x: 0, y: 0, width: 10, height: 10 };
+
+    // Act / Assess
+    expect(iou(a, { x: 20, y: 0, width: 10, height: 10 })).toBe(0);
+    expect(iou(a, { x: 0, y: 20, width: 10, height: 10 })).toBe(0);
+    expect(iou(a, { x: 30, y: 30, width: 10, height: 10 })).toBe(0);
+    expect(iou(a, { x: 10, y: 0, width: 10, height: 10 })).toBe(0);
+  });
+
+  it('drops a box that overlaps a kept one by exactly the limit', () => {
+    // Prepare: the second box is half the first: IoU exactly 0.5
+    const boxes = [
+      { x: 0, y: 0, width: 10, height: 10, score: 0.9 },
+      { x: 0, y: 0, width: 10, height: 5, score: 0.8 },
+    ];
+
+    // Act / Assess
+    expect(iou(boxes[0] as (typeof boxes)[0], boxes[1] as (typeof boxes)[0])).toBe(0.5);
+    expect(suppress(boxes, 0.5).map((b) => b.score)).toEqual([0.9]);
+    expect(suppress(boxes, 0.51).map((b) => b.score)).toEqual([0.9, 0.8]);
+  });
+});

@@ -69,3 +69,74 @@ describe('anySizeInput', () => {
     ]);
   });
 });
+
+describe('anySizeInput: what it refuses', () => {
+  const withNodes = (files: GraphModelFiles, edit: (n: GraphModelFiles['modelTopology']['node'][number]) => GraphModelFiles['modelTopology']['node'][number]) => ({
+    ...files,
+    modelTopology: { node: files.modelTopology.node.map(edit) },
+  });
+  /** The files with the int32 values of the named weight set to `values`. */
+  const withWeight = (files: GraphModelFiles, name: string, values: readonly number[]) => {
+    const weightData = files.weightData.slice(0);
+    let offset = 0;
+    for (const spec of files.weightSpecs) {
+      if (spec.name === name) values.forEach((v, i) => new DataView(weightData).setInt32(offset + 4 * i, v, true));
+      offset += spec.shape.reduce((a, b) => a * b, 1) * 4;
+    }
+    return { ...files, weightData };
+  };
+
+  it('refuses a second input, a reshape whose shape is no weight or that names none, and a weight of a type it cannot read', () => {
+    // Prepare
+    const files = proposerFiles();
+    const [shape] = reshapeShapes(files);
+    const twoInputs = { ...files, modelTopology: { node: [...files.modelTopology.node, { name: 'second', op: 'Placeholder' }] } };
+    const unnamed = withNodes(files, (n) => (n.op === 'Reshape' && n.input?.[1] === shape ? { ...n, input: [n.input?.[0] as string, 'no such weight'] } : n));
+    const noInput = withNodes(files, (n) => (n.op === 'Reshape' && n.input?.[1] === shape ? { name: n.name, op: n.op } : n));
+    const float16 = { ...files, weightSpecs: files.weightSpecs.map((s, i) => (i === 0 ? { ...s, dtype: 'float16' } : s)) };
+
+    // Act
+    const errors = [thrownBy(() => anySizeInput(twoInputs)), thrownBy(() => anySizeInput(unnamed)), thrownBy(() => anySizeInput(noInput)), thrownBy(() => anySizeInput(float16))];
+
+    // Assess
+    expect(errors.map((e) => (e as Error).message)).toEqual([
+      'expected one input and four output reshapes, found 2 and 4',
+      `expected four reshape shapes in ${files.weightData.byteLength} bytes of weights, found 3 in ${files.weightData.byteLength}`,
+      `expected four reshape shapes in ${files.weightData.byteLength} bytes of weights, found 3 in ${files.weightData.byteLength}`,
+      `weight ${files.weightSpecs[0]?.name}: dtype float16 is not read here`,
+    ]);
+  });
+
+  it('refuses a reshape shape that is not [1, anchors ≥ 1, values] of int32', () => {
+    // Prepare
+    const files = proposerFiles();
+    const shape = reshapeShapes(files)[0] as string;
+    const asFloat = { ...files, weightSpecs: files.weightSpecs.map((s) => (s.name === shape ? { ...s, dtype: 'float32' } : s)) };
+    const fourValues = { ...files, weightSpecs: files.weightSpecs.map((s) => (s.name === shape ? { ...s, shape: [4] } : s)) };
+
+    // Act
+    const errors = [
+      thrownBy(() => anySizeInput(asFloat)),
+      thrownBy(() => anySizeInput(fourValues)),
+      thrownBy(() => anySizeInput(withWeight(files, shape, [2, 512, 1]))),
+      thrownBy(() => anySizeInput(withWeight(files, shape, [1, 0, 1]))),
+    ];
+    const oneAnchor = anySizeInput(withWeight(files, shape, [1, 1, 1]));
+
+    // Assess
+    for (const error of errors) expect((error as Error).message).toBe(`reshape ${shape} is not [1, anchors, values]`);
+    expect(weightValues(oneAnchor, shape)).toEqual([1, -1, 1]);
+  });
+
+  it('changes the input node only', () => {
+    // Prepare
+    const files = proposerFiles();
+
+    // Act
+    const patched = anySizeInput(files);
+
+    // Assess
+    const others = (f: GraphModelFiles) => f.modelTopology.node.filter((n) => n.op !== 'Placeholder');
+    expect(others(patched)).toEqual(others(files));
+  });
+});

@@ -252,3 +252,253 @@ describe('turnInput', () => {
     expect(back[0]).toBeCloseTo(1);
   });
 });
+
+describe('planRegions: the edges of each rule', () => {
+  it('takes pictures one pixel wide or high, and refuses none high, saying what it was given', () => {
+    // Act / Assess
+    expect(planRegions(1, 300, 64)).toHaveLength(1);
+    expect(planRegions(300, 1, 64)).toHaveLength(1);
+    expect(thrownBy(() => planRegions(10, 0, 64))).toMatchObject({ name: 'RangeError', message: 'cannot plan a detection of 64-pixel faces in a 10×0 image' });
+  });
+
+  it('looks once at 256 whenever the smallest face is at least NET_MIN_FACE there, not at a smaller scale', () => {
+    // Act: 400-pixel faces in 4000 × 3000 are 25.6 network pixels at 256
+    const regions = planRegions(4000, 3000, 400);
+
+    // Assess
+    expect(regions).toEqual([{ x: 0, y: 0, scale: PROPOSAL_INPUT / 4000, width: 256, height: 192 }]);
+  });
+
+  it('looks once when a face filling the picture is exactly 256 network pixels at the finer scale', () => {
+    // Act: 2048 × 1024 with 64-pixel faces: 0.25, so 512 × 256, one tile across
+    const regions = planRegions(2048, 1024, 64);
+
+    // Assess
+    expect(regions).toEqual([{ x: 0, y: 0, scale: 0.25, width: 512, height: 256 }]);
+  });
+
+  it('tiles down a picture exactly one tile wide, every tile from its left edge', () => {
+    // Act: 2048 × 4096 with 64-pixel faces: tiles of 2048 image pixels
+    const [, ...tiles] = planRegions(2048, 4096, 64);
+
+    // Assess
+    expect(tiles.length).toBeGreaterThan(1);
+    for (const tile of tiles) expect(tile).toMatchObject({ x: 0, width: 512 });
+  });
+
+  it('tiles a tall, narrow picture down its length though one tile is enough across', () => {
+    // Act: 400 × 5000: one tile across, four down
+    const [coarse, ...tiles] = planRegions(400, 5000, 64);
+
+    // Assess
+    expect(coarse).toMatchObject({ x: 0, y: 0, scale: LARGE_FACE_INPUT / 5000 });
+    expect(tiles).toHaveLength(4);
+    for (const tile of tiles) expect(Math.max(tile.width, tile.height)).toBeLessThanOrEqual(MAX_NET_SIDE);
+  });
+
+  it('tiles as few as overlap by the largest face the coarse look may miss: 3 × 2 for 4000 × 3000', () => {
+    // Act: the coarse look at 128 may miss faces under 16 / 0.032 = 500 pixels: tiles overlap by 625
+    const [, ...tiles] = planRegions(4000, 3000, 64);
+
+    // Assess
+    const xs = [...new Set(tiles.map((t) => t.x))];
+    const ys = [...new Set(tiles.map((t) => t.y))];
+    expect(tiles).toHaveLength(6);
+    expect(xs).toEqual([0, 1125, 2250]);
+    expect(ys).toEqual([0, 1187]);
+    expect(tiles[0]).toMatchObject({ scale: 0.25, width: 448, height: 480 });
+  });
+
+  it('spreads MAX_TILES_PER_SIDE tiles along a panorama whose overlap is longer than a tile', () => {
+    // Act: 4000 × 20 with 16-pixel faces: tiles of 512 would need an overlap of 625
+    const [, ...tiles] = planRegions(4000, 20, 16);
+
+    // Assess: six tiles of 1188 image pixels, evenly spread, shown smaller so they stay within MAX_NET_SIDE
+    expect(tiles.map((t) => t.x)).toEqual([0, 562, 1125, 1687, 2250, 2812]);
+    expect(tiles[0]?.scale).toBeCloseTo(MAX_NET_SIDE / 1188);
+  });
+});
+
+describe('mergeFaces: when two boxes are one face', () => {
+  const boxAt = (x: number, y: number, width: number, height: number, score: number): Face => ({ x, y, width, height, score });
+
+  it('merges boxes from an intersection over union of 0.3, by how far apart they are along either axis', () => {
+    for (const along of ['x', 'y'] as const) {
+      const shifted = (d: number) => (along === 'x' ? boxAt(d, 0, 100, 100, 0.8) : boxAt(0, d, 100, 100, 0.8));
+      // Act: shifted 45 (IoU 0.38, but not 60 % inside), 53 (0.307), 54 (0.299), 80 (0.11)
+      const [at45, at53, at54, at80] = [45, 53, 54, 80].map((d) => mergeFaces([boxAt(0, 0, 100, 100, 0.9), shifted(d)]).length);
+
+      // Assess
+      expect([at45, at53, at54, at80], along).toEqual([1, 1, 2, 2]);
+    }
+  });
+
+  it('merges boxes at exactly the IoU limit', () => {
+    // Act: 13 × 10 boxes 7 apart: 60 in common of 200, neither 60 % inside the other
+    const merged = mergeFaces([boxAt(0, 0, 13, 10, 0.9), boxAt(7, 0, 13, 10, 0.8)]);
+
+    // Assess
+    expect(merged).toHaveLength(1);
+  });
+
+  it('merges a box lying 60 % or more inside another, not less', () => {
+    // Prepare: a 10 × 10 box against a large one from x = 4 (60 % inside) or 4.5 (55 %)
+    const small = boxAt(0, 0, 10, 10, 0.7);
+
+    // Act
+    const sixty = mergeFaces([boxAt(4, 0, 100, 100, 0.9), small]);
+    const fiftyFive = mergeFaces([boxAt(4.5, 0, 100, 100, 0.9), small]);
+
+    // Assess
+    expect(sixty).toHaveLength(1);
+    expect(fiftyFive).toHaveLength(2);
+  });
+
+  it('keeps boxes apart diagonally, and boxes that only touch', () => {
+    // Act / Assess
+    expect(mergeFaces([boxAt(0, 0, 100, 100, 0.9), boxAt(200, 200, 100, 100, 0.8)])).toHaveLength(2);
+    expect(mergeFaces([boxAt(0, 0, 100, 100, 0.9), boxAt(100, 0, 100, 100, 0.8)])).toHaveLength(2);
+  });
+});
+
+describe('clipToImage: the right and bottom edges', () => {
+  it('clips a box inside on the left but past the right and bottom', () => {
+    // Act
+    const clipped = clipToImage({ x: 10, y: 20, width: 50, height: 100, score: 0.8 }, 40, 100);
+
+    // Assess
+    expect(clipped).toEqual({ x: 10, y: 20, width: 30, height: 80, score: 0.8 });
+  });
+});
+
+describe('pixels: shapes', () => {
+  it('refuses a width or height that is not a positive whole number, saying what it was given', () => {
+    // Act
+    const errors = [
+      [1.5, 2],
+      [2, 1.5],
+      [0, 2],
+      [2, 0],
+    ].map(([width, height]) => thrownBy(() => toRgb({ data: new Uint8Array(12), width: width as number, height: height as number, channels: 3 })));
+
+    // Assess
+    expect(errors.map((e) => (e as Error).message)).toEqual([
+      'pixels must have a positive whole width and height, not 1.5×2',
+      'pixels must have a positive whole width and height, not 2×1.5',
+      'pixels must have a positive whole width and height, not 0×2',
+      'pixels must have a positive whole width and height, not 2×0',
+    ]);
+  });
+
+  it('turns pictures taller than wide into RGB too, every pixel', () => {
+    // Act: 1 × 3 grey and 1 × 2 RGBA at alpha 100 (of 255)
+    const grey = toRgb({ data: Uint8Array.of(5, 6, 7), width: 1, height: 3, channels: 1 });
+    const rgba = toRgb({ data: Uint8Array.of(50, 100, 150, 100, 0, 0, 0, 255), width: 1, height: 2, channels: 4 });
+    const rgb = toRgb({ data: new Uint8Array(3 * 2 * 3).fill(9), width: 3, height: 2, channels: 3 });
+
+    // Assess: (v·100 + 255·155) / 255 for 50, 100, 150: 174.6, 194.2, 213.8
+    expect([...grey]).toEqual([5, 5, 5, 6, 6, 6, 7, 7, 7]);
+    expect([...rgba]).toEqual([175, 194, 214, 0, 0, 0]);
+    expect(rgb.length).toBe(18);
+  });
+});
+
+describe('regionInput: the two ways of resampling', () => {
+  const toByte = (v: number) => Math.round((v + 1) * 127.5 * 100) / 100;
+
+  it('enlarges bilinearly between pixel centres, black past the image', () => {
+    // Prepare: 2 × 1, red 0 then 204
+    const rgb = Uint8Array.of(0, 0, 0, 204, 0, 0);
+
+    // Act: the whole image at twice its size: 4 × 2
+    const input = regionInput(rgb, 2, 1, { x: 0, y: 0, scale: 2, width: 4, height: 2 });
+
+    // Assess: centres at x = -0.25, 0.25, 0.75, 1.25; y = -0.25, 0.25 (black rows above and below weigh 1/4)
+    const red = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => toByte(input[i * 3] as number));
+    expect(red).toEqual([0, 38.25, 114.75, 114.75, 0, 38.25, 114.75, 114.75]);
+  });
+
+  it('shrinks by the mean of every pixel covered, not a sample between the middle ones', () => {
+    // Prepare: 4 × 4 black but for one white corner pixel
+    const rgb = new Uint8Array(4 * 4 * 3);
+    rgb.fill(255, 0, 3);
+
+    // Act: the whole image as 1 × 1
+    const input = regionInput(rgb, 4, 4, { x: 0, y: 0, scale: 0.25, width: 1, height: 1 });
+
+    // Assess
+    expect(toByte(input[0] as number)).toBeCloseTo(255 / 16, 1);
+  });
+
+  it('shrinks by the mean of the pixels each input value covers, from a region that starts inside the image', () => {
+    // Prepare: 4 × 6, red = 10·x + 40·y
+    const rgb = Uint8Array.from({ length: 4 * 6 * 3 }, (_, i) => (i % 3 === 0 ? 10 * (Math.floor(i / 3) % 4) + 40 * Math.floor(i / 12) : 0));
+
+    // Act: from (0, 2), a quarter of the size: 1 × 1 covering 4 × 4 pixels
+    const input = regionInput(rgb, 4, 6, { x: 0, y: 2, scale: 0.25, width: 1, height: 1 });
+
+    // Assess: the mean of 10·x + 40·y over x 0..3, y 2..5 is 15 + 140
+    expect(toByte(input[0] as number)).toBe(155);
+  });
+});
+
+describe('turnInput: any angle', () => {
+  const SIZE = 8;
+  /** A ramp: channel 0 rises along x, channel 1 along y, channel 2 flat. */
+  const ramp = () => {
+    const input = new Float32Array(SIZE * SIZE * 3);
+    for (let y = 0; y < SIZE; y++) {
+      for (let x = 0; x < SIZE; x++) input.set([x / 10 - 0.5, y / 10 - 0.5, 0.25], (y * SIZE + x) * 3);
+    }
+    return input;
+  };
+  const c = (SIZE - 1) / 2;
+
+  it.each([30, 90, -60, 180])('turns a ramp %i° exactly where the source lies inside the input (bilinear is exact on a ramp), black outside', (degrees) => {
+    // Act
+    const turned = turnInput(ramp(), SIZE, degrees);
+
+    // Assess
+    const rad = (degrees * Math.PI) / 180;
+    let inside = 0;
+    for (let y = 0; y < SIZE; y++) {
+      for (let x = 0; x < SIZE; x++) {
+        const sx = Math.cos(rad) * (x - c) + Math.sin(rad) * (y - c) + c;
+        const sy = -Math.sin(rad) * (x - c) + Math.cos(rad) * (y - c) + c;
+        const at = (y * SIZE + x) * 3;
+        const got = [turned[at], turned[at + 1], turned[at + 2]] as number[];
+        if (sx >= 0 && sy >= 0 && sx <= SIZE - 1 && sy <= SIZE - 1) {
+          inside += 1;
+          expect(got[0], `${x},${y}`).toBeCloseTo(sx / 10 - 0.5, 5);
+          expect(got[1], `${x},${y}`).toBeCloseTo(sy / 10 - 0.5, 5);
+          expect(got[2], `${x},${y}`).toBeCloseTo(0.25, 5);
+        } else if (sx < -0.5 || sy < -0.5 || sx > SIZE - 0.5 || sy > SIZE - 0.5) {
+          expect(got, `${x},${y}`).toEqual([-1, -1, -1]);
+        }
+      }
+    }
+    expect(inside).toBeGreaterThan(SIZE * 2);
+  });
+
+  it('makes the corners black at 45°, and keeps the edge half-pixels of the source at 0°', () => {
+    // Prepare
+    const white = new Float32Array(4 * 4 * 3).fill(1);
+
+    // Act
+    const turned = turnInput(white, 4, 45);
+    const same = turnInput(white, 4, 0);
+
+    // Assess
+    const pixel = (data: Float32Array, x: number, y: number) => [...data.subarray((y * 4 + x) * 3, (y * 4 + x) * 3 + 3)];
+    for (const [x, y] of [
+      [0, 0],
+      [3, 0],
+      [0, 3],
+      [3, 3],
+    ] as const) {
+      expect(pixel(turned, x, y), `${x},${y}`).toEqual([-1, -1, -1]);
+    }
+    expect(pixel(turned, 1, 1)).toEqual([1, 1, 1]);
+    expect([...same]).toEqual([...white]);
+  });
+});

@@ -134,3 +134,13 @@ describe('toStoredPixels', () => {
     expect(stored).toEqual({ x: 4, y: 8, width: 31, height: 30, score: 0.8 });
   });
 });
+
+describe('faceVerdict: a caller bug', () => {
+  it('says which scale it was given', () => {
+    // Act
+    const error = thrownBy(() => faceVerdict([], { minScore: 0.5, minSize: 64, scaleToStored: 0 }));
+
+    // Assess
+    expect(error).toMatchObject({ name: 'RangeError', message: 'scaleToStored must be a positive number, not 0' });
+  });
+});

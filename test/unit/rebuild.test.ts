@@ -9,25 +9,12 @@ import { checkImage, MAX_JPEG_SCANS, walkJpeg } from '../../src/image/images.ts'
 import { jpegCodec } from '../../src/image/jpeg.ts';
 import { decodeMemoryEstimate, imageNormaliser, planReference, type ImageLimits } from '../../src/image/normalise.ts';
 import { JobError } from '../../src/job/errors.ts';
-import { jpegSegment } from '../support/images.ts';
+import { jpegSegment, picture } from '../support/images.ts';
 
 const LIMITS: ImageLimits = { maxImagePixels: 1e8, minImageDimension: 16, maxReferenceDimension: undefined };
 const codec = jpegCodec();
 const normalise = imageNormaliser({ parallel: 2 });
 const make = (bytes: Buffer, limits: ImageLimits = LIMITS) => normalise(bytes, checkImage(bytes, 'images[0]', 1e9), 'images[0]', limits);
-
-/** A photo-like picture (gradients, edges) of the given size. */
-function picture(width: number, height: number): sharp.Sharp {
-  const raw = Buffer.alloc(width * height * 3);
-  for (let i = 0; i < width * height; i += 1) {
-    const x = i % width;
-    const y = Math.floor(i / width);
-    raw[i * 3] = (x * 3 + y) & 0xff;
-    raw[i * 3 + 1] = (x ^ y) & 0xff;
-    raw[i * 3 + 2] = x < width / 3 ? 30 : 200;
-  }
-  return sharp(raw, { raw: { width, height, channels: 3 } });
-}
 
 const markersOf = (jpeg: Buffer) => {
   const markers: string[] = [];
