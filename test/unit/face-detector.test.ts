@@ -61,19 +61,20 @@ describe('detect', () => {
   });
 
   it('passes the minimum score and the smallest face size to the thread', async () => {
-    // Prepare: a smallest face of 4 pixels needs a finer look than the default 64
+    // Prepare: in a 1024-pixel picture a smallest face of 16 pixels needs a finer look than the default 64
     const { faces } = await detector().detect(probePixels);
     const score = faces[0]?.score ?? 1;
+    const grey = { data: new Uint8Array(1024 * 1024).fill(128), width: 1024, height: 1024, channels: 1 as const };
 
     // Act
     const above = await detector().detect(probePixels, { minScore: Math.min(1, score + 0.001) });
-    const small = await detector().detect(probePixels, { minFaceSize: 4 });
+    const small = await detector().detect(grey, { minFaceSize: 16 });
 
     // Assess
     expect(score).toBeLessThan(1);
     expect(above.faces).toEqual([]);
-    expect(planRegions(128, 128, 4).length).not.toBe(planRegions(128, 128, 64).length);
-    expect(small.regions).toBe(planRegions(128, 128, 4).length);
+    expect(planRegions(1024, 1024, 16).length).not.toBe(planRegions(1024, 1024, 64).length);
+    expect(small.regions).toBe(planRegions(1024, 1024, 16).length);
   });
 
   it('takes a minimum score from 0 to 1 and refuses one outside, and a smallest face that is not positive, before a thread works', async () => {

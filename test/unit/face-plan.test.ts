@@ -287,35 +287,36 @@ describe('planRegions: the edges of each rule', () => {
   });
 
   it('tiles a tall, narrow picture down its length though one tile is enough across', () => {
-    // Act: 400 × 5000: one tile across, four down
+    // Act: 400 × 5000: one tile across, three down
     const [coarse, ...tiles] = planRegions(400, 5000, 64);
 
-    // Assess
-    expect(coarse).toMatchObject({ x: 0, y: 0, scale: LARGE_FACE_INPUT / 5000 });
-    expect(tiles).toHaveLength(4);
+    // Assess: tiled, so the coarse look stays at 256 (its smallest face, and the overlap, halved)
+    expect(coarse).toMatchObject({ x: 0, y: 0, scale: PROPOSAL_INPUT / 5000 });
+    expect(tiles).toHaveLength(3);
+    expect(new Set(tiles.map((t) => t.x))).toEqual(new Set([0]));
     for (const tile of tiles) expect(Math.max(tile.width, tile.height)).toBeLessThanOrEqual(MAX_NET_SIDE);
   });
 
   it('tiles as few as overlap by the largest face the coarse look may miss: 3 × 2 for 4000 × 3000', () => {
-    // Act: the coarse look at 128 may miss faces under 16 / 0.032 = 500 pixels: tiles overlap by 625
+    // Act: the coarse look at 256 may miss faces under 16 / 0.064 = 250 pixels: tiles overlap by 313
     const [, ...tiles] = planRegions(4000, 3000, 64);
 
     // Assess
     const xs = [...new Set(tiles.map((t) => t.x))];
     const ys = [...new Set(tiles.map((t) => t.y))];
     expect(tiles).toHaveLength(6);
-    expect(xs).toEqual([0, 1125, 2250]);
-    expect(ys).toEqual([0, 1187]);
-    expect(tiles[0]).toMatchObject({ scale: 0.25, width: 448, height: 480 });
+    expect(xs).toEqual([0, 1229, 2458]);
+    expect(ys).toEqual([0, 1343]);
+    expect(tiles[0]).toMatchObject({ scale: 0.25, width: 416, height: 416 });
   });
 
   it('spreads MAX_TILES_PER_SIDE tiles along a panorama whose overlap is longer than a tile', () => {
-    // Act: 4000 × 20 with 16-pixel faces: tiles of 512 would need an overlap of 625
-    const [, ...tiles] = planRegions(4000, 20, 16);
+    // Act: 8000 × 20 with 16-pixel faces: tiles of 512 would need an overlap of 625
+    const [, ...tiles] = planRegions(8000, 20, 16);
 
-    // Assess: six tiles of 1188 image pixels, evenly spread, shown smaller so they stay within MAX_NET_SIDE
-    expect(tiles.map((t) => t.x)).toEqual([0, 562, 1125, 1687, 2250, 2812]);
-    expect(tiles[0]?.scale).toBeCloseTo(MAX_NET_SIDE / 1188);
+    // Assess: six tiles of 1855 image pixels, evenly spread, shown smaller so they stay within MAX_NET_SIDE
+    expect(tiles.map((t) => t.x)).toEqual([0, 1229, 2458, 3687, 4916, 6145]);
+    expect(tiles[0]?.scale).toBeCloseTo(MAX_NET_SIDE / 1855);
   });
 });
 
