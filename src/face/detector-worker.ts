@@ -141,11 +141,10 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
     const at = (p: { x: number; y: number }) => ({ x: region.x + p.x / region.scale, y: region.y + p.y / region.scale });
     return { ...f, ...at(f), width: f.width / region.scale, height: f.height / region.scale, rightEye: at(f.rightEye), leftEye: at(f.leftEye) };
   };
-  /** The verifier's best face in the middle of its input (the proposal's face, not a neighbour). */
+  /** A face in the middle of a verification square: the proposal's face, not a neighbour. */
   const middle = (f: RawFace) => Math.abs(f.x + f.width / 2 - VERIFY_INPUT / 2) < VERIFY_INPUT / 4 && Math.abs(f.y + f.height / 2 - VERIFY_INPUT / 2) < VERIFY_INPUT / 4;
-  const central = (input: Float32Array): RawFace | undefined => {
-    return infer(verifier, VERIFY_INPUT, input, VERIFY_INPUT, VERIFY_INPUT, VERIFY_FLOOR).find(middle);
-  };
+  /** The verifier's best face in the middle of its input. */
+  const central = (input: Float32Array): RawFace | undefined => infer(verifier, VERIFY_INPUT, input, VERIFY_INPUT, VERIFY_INPUT, VERIFY_FLOOR).find(middle);
 
   /** The square VERIFY_CROP times a proposal's box, as a VERIFY_INPUT input. */
   const verifyCrop = (proposal: RawFace): Region => {
@@ -167,8 +166,9 @@ async function loadDetector(options: DetectorWorkerData): Promise<(task: DetectT
    * A proposal checked by the short-range model: its face in the image and the combined score, or
    * undefined when it is no upright face or scores under `minScore`. The crop is levelled by the eye
    * line the verifier sees and looked at again: the second look's eye line adds the rest of the tilt
-   * (one look under-reads a face on its side: ~70° for 90°), and its score is the face's. Then the levelled crop upside down
-   * must score lower than upright (the keypoints of an upside-down face still claim level eyes).
+   * (one look under-reads a face on its side: ~70° for 90°), and its score is the face's. Then the
+   * levelled crop upside down must score lower than upright (the keypoints of an upside-down face
+   * still claim level eyes).
    */
   const verify = (rgb: Uint8Array, width: number, height: number, proposal: RawFace, minScore: number): Face | undefined => {
     const crop = verifyCrop(proposal);
