@@ -191,20 +191,21 @@ const INSIDE_ENV = {
   TERM: 'dumb',
 };
 
+/**
+ * `timeout`'s arguments for an nspawn container of the root that changes nothing in it
+ * (--volatile=overlay) and is killed after `lifetimeSeconds` whatever happens.
+ */
+function throwAwayContainer(rootfs: string, machine: string, lifetimeSeconds: number): string[] {
+  return ['-k', '15', String(lifetimeSeconds), 'systemd-nspawn', '--quiet', '--register=no', '--keep-unit', `--machine=${machine}`, '--directory', rootfs, '--volatile=overlay'];
+}
+
 /** Boots the root with systemd as PID 1 on the host's network, and waits until it is up. */
 export async function boot(opts: BootOptions): Promise<Container> {
   await mkdir(opts.results, { recursive: true });
   const consoleLog = join(opts.results, 'console.log');
   const consoleStream = createWriteStream(consoleLog);
   const args = [
-    '-k', '15', String(opts.lifetimeSeconds),
-    'systemd-nspawn',
-    '--quiet',
-    '--register=no',
-    '--keep-unit',
-    `--machine=ew-${String(process.pid)}`,
-    '--directory', opts.rootfs,
-    '--volatile=overlay',
+    ...throwAwayContainer(opts.rootfs, `ew-${String(process.pid)}`, opts.lifetimeSeconds),
     '--console=read-only',
     `--bind=${opts.results}:/results`,
     ...Object.entries(opts.bindReadOnly).map(([from, to]) => `--bind-ro=${from}:${to}`),
@@ -343,14 +344,7 @@ export interface RunOptions {
  */
 export function runInRoot(opts: RunOptions): RootRun {
   const args = [
-    '-k', '15', String(opts.lifetimeSeconds),
-    'systemd-nspawn',
-    '--quiet',
-    '--register=no',
-    '--keep-unit',
-    `--machine=ew-run-${String(process.pid)}`,
-    '--directory', opts.rootfs,
-    '--volatile=overlay',
+    ...throwAwayContainer(opts.rootfs, `ew-run-${String(process.pid)}`, opts.lifetimeSeconds),
     // Plain pipes, as `docker compose up` gives a service without `tty: true`.
     '--console=pipe',
     // A stop reaches the command as SIGTERM (the default without --boot is SIGKILL).
