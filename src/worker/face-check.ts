@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts';
 import type { FaceCheck } from '../enroll/enroll.ts';
 import { createMemoryBudget } from '../enroll/memory.ts';
-import { createFaceDetector, type ProbeResult } from '../face/detector.ts';
+import { createFaceDetector, type FaceDetector, type FaceDetectorOptions, type ProbeResult } from '../face/detector.ts';
 
 export interface FaceChecking {
   readonly threads: number;
@@ -17,10 +17,13 @@ export interface FaceChecking {
   close(): Promise<void>;
 }
 
-/** Undefined when FACE_CHECK=off: no threads, no memory. */
-export function startFaceChecking(config: Config): FaceChecking | undefined {
+/**
+ * Undefined when FACE_CHECK=off: no threads, no memory. `createDetector` is passed in so that tests
+ * can share one detector's threads (each loads the models) among many face checks.
+ */
+export function startFaceChecking(config: Config, createDetector: (options: FaceDetectorOptions) => FaceDetector = createFaceDetector): FaceChecking | undefined {
   if (config.faceCheck !== 'one') return undefined;
-  const detector = createFaceDetector(config.faceThreads === undefined ? {} : { threads: config.faceThreads });
+  const detector = createDetector(config.faceThreads === undefined ? {} : { threads: config.faceThreads });
   // A budget of `threads` units, one per detection: a counting semaphore whose waits can be cancelled.
   const turns = createMemoryBudget(detector.threads);
   return {
