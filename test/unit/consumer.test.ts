@@ -18,7 +18,7 @@ const MIB = 1_048_576;
 type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
 
 /** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
-function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = {}) {
+function fakeSqs(options: { failReceives?: number; failVisibility?: boolean; silentReceives?: boolean } = {}) {
   const waiting: Message[] = [];
   const sent: Sent[] = [];
   let failures = options.failReceives ?? 0;
@@ -32,6 +32,8 @@ function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = 
           failures -= 1;
           throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
         }
+        // A poll that never answers (a network that swallows it): only the consumer's own bound ends a wait for it.
+        if (options.silentReceives) await new Promise<never>(() => {});
         if (waiting.length === 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, (command.input.WaitTimeSeconds ?? 0) * 1000);
@@ -648,6 +650,164 @@ describe('the consumer', () => {
     await drained;
 
     expect(whileRunning).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('the consumer: health, batching, memory and the end of a drain', () => {
+  it('reports the last receive that answered: the start, then each poll when it answers, never a failed one', async () => {
+    // Prepare: the first receive fails (1 s backoff at random 0.5); the next is a 5 s long poll.
+    const sqs = fakeSqs({ failReceives: 1 });
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 5 });
+    const began = Date.now();
+
+    // Act
+    c.start();
+    const atStart = c.health;
+    await vi.advanceTimersByTimeAsync(500);
+    const afterFailure = c.health.lastReceiveAt;
+    await vi.advanceTimersByTimeAsync(500 + 5_000 + 500);
+
+    // Assess: the second receive went out at 1 s and answered (empty) at 6 s.
+    expect(atStart).toEqual({ lastReceiveAt: began, inFlight: 0, slots: 2, stuck: 0, lastTimeoutAt: undefined });
+    expect(afterFailure).toBe(began);
+    expect(c.health.lastReceiveAt).toBe(began + 6_000);
+  });
+
+  it('waits for a quarter of the slots, rounded up: with 6 slots, for two', async () => {
+    // Prepare
+    const { sqs, work } = await started(8, { concurrency: 6 });
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(20);
+    const afterOne = sqs.receives().length;
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess
+    expect(afterOne).toBe(1);
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([6, 2]);
+    expect([...work.running.keys()].sort()).toEqual(['m-3', 'm-4', 'm-5', 'm-6', 'm-7', 'm-8']);
+  });
+
+  it("holds a received message's bytes until it is settled: a receive that does not fit waits for them", async () => {
+    // Prepare: a 2 MiB budget; two messages of 900 kB leave no room for another 1 MiB message.
+    // Settling m-1 (its verdict acted on) waits until the test lets it go on.
+    const sqs = fakeSqs();
+    const work = jobs();
+    let goOn!: () => void;
+    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
+      if (message.MessageId === 'm-1') await new Promise<void>((r) => (goOn = r));
+      await work.settle(message, settlement, job, queue);
+    };
+    const memory = createMemoryBudget(2 * MIB);
+    const { c } = consumer(sqs, work, { concurrency: 4, memory, settle });
+    sqs.add(2, 'x'.repeat(900_000));
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    sqs.add(2, 'y'.repeat(900_000));
+
+    // Act: m-1's verdict comes; its settling hangs, then goes on.
+    await vi.advanceTimersByTimeAsync(100);
+    const beforeVerdict = { receives: sqs.receives().length, held: memory.held };
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(100);
+    const whileSettling = { receives: sqs.receives().length, held: memory.held, inFlight: c.health.inFlight };
+    goOn();
+    await vi.advanceTimersByTimeAsync(100);
+
+    // Assess: the slot was free at once, the bytes only once settled; then one message's room.
+    expect(beforeVerdict).toEqual({ receives: 1, held: 1_800_000 });
+    expect(whileSettling).toEqual({ receives: 1, held: 1_800_000, inFlight: 1 });
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([4, 1]);
+    expect([...work.running.keys()].sort()).toEqual(['m-2', 'm-3']);
+    expect(memory.held).toBe(1_800_000);
+  });
+
+  it('stops keeping a message invisible once its verdict has outlived the deadline', async () => {
+    // Prepare: the verdict comes at once; acting on it hangs past the 5 s deadline, whatever the
+    // cancellation. Heartbeats every 2 s.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const settle: ConsumerOptions<string>['settle'] = () => new Promise<void>(() => {});
+    const { c } = consumer(sqs, work, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    work.finish('m-1');
+
+    // Act
+    await vi.advanceTimersByTimeAsync(20_000);
+
+    // Assess: beats at 2 s and 4 s, none after the deadline; the job counts as timed out.
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []);
+    expect(beats.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      ['r-1', 60],
+      ['r-1', 60],
+    ]);
+    expect(c.health.lastTimeoutAt).toEqual(expect.any(Number));
+  });
+
+  it('hands back a job still waiting its turn at the drain, and does not time it out when its wait ends later', async () => {
+    // Prepare: m-1 waits for capacity for good; its work ignores the cancellation.
+    const { work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000, pollWaitSeconds: 1 });
+    let endWait!: () => void;
+    const waiting = work.running.get('m-1')?.job.waitFor(new Promise<void>((r) => (endWait = r)));
+
+    // Act: drain (1 s deadline), then the wait ends, and long past the job's deadline.
+    const began = Date.now();
+    let done = false;
+    const drained = c.drain(began + 1_000);
+    void drained.then(() => (done = true));
+    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
+    const { unfinished } = await drained;
+    endWait();
+    await waiting;
+    await vi.advanceTimersByTimeAsync(10_000);
+
+    // Assess
+    expect(unfinished).toBe(1);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'released' }]);
+    expect([c.health.lastTimeoutAt, c.health.stuck]).toEqual([undefined, 0]);
+  });
+
+  it('ends a drain whose poll never answers after the long poll and its 5 s grace', async () => {
+    // Prepare: a 3 s long poll that the network swallows.
+    const sqs = fakeSqs({ silentReceives: true });
+    const { c, lines } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 3 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act
+    const began = Date.now();
+    let endedAt: number | undefined;
+    const drained = c.drain(began + 1_000);
+    void drained.then(() => (endedAt = Date.now()));
+    while (endedAt === undefined && Date.now() - began < 60_000) await vi.advanceTimersByTimeAsync(100);
+    await drained;
+
+    // Assess: 3 s + 5 s, not at the drain's own deadline and not never.
+    expect((endedAt ?? Infinity) - began).toBeGreaterThanOrEqual(8_000);
+    expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(8_100);
+    expect(lines().filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('leaves no timer running once drained (heartbeat, progress, deadlines), so the process can exit', async () => {
+    // Prepare
+    const { work, c } = await started(1, { concurrency: 2, pollWaitSeconds: 1, jobTimeoutMs: 5_000 });
+
+    // Act: m-1 finishes during the drain; then time runs past every one-shot timer.
+    let done = false;
+    const drained = c.drain(Date.now() + 3_000, () => {});
+    void drained.then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(500);
+    work.finish('m-1');
+    while (!done) await vi.advanceTimersByTimeAsync(100);
+    await vi.advanceTimersByTimeAsync(60_000);
+
+    // Assess
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'verdict' }]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 
