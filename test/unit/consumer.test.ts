@@ -18,10 +18,11 @@ const MIB = 1_048_576;
 type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
 
 /** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
-function fakeSqs(options: { failReceives?: number; failVisibility?: boolean; silentReceives?: boolean } = {}) {
+function fakeSqs(options: { failReceives?: number; failPolls?: number; failVisibility?: boolean; silentReceives?: boolean } = {}) {
   const waiting: Message[] = [];
   const sent: Sent[] = [];
   let failures = options.failReceives ?? 0;
+  let failedPolls = options.failPolls ?? 0;
   let wake: (() => void) | undefined;
   let next = 0;
   const client = {
@@ -43,6 +44,11 @@ function fakeSqs(options: { failReceives?: number; failVisibility?: boolean; sil
             };
           });
           wake = undefined;
+        }
+        // A poll that fails at its end (a 5xx after the long poll).
+        if (failedPolls > 0) {
+          failedPolls -= 1;
+          throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
         }
         return { Messages: waiting.splice(0, command.input.MaxNumberOfMessages ?? 1) };
       }
@@ -234,7 +240,7 @@ describe('the consumer', () => {
 
   it('settles a job past its deadline as timed out at once, cancels its work, and counts its slot as stuck until it stops', async () => {
     // Prepare
-    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
+    const { sqs, work, c, lines } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     if (job) job.phase = 'decode';
 
@@ -247,6 +253,7 @@ describe('the consumer', () => {
     // Assess
     expect(atDeadline).toEqual({ settled: [{ id: 'm-1', kind: 'timed-out' }], aborted: true, stuck: 1, lastTimeoutAt: expect.any(Number) });
     expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
+    expect(lines().filter((l) => l.msg === 'a timed-out job stopped; its late verdict is dropped')).toMatchObject([{ level: 'debug', messageId: 'm-1' }]);
     expect(c.health.stuck).toBe(0);
     expect(sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).map((e) => e.VisibilityTimeout)).toEqual([30]);
   });
@@ -377,6 +384,8 @@ describe('the consumer', () => {
       { id: 'm-2', kind: 'released' },
       { id: 'm-1', kind: 'verdict' },
     ]);
+    // m-2 never ran: it is handed back in its first phase.
+    expect(work.settlements.map((s) => s.phase)).toEqual(['download', 'outcome']);
     const receivesAfterStop = sqs.receives().length;
     await vi.advanceTimersByTimeAsync(30_000);
     expect(sqs.receives().length).toBe(receivesAfterStop);
@@ -790,6 +799,143 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     expect((endedAt ?? Infinity) - began).toBeGreaterThanOrEqual(8_000);
     expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(8_100);
     expect(lines().filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('frees the slot as soon as the verdict is known: the next receive goes out while the verdict is acted on', async () => {
+    // Prepare: one slot; acting on m-1's verdict waits until the test lets it go on.
+    const sqs = fakeSqs();
+    const work = jobs();
+    let goOn!: () => void;
+    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
+      if (message.MessageId === 'm-1') await new Promise<void>((r) => (goOn = r));
+      await work.settle(message, settlement, job, queue);
+    };
+    const { c } = consumer(sqs, work, { concurrency: 1, settle });
+    sqs.add(2);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(100);
+    const whileActing = { running: [...work.running.keys()], settled: [...work.settled] };
+    goOn();
+    await vi.advanceTimersByTimeAsync(100);
+
+    // Assess
+    expect(whileActing).toEqual({ running: ['m-2'], settled: [] });
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([1, 1]);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'verdict' }]);
+  });
+
+  it("does not keep a job asking for more than the whole budget waiting behind the poll's reservation", async () => {
+    // Prepare: a 2 MiB budget, all of it reserved by the poll in flight (two slots, an empty queue).
+    const sqs = fakeSqs();
+    const memory = createMemoryBudget(2 * MIB);
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, memory });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const reserved = memory.held;
+
+    // Act: a job asks for 3 MiB (admitted alone, beside nothing but received messages' bytes).
+    let admitted: number | undefined;
+    void memory.acquire(3 * MIB).then((grant) => {
+      admitted = Date.now();
+      grant.release();
+    });
+    const asked = Date.now();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Assess: at once, not when the 20 s poll ends.
+    expect(reserved).toBe(2 * MIB);
+    expect(admitted).toBe(asked);
+  });
+
+  it('counts a job received within 50 ms after a beat as a whole interval old at the next (timers run late)', async () => {
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { c } = consumer(sqs, work, { concurrency: 2, heartbeatIntervalSeconds: 20, jobTimeoutMs: 600_000 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(50);
+    sqs.add(1); // answers the poll in flight: received 50 ms after the start
+    await vi.advanceTimersByTimeAsync(20_000 - 50 + 20);
+
+    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1']]);
+  });
+
+  it('at its deadline cancels what runs, waits for it to stop (up to 1 s) and returns as soon as it has', async () => {
+    // Prepare: m-1's work stops 300 ms after it is cancelled.
+    const sqs = fakeSqs();
+    const work = jobs();
+    let stoppedAt: number | undefined;
+    let cancelled: unknown;
+    const decide: ConsumerOptions<string>['decide'] = (_message, job) =>
+      new Promise<string>((resolve) => {
+        job.signal.addEventListener('abort', () => {
+          cancelled = job.signal.reason;
+          setTimeout(() => {
+            stoppedAt = Date.now();
+            resolve('too late');
+          }, 300);
+        });
+      });
+    const { c, lines } = consumer(sqs, work, { concurrency: 2, pollWaitSeconds: 1, jobTimeoutMs: 600_000, decide });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act: a drain whose deadline (1.1 s) falls between two of its 250 ms checks.
+    const began = Date.now();
+    let endedAt: number | undefined;
+    const drained = c.drain(began + 1_100);
+    void drained.then(() => (endedAt = Date.now()));
+    while (endedAt === undefined && Date.now() - began < 10_000) await vi.advanceTimersByTimeAsync(10);
+    const { unfinished } = await drained;
+
+    // Assess: cancelled at the deadline, stopped 300 ms later; the drain ends then, not after the whole 1 s grace.
+    expect(unfinished).toBe(1);
+    expect(cancelled).toMatchObject({ message: 'the drain timed out' });
+    expect((stoppedAt ?? 0) - began).toBe(1_400);
+    expect((endedAt ?? Infinity) - began).toBeGreaterThanOrEqual(1_400);
+    expect((endedAt ?? Infinity) - began).toBeLessThan(1_500);
+    expect(lines().filter((l) => l.msg === 'a timed-out job stopped; its late verdict is dropped')).toHaveLength(1);
+  });
+
+  it('ends a drain that begins during a poll which then fails, without sitting out the backoff', async () => {
+    // Prepare: a 2 s poll that fails at its end; the backoff after it would be 1 s.
+    const sqs = fakeSqs({ failPolls: 1 });
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 2 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(500);
+
+    // Act
+    const began = Date.now();
+    let endedAt: number | undefined;
+    const drained = c.drain(began + 10_000);
+    void drained.then(() => (endedAt = Date.now()));
+    while (endedAt === undefined && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(10);
+    await drained;
+
+    // Assess: the poll failed 1.5 s after the drain began; the drain ended with it.
+    expect(sqs.receives()).toHaveLength(1);
+    expect((endedAt ?? Infinity) - began).toBeLessThan(1_600);
+  });
+
+  it('logs a failure of the receive loop itself as an error with its cause', async () => {
+    // Prepare: a bug where the backoff is jittered (the random source throws).
+    const sqs = fakeSqs({ failReceives: 1 });
+    const { c, lines } = consumer(sqs, jobs(), {
+      random: () => {
+        throw new Error('no randomness');
+      },
+    });
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Assess
+    expect(lines().filter((l) => l.level === 'error')).toMatchObject([{ msg: 'the receive loop stopped unexpectedly', err: { message: 'no randomness' } }]);
   });
 
   it('leaves no timer running once drained (heartbeat, progress, deadlines), so the process can exit', async () => {

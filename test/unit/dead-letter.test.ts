@@ -395,6 +395,21 @@ describe("deadLetterEntry: the job's trace", () => {
     expect(entry.errorOmitted).toBe(false);
   });
 
+  it('keeps it beside ErrorCode when the two fill 1 MiB exactly (with no room left for the message)', () => {
+    // Prepare: the body, the traceparent and the code are exactly SQS's limit.
+    const traceBytes = 'traceparent'.length + 'String'.length + (TRACE.traceparent.StringValue ?? '').length;
+    const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - traceBytes) });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR, TRACE);
+
+    // Assess
+    expect(entry.attributes).toEqual({ traceparent: TRACE.traceparent, ErrorCode: stringAttribute(ERROR.code) });
+    expect(entry.errorOmitted).toBe(false);
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
+  });
+
   it('keeps the original trace attributes when the job has no trace of its own', () => {
     const message = sqsMessage({ MessageAttributes: { traceparent: stringAttribute('not-even-malformed-enough') } });
     expect(deadLetterEntry(message, ERROR).attributes.traceparent).toEqual(stringAttribute('not-even-malformed-enough'));
