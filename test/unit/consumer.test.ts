@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryBudget } from '../../src/enroll/memory.ts';
-import { createConsumer, inOrderPerKey, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
+import { createConsumer, inOrderPerKey, type Consumer, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
 import { memoryLogger } from './helpers.ts';
 
 const MIB = 1_048_576;
@@ -99,6 +99,16 @@ function jobs() {
   };
 }
 
+/** A settle that holds the messages `holds` picks until the test calls `goOn`, then settles as `work` does. */
+function heldSettle(work: ReturnType<typeof jobs>, holds: (message: Message, settlement: Settlement<string>) => boolean) {
+  let release: (() => void) | undefined;
+  const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
+    if (holds(message, settlement)) await new Promise<void>((r) => (release = r));
+    await work.settle(message, settlement, job, queue);
+  };
+  return { settle, goOn: () => release?.() };
+}
+
 function consumer(sqs: ReturnType<typeof fakeSqs>, work: ReturnType<typeof jobs>, overrides: Partial<ConsumerOptions<string>> = {}) {
   const { log, lines } = memoryLogger();
   const c = createConsumer<string>({
@@ -128,6 +138,20 @@ async function started(messages: number, overrides: Partial<ConsumerOptions<stri
   c.start();
   await vi.advanceTimersByTimeAsync(0);
   return { sqs, work, c, lines };
+}
+
+/**
+ * Drains with a deadline `deadlineInMs` from now, fake time running in `stepMs` steps only until the
+ * drain has returned (at most `limitMs`): what it returned and how long it took.
+ */
+async function drainInFakeTime(c: Consumer, deadlineInMs: number, stepMs = 100, limitMs = 60_000) {
+  const began = Date.now();
+  let endedAt: number | undefined;
+  const drained = c.drain(began + deadlineInMs);
+  void drained.then(() => (endedAt = Date.now()));
+  while (endedAt === undefined && Date.now() - began < limitMs) await vi.advanceTimersByTimeAsync(stepMs);
+  const { unfinished } = await drained;
+  return { unfinished, tookMs: (endedAt ?? Infinity) - began };
 }
 
 beforeEach(() => {
@@ -408,12 +432,7 @@ describe('the consumer', () => {
     const signals = [...work.running.values()].map((r) => r.job.signal);
 
     // Act: time runs only until the drain has returned (its deadline, the cancel grace, the poll).
-    const began = Date.now();
-    const drained = c.drain(began + 2_000);
-    let done = false;
-    void drained.then(() => (done = true));
-    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
-    const { unfinished } = await drained;
+    const { unfinished } = await drainInFakeTime(c, 2_000);
 
     // Assess
     expect(unfinished).toBe(2);
@@ -484,20 +503,27 @@ describe('the consumer', () => {
     expect(failures[0]?.msg).toBe('a heartbeat failed; the message may be received again');
   });
 
-  it("beats only for jobs running close to an interval: a job received just before a beat waits for the next", async () => {
+  it("beats only for jobs running close to an interval: one received just before a beat waits for the next, one received up to 50 ms after a beat counts as a whole interval old at the next (timers run late)", async () => {
     const sqs = fakeSqs();
     const work = jobs();
     const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, jobTimeoutMs: 600_000 });
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(19_000);
-    sqs.add(1);
-    await vi.advanceTimersByTimeAsync(1_100);
+    sqs.add(1); // r-1, 1 s before the beat at 20 s
+    await vi.advanceTimersByTimeAsync(1_050);
+    sqs.add(1); // r-2, 50 ms after it: 19.95 s old at the beat at 40 s
+    await vi.advanceTimersByTimeAsync(1);
+    sqs.add(1); // r-3, 51 ms after it: 19.949 s old then
+    await vi.advanceTimersByTimeAsync(49);
     const first = sqs.visibilityBatches().length;
-    await vi.advanceTimersByTimeAsync(20_000);
+    await vi.advanceTimersByTimeAsync(40_000);
 
     expect(first).toBe(0);
-    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1']]);
+    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([
+      ['r-1', 'r-2'],
+      ['r-1', 'r-2', 'r-3'],
+    ]);
   });
 
   it('gives a timed-out settlement its phase and JOB_TIMEOUT_SECONDS, cancels the work with a TimeoutError, and stops beating for it', async () => {
@@ -578,11 +604,7 @@ describe('the consumer', () => {
     // Prepare: m-1 times out and its work never stops; m-2's verdict is acted on until the test lets it finish.
     const sqs = fakeSqs();
     const work = jobs();
-    let publish!: () => void;
-    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
-      if (settlement.kind === 'verdict') await new Promise<void>((r) => (publish = r));
-      await work.settle(message, settlement, job, queue);
-    };
+    const { settle, goOn: publish } = heldSettle(work, (_m, settlement) => settlement.kind === 'verdict');
     const { c, lines } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000, pollWaitSeconds: 1, settle });
     sqs.add(2);
     c.start();
@@ -615,16 +637,11 @@ describe('the consumer', () => {
     const { sqs, work, c, lines } = await started(2, { concurrency: 2, pollWaitSeconds: 20, jobTimeoutMs: 600_000 });
 
     // Act
-    const began = Date.now();
-    let endedAt: number | undefined;
-    const drained = c.drain(began + 2_000);
-    void drained.then(() => (endedAt = Date.now()));
-    while (endedAt === undefined && Date.now() - began < 60_000) await vi.advanceTimersByTimeAsync(100);
-    const { unfinished } = await drained;
+    const { unfinished, tookMs } = await drainInFakeTime(c, 2_000);
 
     // Assess: the deadline, then the cancel grace (1 s): not the 25 s a long poll would take.
     expect(unfinished).toBe(2);
-    expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(3_200);
+    expect(tookMs).toBeLessThanOrEqual(3_200);
     expect(lines().filter((l) => l.level === 'error')).toEqual([]);
   });
 
@@ -704,11 +721,7 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     // Settling m-1 (its verdict acted on) waits until the test lets it go on.
     const sqs = fakeSqs();
     const work = jobs();
-    let goOn!: () => void;
-    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
-      if (message.MessageId === 'm-1') await new Promise<void>((r) => (goOn = r));
-      await work.settle(message, settlement, job, queue);
-    };
+    const { settle, goOn } = heldSettle(work, (message) => message.MessageId === 'm-1');
     const memory = createMemoryBudget(2 * MIB);
     const { c } = consumer(sqs, work, { concurrency: 4, memory, settle });
     sqs.add(2, 'x'.repeat(900_000));
@@ -736,13 +749,8 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
   it('stops keeping a message invisible once its verdict has outlived the deadline', async () => {
     // Prepare: the verdict comes at once; acting on it hangs past the 5 s deadline, whatever the
     // cancellation. Heartbeats every 2 s.
-    const sqs = fakeSqs();
-    const work = jobs();
-    const settle: ConsumerOptions<string>['settle'] = () => new Promise<void>(() => {});
-    const { c } = consumer(sqs, work, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle });
-    sqs.add(1);
-    c.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const hangs = () => new Promise<void>(() => {});
+    const { sqs, work, c } = await started(1, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle: hangs });
     work.finish('m-1');
 
     // Act
@@ -764,12 +772,7 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     const waiting = work.running.get('m-1')?.job.waitFor(new Promise<void>((r) => (endWait = r)));
 
     // Act: drain (1 s deadline), then the wait ends, and long past the job's deadline.
-    const began = Date.now();
-    let done = false;
-    const drained = c.drain(began + 1_000);
-    void drained.then(() => (done = true));
-    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
-    const { unfinished } = await drained;
+    const { unfinished } = await drainInFakeTime(c, 1_000);
     endWait();
     await waiting;
     await vi.advanceTimersByTimeAsync(10_000);
@@ -788,16 +791,11 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     await vi.advanceTimersByTimeAsync(0);
 
     // Act
-    const began = Date.now();
-    let endedAt: number | undefined;
-    const drained = c.drain(began + 1_000);
-    void drained.then(() => (endedAt = Date.now()));
-    while (endedAt === undefined && Date.now() - began < 60_000) await vi.advanceTimersByTimeAsync(100);
-    await drained;
+    const { tookMs } = await drainInFakeTime(c, 1_000);
 
     // Assess: 3 s + 5 s, not at the drain's own deadline and not never.
-    expect((endedAt ?? Infinity) - began).toBeGreaterThanOrEqual(8_000);
-    expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(8_100);
+    expect(tookMs).toBeGreaterThanOrEqual(8_000);
+    expect(tookMs).toBeLessThanOrEqual(8_100);
     expect(lines().filter((l) => l.level === 'error')).toEqual([]);
   });
 
@@ -805,11 +803,7 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     // Prepare: one slot; acting on m-1's verdict waits until the test lets it go on.
     const sqs = fakeSqs();
     const work = jobs();
-    let goOn!: () => void;
-    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
-      if (message.MessageId === 'm-1') await new Promise<void>((r) => (goOn = r));
-      await work.settle(message, settlement, job, queue);
-    };
+    const { settle, goOn } = heldSettle(work, (message) => message.MessageId === 'm-1');
     const { c } = consumer(sqs, work, { concurrency: 1, settle });
     sqs.add(2);
     c.start();
@@ -851,18 +845,6 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     expect(admitted).toBe(asked);
   });
 
-  it('counts a job received within 50 ms after a beat as a whole interval old at the next (timers run late)', async () => {
-    const sqs = fakeSqs();
-    const work = jobs();
-    const { c } = consumer(sqs, work, { concurrency: 2, heartbeatIntervalSeconds: 20, jobTimeoutMs: 600_000 });
-    c.start();
-    await vi.advanceTimersByTimeAsync(50);
-    sqs.add(1); // answers the poll in flight: received 50 ms after the start
-    await vi.advanceTimersByTimeAsync(20_000 - 50 + 20);
-
-    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1']]);
-  });
-
   it('at its deadline cancels what runs, waits for it to stop (up to 1 s) and returns as soon as it has', async () => {
     // Prepare: m-1's work stops 300 ms after it is cancelled.
     const sqs = fakeSqs();
@@ -886,18 +868,14 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
 
     // Act: a drain whose deadline (1.1 s) falls between two of its 250 ms checks.
     const began = Date.now();
-    let endedAt: number | undefined;
-    const drained = c.drain(began + 1_100);
-    void drained.then(() => (endedAt = Date.now()));
-    while (endedAt === undefined && Date.now() - began < 10_000) await vi.advanceTimersByTimeAsync(10);
-    const { unfinished } = await drained;
+    const { unfinished, tookMs } = await drainInFakeTime(c, 1_100, 10);
 
     // Assess: cancelled at the deadline, stopped 300 ms later; the drain ends then, not after the whole 1 s grace.
     expect(unfinished).toBe(1);
     expect(cancelled).toMatchObject({ message: 'the drain timed out' });
     expect((stoppedAt ?? 0) - began).toBe(1_400);
-    expect((endedAt ?? Infinity) - began).toBeGreaterThanOrEqual(1_400);
-    expect((endedAt ?? Infinity) - began).toBeLessThan(1_500);
+    expect(tookMs).toBeGreaterThanOrEqual(1_400);
+    expect(tookMs).toBeLessThan(1_500);
     expect(lines().filter((l) => l.msg === 'a timed-out job stopped; its late verdict is dropped')).toHaveLength(1);
   });
 
@@ -909,16 +887,11 @@ describe('the consumer: health, batching, memory and the end of a drain', () => 
     await vi.advanceTimersByTimeAsync(500);
 
     // Act
-    const began = Date.now();
-    let endedAt: number | undefined;
-    const drained = c.drain(began + 10_000);
-    void drained.then(() => (endedAt = Date.now()));
-    while (endedAt === undefined && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(10);
-    await drained;
+    const { tookMs } = await drainInFakeTime(c, 10_000, 10);
 
     // Assess: the poll failed 1.5 s after the drain began; the drain ended with it.
     expect(sqs.receives()).toHaveLength(1);
-    expect((endedAt ?? Infinity) - began).toBeLessThan(1_600);
+    expect(tookMs).toBeLessThan(1_600);
   });
 
   it('logs a failure of the receive loop itself as an error with its cause', async () => {
