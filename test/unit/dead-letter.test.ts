@@ -334,6 +334,20 @@ describe('deadLetterEntry: where the message is cut', () => {
     expect(entry.attributes.ErrorMessage?.StringValue).toBe(message.slice(0, 1024));
   });
 
+  it.each([
+    { where: 'just before the cut', spare: 8, message: `ab\uFFFDcdefghijkl`, kept: 'ab\uFFFD…' },
+    { where: 'before a character the cut goes through', spare: 10, message: `ab\uFFFD😀😀😀😀`, kept: 'ab\uFFFD…' },
+  ])("keeps a U+FFFD of the error's own $where", ({ spare, message, kept }) => {
+    // Prepare: `spare` bytes of room for the message (3 of them for the ellipsis).
+    const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - spare);
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), { code: ERROR.code, message });
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(kept);
+  });
+
   it('keeps a message whole when it fills the spare bytes exactly', () => {
     // Prepare
     const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - Buffer.byteLength(ERROR.message));
