@@ -41,10 +41,12 @@ function firstChars(text: string, n: number): string {
 
 function truncateUtf8(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text;
-  let cut = Buffer.from(text).subarray(0, Math.max(0, maxBytes - 3)).toString();
-  // A cut through a multi-byte character leaves U+FFFD at the end: drop it.
-  cut = cut.replace(/\uFFFD+$/, '');
-  return `${cut}…`;
+  const bytes = Buffer.from(text);
+  // Cut before the character the limit falls in: back over its continuation bytes (10xxxxxx). A
+  // U+FFFD the error itself contains is kept, wherever it stands.
+  let end = maxBytes - 3;
+  while (bytes.readUInt8(end) >> 6 === 0b10) end -= 1;
+  return `${bytes.subarray(0, end).toString()}…`;
 }
 
 /**

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryBudget } from '../../src/enroll/memory.ts';
-import { createConsumer, inOrderPerKey, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
+import { createConsumer, inOrderPerKey, type Consumer, type ConsumerOptions, type RunningJob, type Settlement } from '../../src/worker/consumer.ts';
 import { memoryLogger } from './helpers.ts';
 
 const MIB = 1_048_576;
@@ -18,10 +18,11 @@ const MIB = 1_048_576;
 type Sent = ReceiveMessageCommand | DeleteMessageBatchCommand | ChangeMessageVisibilityBatchCommand;
 
 /** A queue in memory behind a fake client: receives take what is there, or wait like a long poll. */
-function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = {}) {
+function fakeSqs(options: { failReceives?: number; failPolls?: number; failVisibility?: boolean; silentReceives?: boolean } = {}) {
   const waiting: Message[] = [];
   const sent: Sent[] = [];
   let failures = options.failReceives ?? 0;
+  let failedPolls = options.failPolls ?? 0;
   let wake: (() => void) | undefined;
   let next = 0;
   const client = {
@@ -32,6 +33,8 @@ function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = 
           failures -= 1;
           throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
         }
+        // A poll that never answers (a network that swallows it): only the consumer's own bound ends a wait for it.
+        if (options.silentReceives) await new Promise<never>(() => {});
         if (waiting.length === 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, (command.input.WaitTimeSeconds ?? 0) * 1000);
@@ -41,6 +44,11 @@ function fakeSqs(options: { failReceives?: number; failVisibility?: boolean } = 
             };
           });
           wake = undefined;
+        }
+        // A poll that fails at its end (a 5xx after the long poll).
+        if (failedPolls > 0) {
+          failedPolls -= 1;
+          throw Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
         }
         return { Messages: waiting.splice(0, command.input.MaxNumberOfMessages ?? 1) };
       }
@@ -91,6 +99,16 @@ function jobs() {
   };
 }
 
+/** A settle that holds the messages `holds` picks until the test calls `goOn`, then settles as `work` does. */
+function heldSettle(work: ReturnType<typeof jobs>, holds: (message: Message, settlement: Settlement<string>) => boolean) {
+  let release: (() => void) | undefined;
+  const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
+    if (holds(message, settlement)) await new Promise<void>((r) => (release = r));
+    await work.settle(message, settlement, job, queue);
+  };
+  return { settle, goOn: () => release?.() };
+}
+
 function consumer(sqs: ReturnType<typeof fakeSqs>, work: ReturnType<typeof jobs>, overrides: Partial<ConsumerOptions<string>> = {}) {
   const { log, lines } = memoryLogger();
   const c = createConsumer<string>({
@@ -120,6 +138,20 @@ async function started(messages: number, overrides: Partial<ConsumerOptions<stri
   c.start();
   await vi.advanceTimersByTimeAsync(0);
   return { sqs, work, c, lines };
+}
+
+/**
+ * Drains with a deadline `deadlineInMs` from now, fake time running in `stepMs` steps only until the
+ * drain has returned (at most `limitMs`): what it returned and how long it took.
+ */
+async function drainInFakeTime(c: Consumer, deadlineInMs: number, stepMs = 100, limitMs = 60_000) {
+  const began = Date.now();
+  let endedAt: number | undefined;
+  const drained = c.drain(began + deadlineInMs);
+  void drained.then(() => (endedAt = Date.now()));
+  while (endedAt === undefined && Date.now() - began < limitMs) await vi.advanceTimersByTimeAsync(stepMs);
+  const { unfinished } = await drained;
+  return { unfinished, tookMs: (endedAt ?? Infinity) - began };
 }
 
 beforeEach(() => {
@@ -232,7 +264,7 @@ describe('the consumer', () => {
 
   it('settles a job past its deadline as timed out at once, cancels its work, and counts its slot as stuck until it stops', async () => {
     // Prepare
-    const { sqs, work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
+    const { sqs, work, c, lines } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000 });
     const job = work.running.get('m-1')?.job;
     if (job) job.phase = 'decode';
 
@@ -245,6 +277,7 @@ describe('the consumer', () => {
     // Assess
     expect(atDeadline).toEqual({ settled: [{ id: 'm-1', kind: 'timed-out' }], aborted: true, stuck: 1, lastTimeoutAt: expect.any(Number) });
     expect(work.settled).toEqual([{ id: 'm-1', kind: 'timed-out' }]);
+    expect(lines().filter((l) => l.msg === 'a timed-out job stopped; its late verdict is dropped')).toMatchObject([{ level: 'debug', messageId: 'm-1' }]);
     expect(c.health.stuck).toBe(0);
     expect(sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []).map((e) => e.VisibilityTimeout)).toEqual([30]);
   });
@@ -375,6 +408,8 @@ describe('the consumer', () => {
       { id: 'm-2', kind: 'released' },
       { id: 'm-1', kind: 'verdict' },
     ]);
+    // m-2 never ran: it is handed back in its first phase.
+    expect(work.settlements.map((s) => s.phase)).toEqual(['download', 'outcome']);
     const receivesAfterStop = sqs.receives().length;
     await vi.advanceTimersByTimeAsync(30_000);
     expect(sqs.receives().length).toBe(receivesAfterStop);
@@ -397,12 +432,7 @@ describe('the consumer', () => {
     const signals = [...work.running.values()].map((r) => r.job.signal);
 
     // Act: time runs only until the drain has returned (its deadline, the cancel grace, the poll).
-    const began = Date.now();
-    const drained = c.drain(began + 2_000);
-    let done = false;
-    void drained.then(() => (done = true));
-    while (!done && Date.now() - began < 30_000) await vi.advanceTimersByTimeAsync(100);
-    const { unfinished } = await drained;
+    const { unfinished } = await drainInFakeTime(c, 2_000);
 
     // Assess
     expect(unfinished).toBe(2);
@@ -473,20 +503,27 @@ describe('the consumer', () => {
     expect(failures[0]?.msg).toBe('a heartbeat failed; the message may be received again');
   });
 
-  it("beats only for jobs running close to an interval: a job received just before a beat waits for the next", async () => {
+  it("beats only for jobs running close to an interval: one received just before a beat waits for the next, one received up to 50 ms after a beat counts as a whole interval old at the next (timers run late)", async () => {
     const sqs = fakeSqs();
     const work = jobs();
     const { c } = consumer(sqs, work, { concurrency: 4, heartbeatIntervalSeconds: 20, jobTimeoutMs: 600_000 });
     c.start();
     await vi.advanceTimersByTimeAsync(0);
     await vi.advanceTimersByTimeAsync(19_000);
-    sqs.add(1);
-    await vi.advanceTimersByTimeAsync(1_100);
+    sqs.add(1); // r-1, 1 s before the beat at 20 s
+    await vi.advanceTimersByTimeAsync(1_050);
+    sqs.add(1); // r-2, 50 ms after it: 19.95 s old at the beat at 40 s
+    await vi.advanceTimersByTimeAsync(1);
+    sqs.add(1); // r-3, 51 ms after it: 19.949 s old then
+    await vi.advanceTimersByTimeAsync(49);
     const first = sqs.visibilityBatches().length;
-    await vi.advanceTimersByTimeAsync(20_000);
+    await vi.advanceTimersByTimeAsync(40_000);
 
     expect(first).toBe(0);
-    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([['r-1']]);
+    expect(sqs.visibilityBatches().map((b) => b.input.Entries?.map((e) => e.ReceiptHandle))).toEqual([
+      ['r-1', 'r-2'],
+      ['r-1', 'r-2', 'r-3'],
+    ]);
   });
 
   it('gives a timed-out settlement its phase and JOB_TIMEOUT_SECONDS, cancels the work with a TimeoutError, and stops beating for it', async () => {
@@ -567,11 +604,7 @@ describe('the consumer', () => {
     // Prepare: m-1 times out and its work never stops; m-2's verdict is acted on until the test lets it finish.
     const sqs = fakeSqs();
     const work = jobs();
-    let publish!: () => void;
-    const settle: ConsumerOptions<string>['settle'] = async (message, settlement, job, queue) => {
-      if (settlement.kind === 'verdict') await new Promise<void>((r) => (publish = r));
-      await work.settle(message, settlement, job, queue);
-    };
+    const { settle, goOn: publish } = heldSettle(work, (_m, settlement) => settlement.kind === 'verdict');
     const { c, lines } = consumer(sqs, work, { concurrency: 2, jobTimeoutMs: 5_000, pollWaitSeconds: 1, settle });
     sqs.add(2);
     c.start();
@@ -604,16 +637,11 @@ describe('the consumer', () => {
     const { sqs, work, c, lines } = await started(2, { concurrency: 2, pollWaitSeconds: 20, jobTimeoutMs: 600_000 });
 
     // Act
-    const began = Date.now();
-    let endedAt: number | undefined;
-    const drained = c.drain(began + 2_000);
-    void drained.then(() => (endedAt = Date.now()));
-    while (endedAt === undefined && Date.now() - began < 60_000) await vi.advanceTimersByTimeAsync(100);
-    const { unfinished } = await drained;
+    const { unfinished, tookMs } = await drainInFakeTime(c, 2_000);
 
     // Assess: the deadline, then the cancel grace (1 s): not the 25 s a long poll would take.
     expect(unfinished).toBe(2);
-    expect((endedAt ?? Infinity) - began).toBeLessThanOrEqual(3_200);
+    expect(tookMs).toBeLessThanOrEqual(3_200);
     expect(lines().filter((l) => l.level === 'error')).toEqual([]);
   });
 
@@ -636,7 +664,7 @@ describe('the consumer', () => {
     expect(midPoll.progress).toBeGreaterThanOrEqual(14);
   });
 
-  it('calls onProgress at least every 250 ms while jobs finish', async () => {
+  it('calls onProgress every 250 ms while jobs finish, and no more often (it extends the stop timeout; a tight loop would spin)', async () => {
     const { sqs, work, c } = await started(1, { concurrency: 2, pollWaitSeconds: 1 });
 
     let progress = 0;
@@ -647,7 +675,260 @@ describe('the consumer', () => {
     await vi.advanceTimersByTimeAsync(3_000);
     await drained;
 
+    // Every 250 ms of the 2 s (8), and the 1 s timer's own calls (2).
     expect(whileRunning).toBeGreaterThanOrEqual(8);
+    expect(whileRunning).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('the consumer: health, batching, memory and the end of a drain', () => {
+  it('reports the last receive that answered: the start, then each poll when it answers, never a failed one', async () => {
+    // Prepare: the first receive fails (1 s backoff at random 0.5); the next is a 5 s long poll.
+    const sqs = fakeSqs({ failReceives: 1 });
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 5 });
+    const began = Date.now();
+
+    // Act
+    c.start();
+    const atStart = c.health;
+    await vi.advanceTimersByTimeAsync(500);
+    const afterFailure = c.health.lastReceiveAt;
+    await vi.advanceTimersByTimeAsync(500 + 5_000 + 500);
+
+    // Assess: the second receive went out at 1 s and answered (empty) at 6 s.
+    expect(atStart).toEqual({ lastReceiveAt: began, inFlight: 0, slots: 2, stuck: 0, lastTimeoutAt: undefined });
+    expect(afterFailure).toBe(began);
+    expect(c.health.lastReceiveAt).toBe(began + 6_000);
+  });
+
+  it('waits for a quarter of the slots, rounded up: with 6 slots, for two', async () => {
+    // Prepare
+    const { sqs, work } = await started(8, { concurrency: 6 });
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(20);
+    const afterOne = sqs.receives().length;
+    work.finish('m-2');
+    await vi.advanceTimersByTimeAsync(20);
+
+    // Assess
+    expect(afterOne).toBe(1);
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([6, 2]);
+    expect([...work.running.keys()].sort()).toEqual(['m-3', 'm-4', 'm-5', 'm-6', 'm-7', 'm-8']);
+  });
+
+  it("holds a received message's bytes until it is settled: a receive that does not fit waits for them", async () => {
+    // Prepare: a 2 MiB budget; two messages of 900 kB leave no room for another 1 MiB message.
+    // Settling m-1 (its verdict acted on) waits until the test lets it go on.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { settle, goOn } = heldSettle(work, (message) => message.MessageId === 'm-1');
+    const memory = createMemoryBudget(2 * MIB);
+    const { c } = consumer(sqs, work, { concurrency: 4, memory, settle });
+    sqs.add(2, 'x'.repeat(900_000));
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    sqs.add(2, 'y'.repeat(900_000));
+
+    // Act: m-1's verdict comes; its settling hangs, then goes on.
+    await vi.advanceTimersByTimeAsync(100);
+    const beforeVerdict = { receives: sqs.receives().length, held: memory.held };
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(100);
+    const whileSettling = { receives: sqs.receives().length, held: memory.held, inFlight: c.health.inFlight };
+    goOn();
+    await vi.advanceTimersByTimeAsync(100);
+
+    // Assess: the slot was free at once, the bytes only once settled; then one message's room.
+    expect(beforeVerdict).toEqual({ receives: 1, held: 1_800_000 });
+    expect(whileSettling).toEqual({ receives: 1, held: 1_800_000, inFlight: 1 });
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([4, 1]);
+    expect([...work.running.keys()].sort()).toEqual(['m-2', 'm-3']);
+    expect(memory.held).toBe(1_800_000);
+  });
+
+  it('stops keeping a message invisible once its verdict has outlived the deadline', async () => {
+    // Prepare: the verdict comes at once; acting on it hangs past the 5 s deadline, whatever the
+    // cancellation. Heartbeats every 2 s.
+    const hangs = () => new Promise<void>(() => {});
+    const { sqs, work, c } = await started(1, { concurrency: 1, jobTimeoutMs: 5_000, heartbeatIntervalSeconds: 2, settle: hangs });
+    work.finish('m-1');
+
+    // Act
+    await vi.advanceTimersByTimeAsync(20_000);
+
+    // Assess: beats at 2 s and 4 s, none after the deadline; the job counts as timed out.
+    const beats = sqs.visibilityBatches().flatMap((b) => b.input.Entries ?? []);
+    expect(beats.map((e) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      ['r-1', 60],
+      ['r-1', 60],
+    ]);
+    expect(c.health.lastTimeoutAt).toEqual(expect.any(Number));
+  });
+
+  it('hands back a job still waiting its turn at the drain, and does not time it out when its wait ends later', async () => {
+    // Prepare: m-1 waits for capacity for good; its work ignores the cancellation.
+    const { work, c } = await started(1, { concurrency: 2, jobTimeoutMs: 5_000, pollWaitSeconds: 1 });
+    let endWait!: () => void;
+    const waiting = work.running.get('m-1')?.job.waitFor(new Promise<void>((r) => (endWait = r)));
+
+    // Act: drain (1 s deadline), then the wait ends, and long past the job's deadline.
+    const { unfinished } = await drainInFakeTime(c, 1_000);
+    endWait();
+    await waiting;
+    await vi.advanceTimersByTimeAsync(10_000);
+
+    // Assess
+    expect(unfinished).toBe(1);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'released' }]);
+    expect([c.health.lastTimeoutAt, c.health.stuck]).toEqual([undefined, 0]);
+  });
+
+  it('ends a drain whose poll never answers after the long poll and its 5 s grace', async () => {
+    // Prepare: a 3 s long poll that the network swallows.
+    const sqs = fakeSqs({ silentReceives: true });
+    const { c, lines } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 3 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act
+    const { tookMs } = await drainInFakeTime(c, 1_000);
+
+    // Assess: 3 s + 5 s, not at the drain's own deadline and not never.
+    expect(tookMs).toBeGreaterThanOrEqual(8_000);
+    expect(tookMs).toBeLessThanOrEqual(8_100);
+    expect(lines().filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('frees the slot as soon as the verdict is known: the next receive goes out while the verdict is acted on', async () => {
+    // Prepare: one slot; acting on m-1's verdict waits until the test lets it go on.
+    const sqs = fakeSqs();
+    const work = jobs();
+    const { settle, goOn } = heldSettle(work, (message) => message.MessageId === 'm-1');
+    const { c } = consumer(sqs, work, { concurrency: 1, settle });
+    sqs.add(2);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act
+    work.finish('m-1');
+    await vi.advanceTimersByTimeAsync(100);
+    const whileActing = { running: [...work.running.keys()], settled: [...work.settled] };
+    goOn();
+    await vi.advanceTimersByTimeAsync(100);
+
+    // Assess
+    expect(whileActing).toEqual({ running: ['m-2'], settled: [] });
+    expect(sqs.receives().map((r) => r.input.MaxNumberOfMessages)).toEqual([1, 1]);
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'verdict' }]);
+  });
+
+  it("does not keep a job asking for more than the whole budget waiting behind the poll's reservation", async () => {
+    // Prepare: a 2 MiB budget, all of it reserved by the poll in flight (two slots, an empty queue).
+    const sqs = fakeSqs();
+    const memory = createMemoryBudget(2 * MIB);
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, memory });
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const reserved = memory.held;
+
+    // Act: a job asks for 3 MiB (admitted alone, beside nothing but received messages' bytes).
+    let admitted: number | undefined;
+    void memory.acquire(3 * MIB).then((grant) => {
+      admitted = Date.now();
+      grant.release();
+    });
+    const asked = Date.now();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Assess: at once, not when the 20 s poll ends.
+    expect(reserved).toBe(2 * MIB);
+    expect(admitted).toBe(asked);
+  });
+
+  it('at its deadline cancels what runs, waits for it to stop (up to 1 s) and returns as soon as it has', async () => {
+    // Prepare: m-1's work stops 300 ms after it is cancelled.
+    const sqs = fakeSqs();
+    const work = jobs();
+    let stoppedAt: number | undefined;
+    let cancelled: unknown;
+    const decide: ConsumerOptions<string>['decide'] = (_message, job) =>
+      new Promise<string>((resolve) => {
+        job.signal.addEventListener('abort', () => {
+          cancelled = job.signal.reason;
+          setTimeout(() => {
+            stoppedAt = Date.now();
+            resolve('too late');
+          }, 300);
+        });
+      });
+    const { c, lines } = consumer(sqs, work, { concurrency: 2, pollWaitSeconds: 1, jobTimeoutMs: 600_000, decide });
+    sqs.add(1);
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Act: a drain whose deadline (1.1 s) falls between two of its 250 ms checks.
+    const began = Date.now();
+    const { unfinished, tookMs } = await drainInFakeTime(c, 1_100, 10);
+
+    // Assess: cancelled at the deadline, stopped 300 ms later; the drain ends then, not after the whole 1 s grace.
+    expect(unfinished).toBe(1);
+    expect(cancelled).toMatchObject({ message: 'the drain timed out' });
+    expect((stoppedAt ?? 0) - began).toBe(1_400);
+    expect(tookMs).toBeGreaterThanOrEqual(1_400);
+    expect(tookMs).toBeLessThan(1_500);
+    expect(lines().filter((l) => l.msg === 'a timed-out job stopped; its late verdict is dropped')).toHaveLength(1);
+  });
+
+  it('ends a drain that begins during a poll which then fails, without sitting out the backoff', async () => {
+    // Prepare: a 2 s poll that fails at its end; the backoff after it would be 1 s.
+    const sqs = fakeSqs({ failPolls: 1 });
+    const { c } = consumer(sqs, jobs(), { concurrency: 2, pollWaitSeconds: 2 });
+    c.start();
+    await vi.advanceTimersByTimeAsync(500);
+
+    // Act
+    const { tookMs } = await drainInFakeTime(c, 10_000, 10);
+
+    // Assess: the poll failed 1.5 s after the drain began; the drain ended with it.
+    expect(sqs.receives()).toHaveLength(1);
+    expect(tookMs).toBeLessThan(1_600);
+  });
+
+  it('logs a failure of the receive loop itself as an error with its cause', async () => {
+    // Prepare: a bug where the backoff is jittered (the random source throws).
+    const sqs = fakeSqs({ failReceives: 1 });
+    const { c, lines } = consumer(sqs, jobs(), {
+      random: () => {
+        throw new Error('no randomness');
+      },
+    });
+
+    // Act
+    c.start();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Assess
+    expect(lines().filter((l) => l.level === 'error')).toMatchObject([{ msg: 'the receive loop stopped unexpectedly', err: { message: 'no randomness' } }]);
+  });
+
+  it('leaves no timer running once drained (heartbeat, progress, deadlines), so the process can exit', async () => {
+    // Prepare
+    const { work, c } = await started(1, { concurrency: 2, pollWaitSeconds: 1, jobTimeoutMs: 5_000 });
+
+    // Act: m-1 finishes during the drain; then time runs past every one-shot timer.
+    let done = false;
+    const drained = c.drain(Date.now() + 3_000, () => {});
+    void drained.then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(500);
+    work.finish('m-1');
+    while (!done) await vi.advanceTimersByTimeAsync(100);
+    await vi.advanceTimersByTimeAsync(60_000);
+
+    // Assess
+    expect(work.settled).toEqual([{ id: 'm-1', kind: 'verdict' }]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 

@@ -334,6 +334,20 @@ describe('deadLetterEntry: where the message is cut', () => {
     expect(entry.attributes.ErrorMessage?.StringValue).toBe(message.slice(0, 1024));
   });
 
+  it.each([
+    { where: 'just before the cut', spare: 8, message: `ab\uFFFDcdefghijkl`, kept: 'ab\uFFFD…' },
+    { where: 'before a character the cut goes through', spare: 10, message: `ab\uFFFD😀😀😀😀`, kept: 'ab\uFFFD…' },
+  ])("keeps a U+FFFD of the error's own $where", ({ spare, message, kept }) => {
+    // Prepare: `spare` bytes of room for the message (3 of them for the ellipsis).
+    const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - spare);
+
+    // Act
+    const entry = deadLetterEntry(sqsMessage({ Body: body }), { code: ERROR.code, message });
+
+    // Assess
+    expect(entry.attributes.ErrorMessage?.StringValue).toBe(kept);
+  });
+
   it('keeps a message whole when it fills the spare bytes exactly', () => {
     // Prepare
     const body = 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - messageOverhead - Buffer.byteLength(ERROR.message));
@@ -393,6 +407,21 @@ describe("deadLetterEntry: the job's trace", () => {
     expect(entry.attributes).not.toHaveProperty('traceparent');
     expect(entry.attributes.ErrorCode).toEqual(stringAttribute(ERROR.code));
     expect(entry.errorOmitted).toBe(false);
+  });
+
+  it('keeps it beside ErrorCode when the two fill 1 MiB exactly (with no room left for the message)', () => {
+    // Prepare: the body, the traceparent and the code are exactly SQS's limit.
+    const traceBytes = 'traceparent'.length + 'String'.length + (TRACE.traceparent.StringValue ?? '').length;
+    const codeBytes = 'ErrorCode'.length + 'String'.length + ERROR.code.length;
+    const message = sqsMessage({ Body: 'x'.repeat(SQS_MAX_MESSAGE_BYTES - codeBytes - traceBytes) });
+
+    // Act
+    const entry = deadLetterEntry(message, ERROR, TRACE);
+
+    // Assess
+    expect(entry.attributes).toEqual({ traceparent: TRACE.traceparent, ErrorCode: stringAttribute(ERROR.code) });
+    expect(entry.errorOmitted).toBe(false);
+    expect(sqsSize(entry.body, entry.attributes)).toBe(SQS_MAX_MESSAGE_BYTES);
   });
 
   it('keeps the original trace attributes when the job has no trace of its own', () => {
