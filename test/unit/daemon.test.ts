@@ -100,7 +100,7 @@ describe('the daemon, wired to the in-process endpoint', () => {
   it('stores a job, dead-letters a bad one and deletes both messages, counting each fate, then drains', { timeout: 30_000 }, async () => {
     // Prepare
     const stack = await createStack(aws.endpoint, uniqueName('daemon'));
-    const { daemon, lines, notifier } = await startDaemon(stack, { DELETE_STAGED_SOURCES: 'true', MAX_IMAGES_PER_JOB: '20', DRAIN_TIMEOUT_SECONDS: '30' });
+    const { daemon, lines, notifier, tracing } = await startDaemon(stack, { DELETE_STAGED_SOURCES: 'true', MAX_IMAGES_PER_JOB: '20', DRAIN_TIMEOUT_SECONDS: '30' });
     const metricsUrl = String(lineOf(lines, 'ready: receiving jobs')?.metrics);
     const [inline, stagedBytes] = await Promise.all([jpegImage({ width: 320, height: 400 }), jpegImage({ width: 400, height: 320 })]);
     await stack.s3.send(new PutObjectCommand({ Bucket: stack.stagingBucket, Key: 'uploads/1', Body: stagedBytes }));
@@ -131,6 +131,12 @@ describe('the daemon, wired to the in-process endpoint', () => {
     expect(JSON.parse(byJob.get('job-staged')?.Body ?? '{}')).toMatchObject({ status: 'succeeded' });
     expect(JSON.parse(byJob.get('job-bad')?.Body ?? '{}')).toMatchObject({ status: 'failed', error: { code: 'INVALID_IMAGE' } });
     expect(dead.map((m) => [m.MessageAttributes?.ErrorCode?.StringValue, m.MessageAttributes?.source?.StringValue])).toEqual([['INVALID_IMAGE', 'test']]);
+    // How each job's span ends: its verdict, and what it stored or why it failed.
+    expect([...tracing.ends].sort((a, b) => String(a.jobId).localeCompare(String(b.jobId)))).toEqual([
+      { verdict: 'failed', jobId: 'job-bad', code: 'INVALID_IMAGE', error: expect.stringMatching(/\S/) },
+      { verdict: 'succeeded', jobId: 'job-good', references: 1 },
+      { verdict: 'succeeded', jobId: 'job-staged', references: 1 },
+    ]);
     expect(await listKeys(stack.s3, stack.bucket)).toHaveLength(2);
     expect(await listKeys(stack.s3, stack.stagingBucket ?? '')).toEqual([]);
     expect(aws.queueDepth(jobsQueue)).toMatchObject({ visible: 0, inFlight: 0 });
@@ -200,7 +206,8 @@ describe('the daemon, wired to the in-process endpoint', () => {
   it('warns at start when there is no dead-letter queue, and logs a failed job in full instead', { timeout: 30_000 }, async () => {
     // Prepare
     const stack = await createStack(aws.endpoint, uniqueName('daemon-nodlq'), { withDeadLetterQueue: false });
-    const { daemon, lines } = await startDaemon(stack, { POLL_WAIT_SECONDS: '3', DRAIN_TIMEOUT_SECONDS: '1' });
+    // One job's worst case (1 × 10 MiB) exactly fills the held share (a third of 30 MiB): no warning.
+    const { daemon, lines } = await startDaemon(stack, { POLL_WAIT_SECONDS: '3', DRAIN_TIMEOUT_SECONDS: '1', MAX_IMAGES_PER_JOB: '1', MAX_IMAGE_BYTES: String(10 * MIB), MAX_IN_FLIGHT_BYTES: String(30 * MIB) });
 
     // Act
     await sendJob(stack, { version: 1, jobId: 'job-bad', userId: 'carol', images: [{ data: Buffer.from('not an image').toString('base64') }] });
