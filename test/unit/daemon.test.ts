@@ -45,16 +45,24 @@ function recordingNotifier(): Notifier & { readonly calls: string[] } {
   };
 }
 
-/** The tracing the daemon builds, with each job's end remembered. */
-function recordingTracing(inner: Tracing): Tracing & { readonly ends: JobEnd[] } {
+/** The tracing the daemon builds, with each job's phases (one list per trace) and end remembered. */
+function recordingTracing(inner: Tracing): Tracing & { readonly ends: JobEnd[]; readonly phases: string[][] } {
   const ends: JobEnd[] = [];
+  const phases: string[][] = [];
   return {
     ...inner,
     ends,
+    phases,
     forMessage: (message) => {
       const trace = inner.forMessage(message);
+      const entered: string[] = [];
+      phases.push(entered);
       return {
         ...trace,
+        phase: (name) => {
+          entered.push(name);
+          trace.phase(name);
+        },
         end: (result) => {
           ends.push(result);
           trace.end(result);
@@ -113,7 +121,8 @@ describe('the daemon, wired to the in-process endpoint', () => {
     const dead = await drainQueue(stack.sqs, stack.deadLetterQueueUrl ?? '', { expected: 1, timeoutMs: 10_000 });
     const jobsQueue = stack.jobsQueueUrl.split('/').at(-1) ?? '';
     await vi.waitUntil(() => aws.queueDepth(jobsQueue).inFlight === 0, { timeout: 5_000, interval: 20 });
-    const metrics = parseMetrics(await (await fetch(`${metricsUrl}/metrics`)).text());
+    const scraped = await fetch(`${metricsUrl}/metrics`);
+    const metrics = parseMetrics(await scraped.text());
     const health = await fetch(`${metricsUrl}/healthz`);
     const healthBody = (await health.json()) as Record<string, unknown>;
     const notFound = (await fetch(`${metricsUrl}/nowhere`)).status;
@@ -137,6 +146,8 @@ describe('the daemon, wired to the in-process endpoint', () => {
       { verdict: 'succeeded', jobId: 'job-good', references: 1 },
       { verdict: 'succeeded', jobId: 'job-staged', references: 1 },
     ]);
+    // One trace per job, from its receipt through its phases to the outcome.
+    expect(tracing.phases.map((p) => [p[0], p.at(-1), p.length > 2])).toEqual(Array.from({ length: 3 }, () => ['download', 'outcome', true]));
     expect(await listKeys(stack.s3, stack.bucket)).toHaveLength(2);
     expect(await listKeys(stack.s3, stack.stagingBucket ?? '')).toEqual([]);
     expect(aws.queueDepth(jobsQueue)).toMatchObject({ visible: 0, inFlight: 0 });
@@ -158,6 +169,7 @@ describe('the daemon, wired to the in-process endpoint', () => {
     expect(metrics.enrollment_last_success_timestamp_seconds).toBeGreaterThan(0);
     expect([health.status, healthBody.status, healthBody.inFlight, healthBody.stuck, healthBody.lastTimeoutAt, notFound, posted, withQuery]).toEqual([200, 'ok', 0, 0, null, 404, 405, 200]);
     expect(health.headers.get('content-type')).toBe('application/json');
+    expect(scraped.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     expect(healthBody.lastReceiveAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
 
     // What the worker said: the ready line, the warnings of its settings, reload, the stop.
@@ -233,7 +245,7 @@ describe('reload with a secret', () => {
     const keyB = 'b'.repeat(40);
     const otherResults = (await stack.sqs.send(new CreateQueueCommand({ QueueName: uniqueName('results') }))).QueueUrl ?? '';
     aws.putSecret(secret, JSON.stringify({ JOB_SIGNING_KEY: keyA }));
-    const { daemon, lines, notifier } = await startDaemon(stack, { SECRETS_NAME: secret });
+    const { daemon, lines, notifier } = await startDaemon(stack, { SECRETS_NAME: secret, METRICS_PORT: undefined });
     const started = lineOf(lines, 'ready: receiving jobs')?.signingKeys as { current: string | null };
     const reloadWith = async (settings: Record<string, string> | undefined) => {
       aws.putSecret(secret, settings && JSON.stringify(settings));
@@ -253,6 +265,10 @@ describe('reload with a secret', () => {
     const unreadable = await reloadWith(undefined);
     await stop(daemon);
 
+    // Assess: started with the secret's signing key (so no warning of unsigned jobs), and no metrics port.
+    expect(started.current).toMatch(/^[0-9a-f]{8}$/);
+    expect(lines().some((l) => l.allowUnsignedJobs !== undefined)).toBe(false);
+    expect(lineOf(lines, 'ready: receiving jobs')?.metrics).toBeNull();
     // Assess: the first reload applies what is read per job and names the rest for the next start.
     const reread = applied.said.find((l) => l.msg === 'reload: secret re-read');
     expect(reread).toMatchObject({ level: 'info', secret, needRestart: ['concurrency'] });
@@ -307,12 +323,15 @@ describe('a job past its deadline, and a drain that outlasts its jobs', () => {
 
       // Assess: the timeout is a retry named as one, in the phase it was cut short in.
       expect(timedOut).toEqual({ verdict: 'retry', code: 'timeout', error: 'timed out in its download phase' });
+      expect(healthBody.lastTimeoutAt).toMatch(/^\d{4}-\d\d-\d\dT/);
       const lastTimeoutAt = Date.parse(healthBody.lastTimeoutAt ?? '');
       // Unhealthy for JOB_TIMEOUT_SECONDS after a timeout (when the answer came within them).
       if (answered - lastTimeoutAt < 3_000) expect([health.status, healthBody.status]).toEqual([503, 'unhealthy']);
       if (asked - lastTimeoutAt >= 3_000) expect(health.status).toBe(200);
       expect(lines().find((l) => l.msg === 'drain timeout: unfinished jobs were cancelled and handed back to the queue')).toMatchObject({ level: 'warn', unfinished: 1 });
       expect(tracing.ends.at(-1)).toEqual({ verdict: 'released' });
+      // The slot's first phase, the judgement entering it, then its settlement.
+      expect(tracing.phases[0]).toEqual(['download', 'download', 'outcome']);
       // One extension while the drain waits (at most one every 5 s), with the status as it stood.
       expect(notifier.calls.slice(stopping)).toEqual(['stopping', 'extend 15', 'status stopping: in flight 1; succeeded 0, failed 0, retried 1; last success none yet', 'close']);
       expect(metrics).toMatchObject({ 'enrollment_jobs_retried_total{reason="timeout"}': 1, 'enrollment_job_duration_seconds_count{outcome="retry"}': 1 });
