@@ -1,5 +1,5 @@
 // A small in-process AWS endpoint for the benchmark and the memory soak: SQS (JSON protocol), S3
-// (path-style), STS GetCallerIdentity and IMDSv2 on one loopback port, all in memory, with a fixed
+// (path-style), STS GetCallerIdentity, Secrets Manager GetSecretValue and IMDSv2 on one loopback port, all in memory, with a fixed
 // per-request delay that models the round trip to real SQS/S3 from EC2 (e.g. 15 ms).
 //
 // It answers exactly the calls the worker, the benchmark and the tests make, as AWS answers them
@@ -69,6 +69,8 @@ export interface FastAws {
   forget(prefix: string): void;
   /** Empties a bucket or a queue by name (PurgeQueue-like), keeping it: for long runs. Returns how many went. */
   purge(name: string): number;
+  /** Stores a secret's string for GetSecretValue (as a new version); `undefined` deletes it. */
+  putSecret(name: string, text: string | undefined): void;
   resetCounts(): void;
   stop(): Promise<void>;
 }
@@ -509,6 +511,7 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
   const queues = new Map<string, Queue>();
   const buckets = new Map<string, Map<string, StoredObject>>();
   const imdsTokens = new Map<string, number>();
+  const secrets = new Map<string, { text: string; versionId: string; createdAt: number }>();
   let requests: Record<string, number> = {};
   let billed: Record<string, number> = {};
   const faults = faultBook();
@@ -1025,6 +1028,30 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
     return res.end(xml);
   };
 
+  // --- Secrets Manager ------------------------------------------------------------------------
+
+  const handleSecrets = (res: ServerResponse, target: string, body: Buffer) => {
+    const action = target.slice('secretsmanager.'.length);
+    count(`secretsmanager:${action}`);
+    const send = (status: number, answer: Record<string, unknown>) => {
+      const text = JSON.stringify(answer);
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (action !== 'GetSecretValue') return send(400, { __type: 'UnknownOperationException', message: `${target} is not supported by this endpoint` });
+    const name = (JSON.parse(body.toString('utf8')) as { SecretId?: unknown }).SecretId;
+    const secret = typeof name === 'string' ? secrets.get(name) : undefined;
+    if (typeof name !== 'string' || !secret) return send(400, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." });
+    return send(200, {
+      ARN: `arn:aws:secretsmanager:${REGION}:${FAST_AWS_ACCOUNT}:secret:${name}-AbCdEf`,
+      Name: name,
+      SecretString: secret.text,
+      VersionId: secret.versionId,
+      VersionStages: ['AWSCURRENT'],
+      CreatedDate: secret.createdAt / 1000,
+    });
+  };
+
   // --- IMDSv2 --------------------------------------------------------------------------------
 
   const handleImds = (req: IncomingMessage, res: ServerResponse, path: string) => {
@@ -1072,6 +1099,7 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
       }
       const target = req.headers['x-amz-target'];
       if (typeof target === 'string' && target.startsWith('AmazonSQS.')) return handleSqs(req, res, target, raw, started);
+      if (typeof target === 'string' && target.startsWith('secretsmanager.')) return handleSecrets(res, target, raw);
       if (typeof target === 'string') {
         count(`unsupported:${target}`);
         const answer = JSON.stringify({ __type: 'UnknownOperationException', message: `${target} is not supported by this endpoint` });
@@ -1162,6 +1190,10 @@ export async function startFastAws(options: FastAwsOptions = {}): Promise<FastAw
       for (const m of queue.messages.values()) clearTimeout(m.timer);
       queue.messages.clear();
       return n;
+    },
+    putSecret(name, text) {
+      if (text === undefined) secrets.delete(name);
+      else secrets.set(name, { text, versionId: randomUUID(), createdAt: Date.now() });
     },
     resetCounts() {
       requests = {};

@@ -84,7 +84,7 @@ describe('runChecks', () => {
   });
 
   it('stops after a secret that cannot be read, naming it and the fix', async () => {
-    // The in-process endpoint has no Secrets Manager: the call is refused.
+    // No such secret on the in-process endpoint: Secrets Manager answers ResourceNotFoundException.
     const results = await check(envOf(stack, { SECRETS_MANAGER_SECRET_NAME: 'enrollment/worker' }));
 
     expect(results).toEqual([

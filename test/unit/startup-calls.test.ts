@@ -83,16 +83,40 @@ describe('identityOf and the secret, against hand-made answers', () => {
     expect(identity.arn).toMatch(/^arn:aws:/);
   });
 
-  it('gives up at once, with a StartupError naming the code, on credentials STS refuses', async () => {
+  it.each(['InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException'])('gives up at once, with a StartupError naming the code, on credentials STS refuses (%s)', async (code) => {
     server.answerWith((_req, res) =>
-      reply(res, 403, { 'content-type': 'text/xml' }, '<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>'),
+      reply(res, 403, { 'content-type': 'text/xml' }, `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>`),
     );
     const sts = stsClient({ region: 'us-east-1', endpoint: server.endpoint }, credentials);
     const before = server.requests.length;
     const error = await rejectionOf(() => identityOf(credentials, sts, soon(), memoryLogger().log)).finally(() => sts.destroy());
     expect(error).toBeInstanceOf(StartupError);
-    expect((error as Error).message).toBe('the credentials from the default chain were refused: InvalidClientTokenId');
+    expect((error as Error).message).toBe(`the credentials from the default chain were refused: ${code}`);
+    expect(((error as Error).cause as Error).name).toBe(code);
     expect(server.requests.length - before).toBe(1);
+  });
+
+  it('names what did not answer before the start-up timeout: the credentials, the result queue, the reference bucket', async () => {
+    // Every call is answered 500; the first retry would already end past the deadline.
+    server.answerWith((_req, res) => reply(res, 500, { 'content-type': 'text/xml' }, '<Error><Code>InternalError</Code><Message>down</Message></Error>'));
+    const target = { region: 'us-east-1', endpoint: server.endpoint };
+    const clients = { sts: stsClient(target, credentials), sqs: sqsClient(target, credentials), s3: s3Client(target, credentials) };
+    const { log } = memoryLogger();
+    const shortly = () => Date.now() + 300;
+    try {
+      const failures = [
+        await rejectionOf(() => identityOf(credentials, clients.sts, shortly(), log)),
+        await rejectionOf(() => inspectOutputs(clients, { bucket: 'references', resultQueueUrl: `${server.endpoint}/123456789012/results` }, shortly(), log)),
+        await rejectionOf(() => inspectOutputs(clients, { bucket: 'references', resultQueueUrl: undefined }, shortly(), log)),
+      ];
+      expect(failures.map((e) => [e instanceof StartupError, (e as Error).message.split(' did not succeed before the start-up timeout')[0]])).toEqual([
+        [true, 'AWS credentials'],
+        [true, 'the result queue'],
+        [true, 'the reference bucket'],
+      ]);
+    } finally {
+      for (const client of Object.values(clients)) client.destroy();
+    }
   });
 
   it("reads a secret's string, through the fetcher named after the variable in use", async () => {

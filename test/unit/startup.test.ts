@@ -217,21 +217,26 @@ const redrive = (targetArn: unknown, maxReceiveCount: unknown = 5) => JSON.strin
 
 type QueueCommand = GetQueueAttributesCommand | GetQueueUrlCommand;
 
+type Answer<T> = T | Error;
+
 /**
- * A fake SQS client that answers by command class: the jobs queue's attributes, and the URL of a
- * queue by name and owner (undefined: the queue does not exist). Records every command.
+ * A fake SQS client that answers by command class: the jobs queue's attributes (or, given a function,
+ * each queue's by its URL), and the URL of a queue by name and owner (undefined: the queue does not
+ * exist). An Error is thrown as the answer. Records every command.
  */
-function fakeQueues(options: { attributes?: Record<string, string> | Error; urls?: Record<string, string> }) {
+function fakeQueues(options: { attributes?: Answer<Record<string, string>> | ((queueUrl: string) => Answer<Record<string, string>>); urls?: Record<string, Answer<string>> }) {
   const sent: QueueCommand[] = [];
   const client = {
     send: async (command: QueueCommand) => {
       sent.push(command);
       if (command instanceof GetQueueAttributesCommand) {
-        if (options.attributes instanceof Error) throw options.attributes;
-        return { Attributes: options.attributes ?? {} };
+        const attributes = typeof options.attributes === 'function' ? options.attributes(command.input.QueueUrl ?? '') : options.attributes;
+        if (attributes instanceof Error) throw attributes;
+        return { Attributes: attributes ?? {} };
       }
       const url = options.urls?.[`${command.input.QueueOwnerAWSAccountId ?? ''}/${command.input.QueueName ?? ''}`];
       if (url === undefined) throw sdkError('QueueDoesNotExist', 400);
+      if (url instanceof Error) throw url;
       return { QueueUrl: url };
     },
   } as unknown as SQSClient;
@@ -325,6 +330,30 @@ describe('inspectJobsQueue', () => {
     // Assess
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems).toEqual([`SQS_QUEUE_URL: the queue ${JOBS_URL} cannot be used: QueueDoesNotExist: QueueDoesNotExist from the service`]);
+  });
+
+  it('refuses a DEAD_LETTER_QUEUE_URL that does not exist, naming it', async () => {
+    // Prepare
+    const sqs = fakeQueues({ attributes: (url) => (url === DLQ_URL ? sdkError('QueueDoesNotExist', 400) : {}) });
+
+    // Act
+    const error = await rejectionOf(() => inspectJobsQueue(sqs.client, JOBS_URL, DLQ_URL, T0 + 60_000, memoryLogger().log));
+
+    // Assess
+    expect((error as ConfigError).problems).toEqual([`DEAD_LETTER_QUEUE_URL: the dead-letter queue ${DLQ_URL} cannot be used: QueueDoesNotExist: QueueDoesNotExist from the service`]);
+  });
+
+  it.each([
+    ['the jobs queue', undefined, fakeQueues({ attributes: networkError('ECONNRESET') })],
+    ['the dead-letter queue', DLQ_URL, fakeQueues({ attributes: (url: string) => (url === DLQ_URL ? networkError('ECONNRESET') : {}) })],
+    ['the dead-letter queue', undefined, fakeQueues({ attributes: { RedrivePolicy: redrive('arn:aws:sqs:us-east-1:123456789012:enrollment-dlq') }, urls: { '123456789012/enrollment-dlq': networkError('ECONNRESET') } })],
+  ])('names %s when it does not answer before the start-up timeout (DEAD_LETTER_QUEUE_URL %s)', async (what, deadLetterQueueUrl, sqs) => {
+    // Act: the first retry would already end past the deadline.
+    const error = await rejectionOf(() => inspectJobsQueue(sqs.client, JOBS_URL, deadLetterQueueUrl, T0 + 500, memoryLogger().log));
+
+    // Assess
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as Error).message).toMatch(new RegExp(`^${what} did not succeed before the start-up timeout: `));
   });
 
   it('turns a dead-letter queue the policy names but that does not exist into a ConfigError naming it', async () => {
