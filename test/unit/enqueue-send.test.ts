@@ -3,7 +3,6 @@
 // message group, staged images — and how an outcome is found among others on the result queue. The
 // pure parts (buildJob, planStaging, checkMessageGroupId) are in enqueue.test.ts; the CLI around
 // them in commands.test.ts.
-import { createHash } from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { context, propagation, ROOT_CONTEXT, trace, type Context, type ContextManager } from '@opentelemetry/api';
@@ -11,12 +10,12 @@ import { TraceState, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signJob } from '../../src/job/signature.ts';
 import { buildSignedJob, enqueueJob, waitForOutcome, type EnqueueDeps } from '../../src/producer/enqueue.ts';
+import { sha256Hex } from '../support/bytes.ts';
 import { startFastAws, type FastAws } from '../support/fast-aws.ts';
 import { createStack, drainQueue, uniqueName, type Stack } from '../support/resources.ts';
 
 const MIB = 1_048_576;
 const KEY = 'k'.repeat(32);
-const sha256Hex = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 let aws: FastAws;
 beforeAll(async () => {
